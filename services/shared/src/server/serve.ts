@@ -1,0 +1,158 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "../logging/logger.js";
+import { serverTracing } from "../telemetry/trace-context.js";
+import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
+import { registerReflection } from "./reflection.js";
+import { Health } from "@flip/gen/health/v1/health_pb.js";
+import { ServerReflection } from "@flip/gen/grpc/reflection/v1/reflection_pb.js";
+
+export interface ServeOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** The application services, for reflection and health. */
+  services: DescService[];
+  routes: (router: ConnectRouter) => void;
+  log: Logger;
+  interceptors?: Interceptor[];
+  /** PEM certificate and key: serve TLS with ALPN (h2 and http/1.1). Without them, h2c and HTTP/1.1 share the port. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  contextValues?: (req: http.IncomingMessage | http2.Http2ServerRequest) => ContextValues;
+  /** HTTP/2 PING interval for every session; a peer that does not answer in `pingTimeoutMs` is dropped. */
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /** Largest request message accepted, in bytes. */
+  readMaxBytes?: number;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly host: string;
+  /** Base URL for clients, e.g. http://127.0.0.1:7770. */
+  readonly url: string;
+  readonly health: HealthRegistry;
+  /** Aborted when the server starts shutting down; long-lived handlers end their streams on it. */
+  readonly shutdownSignal: AbortSignal;
+  /** Stops accepting, ends streams, and waits up to `graceMs` for calls to finish before cutting connections. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
+
+/**
+ * Serves Connect, gRPC and gRPC-Web on one port, with grpc.health.v1 and gRPC reflection.
+ * Cleartext: a first-bytes sniff sends HTTP/2 prior-knowledge connections to the h2 server and the rest
+ * to an HTTP/1.1 server. TLS: one h2 secure server with ALPN and HTTP/1.1 fallback.
+ */
+export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  const shutdown = new AbortController();
+  const health = new HealthRegistry(opts.services.map((s) => s.typeName));
+  const handler = connectNodeAdapter({
+    routes(router) {
+      opts.routes(router);
+      registerHealth(router, health);
+      registerReflection(router, [...opts.services, Health, ServerReflection]);
+    },
+    interceptors: [serverTracing, ...(opts.interceptors ?? [])],
+    shutdownSignal: shutdown.signal,
+    contextValues: opts.contextValues,
+    readMaxBytes: opts.readMaxBytes ?? 16 * 1024 * 1024,
+  });
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<net.Socket>();
+  const pingEvery = opts.pingIntervalMs ?? 30_000;
+  const pingTimeout = opts.pingTimeoutMs ?? 10_000;
+  const onSession = (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    const timer = setInterval(() => {
+      if (session.closed || session.destroyed) return;
+      const guard = setTimeout(() => session.destroy(new Error("HTTP/2 ping timeout")), pingTimeout);
+      guard.unref();
+      session.ping((err) => {
+        clearTimeout(guard);
+        if (err && !session.destroyed) session.destroy(err);
+      });
+    }, pingEvery);
+    timer.unref();
+    session.on("close", () => {
+      clearInterval(timer);
+      sessions.delete(session);
+    });
+    session.on("error", (err) => opts.log.debug({ err: err.message }, "http2 session error"));
+  };
+
+  let listener: net.Server;
+  let h1: http.Server | undefined;
+  if (opts.tls) {
+    const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true }, handler);
+    secure.on("session", onSession);
+    listener = secure;
+  } else {
+    const h2 = http2.createServer({}, handler);
+    h2.on("session", onSession);
+    h1 = http.createServer(handler);
+    // Long server streams over HTTP/1.1 must not be cut at Node's default 5 minutes.
+    h1.requestTimeout = 0;
+    const h1Server = h1;
+    listener = net.createServer((socket) => {
+      const route = () => {
+        const head: Buffer | null = socket.read();
+        if (head === null) {
+          socket.once("readable", route);
+          return;
+        }
+        socket.unshift(head);
+        const isH2 = head.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
+        (isH2 ? h2 : h1Server).emit("connection", socket);
+      };
+      socket.once("readable", route);
+    });
+  }
+  listener.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(opts.port, opts.host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address() as net.AddressInfo;
+  const scheme = opts.tls ? "https" : "http";
+  const hostForUrl = address.address.includes(":") ? `[${address.address}]` : address.address;
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = 5_000) =>
+    (closing ??= (async () => {
+      health.setAll(ServingStatus.NOT_SERVING);
+      shutdown.abort(new ConnectError("server is shutting down; reconnect", Code.Unavailable));
+      listener.close();
+      h1?.closeIdleConnections();
+      for (const s of sessions) s.close();
+      const deadline = Date.now() + graceMs;
+      while ((sessions.size > 0 || sockets.size > 0) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+        h1?.closeIdleConnections();
+      }
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+    })());
+
+  return {
+    port: address.port,
+    host: address.address,
+    url: `${scheme}://${hostForUrl}:${address.port}`,
+    health,
+    shutdownSignal: shutdown.signal,
+    close,
+  };
+}
