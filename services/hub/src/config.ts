@@ -1,0 +1,61 @@
+import { readFileSync } from "node:fs";
+import * as os from "node:os";
+import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
+
+export interface HubConfig {
+  host: string;
+  port: number;
+  /** External PostgreSQL; when absent an embedded server is started with its data in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  /** Bootstrap admin token: admin RPCs accept it until users and roles exist. */
+  adminToken: string | undefined;
+  tls: { cert: string; key: string } | undefined;
+  logLevel: string;
+  /** How often each side of a trust link sends a heartbeat. */
+  heartbeatIntervalMs: number;
+  /** A trust with no heartbeat for this long is offline. */
+  offlineAfterMs: number;
+  /** Name of this hub replica, for logs and the link's Welcome. */
+  instanceId: string;
+  /** Seconds between sweeps for expired task deadlines. */
+  sweepIntervalMs: number;
+}
+
+/** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
+export function readHubConfig(env: Env): HubConfig {
+  const s = new SettingsReader(env);
+  const { host, port } = s.address("FLIP_HUB_ADDR", "127.0.0.1:7770");
+  const certPath = s.optionalString("FLIP_HUB_TLS_CERT");
+  const keyPath = s.optionalString("FLIP_HUB_TLS_KEY");
+  if (Boolean(certPath) !== Boolean(keyPath)) {
+    throw new ConfigError(certPath ? "FLIP_HUB_TLS_KEY" : "FLIP_HUB_TLS_CERT", "set together with its pair (PEM file paths)", "");
+  }
+  const readPem = (name: string, p: string) => {
+    try {
+      return readFileSync(p, "utf8");
+    } catch {
+      throw new ConfigError(name, "a readable PEM file", p);
+    }
+  };
+  const adminToken = s.optionalString("FLIP_ADMIN_TOKEN");
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError("FLIP_ADMIN_TOKEN", "at least 16 characters", "<hidden>");
+  }
+  const heartbeatIntervalMs = s.int("FLIP_HEARTBEAT_INTERVAL_MS", 10_000, 100, 300_000);
+  return {
+    host,
+    port,
+    databaseUrl: s.url("DATABASE_URL", undefined, ["postgres", "postgresql"]),
+    dataDir: s.string("FLIP_HUB_DATA_DIR", ".flip/hub"),
+    embeddedPostgresPort: s.int("FLIP_EMBEDDED_PG_PORT", 0, 0, 65535),
+    adminToken,
+    tls: certPath && keyPath ? { cert: readPem("FLIP_HUB_TLS_CERT", certPath), key: readPem("FLIP_HUB_TLS_KEY", keyPath) } : undefined,
+    logLevel: s.oneOf("FLIP_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"], "info"),
+    heartbeatIntervalMs,
+    offlineAfterMs: s.int("FLIP_OFFLINE_AFTER_MS", heartbeatIntervalMs * 3, heartbeatIntervalMs, 3_600_000),
+    instanceId: s.string("FLIP_HUB_INSTANCE", `${os.hostname()}-${process.pid}`),
+    sweepIntervalMs: s.int("FLIP_SWEEP_INTERVAL_MS", 1_000, 50, 60_000),
+  };
+}

@@ -1,0 +1,58 @@
+import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import pg from "pg";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { entities } from "./entities.js";
+import { migrations } from "./migrations/index.js";
+import { Notifier } from "./notifier.js";
+
+export type { EntityManager };
+
+/** Arbitrary constant: the advisory lock two hubs take so only one migrates at a time. */
+const MIGRATION_LOCK = 7_770_001;
+
+export interface Database {
+  orm: MikroORM;
+  /** A fresh EntityManager for one unit of work. */
+  em(): EntityManager;
+  notifier: Notifier;
+  close(): Promise<void>;
+}
+
+/** Applies pending migrations; safe when several hubs start at once (they queue on an advisory lock). */
+export async function migrate(orm: MikroORM, databaseUrl: string, log: Logger): Promise<void> {
+  const lock = new pg.Client({ connectionString: databaseUrl });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    const applied = await orm.migrator.up();
+    if (applied.length > 0) log.info({ migrations: applied.map((m) => m.name) }, "migrations applied");
+  } finally {
+    await lock.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
+    await lock.end();
+  }
+}
+
+export async function openDatabase(databaseUrl: string, log: Logger, poolMax = 20): Promise<Database> {
+  const orm = await MikroORM.init({
+    clientUrl: databaseUrl,
+    entities,
+    extensions: [Migrator],
+    migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
+    pool: { min: 0, max: poolMax },
+    debug: false,
+    allowGlobalContext: false,
+  });
+  await migrate(orm, databaseUrl, log);
+  const notifier = new Notifier(databaseUrl, log);
+  await notifier.start();
+  return {
+    orm,
+    em: () => orm.em.fork(),
+    notifier,
+    async close() {
+      await notifier.stop();
+      await orm.close(true);
+    },
+  };
+}

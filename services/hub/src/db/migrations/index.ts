@@ -1,0 +1,5 @@
+import type { MigrationObject } from "@mikro-orm/core";
+import { M0001TrustsAndAudit } from "./m0001-trusts-and-audit.js";
+
+/** Every hub migration, in order. Append new ones; never edit one that has shipped. */
+export const migrations: MigrationObject[] = [{ name: "m0001-trusts-and-audit", class: M0001TrustsAndAudit }];

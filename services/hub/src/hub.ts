@@ -1,0 +1,64 @@
+import * as path from "node:path";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
+import { serve, type RunningServer } from "@flip/shared/server/serve.js";
+import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { authenticationInterceptor, bootstrapTokenResolver } from "./auth/authenticate.js";
+import { hubServices } from "./auth/policies.js";
+import type { HubConfig } from "./config.js";
+import { hubRoutes } from "./connect.js";
+import { openDatabase, type Database } from "./db/database.js";
+import type { HubModule } from "./hub-module.js";
+import type { HubDeps } from "./rpc/hub-context.js";
+import { registerTrustHandlers } from "./trusts/handlers.js";
+
+export interface RunningHub {
+  url: string;
+  port: number;
+  db: Database;
+  server: RunningServer;
+  close(): Promise<void>;
+}
+
+/** The hub's domains, in start order. */
+function hubModules(deps: HubDeps): HubModule[] {
+  return [{ services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) }];
+}
+
+/** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */
+export async function startHub(config: HubConfig, log: Logger): Promise<RunningHub> {
+  let embedded: RunningPostgres | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, "postgres"), port: config.embeddedPostgresPort, databases: ["flip"], log });
+    databaseUrl = embedded.urlFor("flip");
+  }
+  const db = await openDatabase(databaseUrl, log);
+  const deps: HubDeps = { db, config, log };
+  const modules = hubModules(deps);
+  for (const m of modules) await m.start?.();
+  const server = await serve({
+    host: config.host,
+    port: config.port,
+    services: hubServices,
+    routes: hubRoutes(modules),
+    log,
+    interceptors: [authenticationInterceptor([bootstrapTokenResolver(config.adminToken)], log)],
+    tls: config.tls,
+  });
+  log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");
+  let closing: Promise<void> | undefined;
+  return {
+    url: server.url,
+    port: server.port,
+    db,
+    server,
+    close: () =>
+      (closing ??= (async () => {
+        await server.close();
+        for (const m of [...modules].reverse()) await m.stop?.();
+        await db.close();
+        await embedded?.stop();
+      })()),
+  };
+}

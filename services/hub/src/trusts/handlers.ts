@@ -1,0 +1,34 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { actorFor, answer, type HubDeps } from "../rpc/hub-context.js";
+import { nextPageToken, readPage } from "../rpc/paging.js";
+import { findTrust, listTrusts, registerTrust, rotateTrustKey, setTrustDisabled } from "./registry.js";
+import { trustToProto } from "./to-proto.js";
+
+export function registerTrustHandlers(router: ConnectRouter, { db, config, log }: HubDeps): void {
+  const view = (t: Parameters<typeof trustToProto>[0]) => trustToProto(t, config.offlineAfterMs);
+  router.service(TrustService, {
+    registerTrust: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const { trust, apiKey } = await registerTrust(db.em(), actorFor(ctx), { name: req.name, code: req.code, region: req.region });
+        log.info({ trustId: trust.id, code: trust.code }, "trust registered");
+        return { trust: view(trust), apiKey };
+      }),
+    listTrusts: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const page = readPage(req.page);
+        const trusts = await listTrusts(db.em(), page, req.includeDisabled);
+        return { trusts: trusts.map(view), page: { nextPageToken: nextPageToken(page, trusts.length) } };
+      }),
+    getTrust: (req, ctx) => answer(log, ctx, async () => ({ trust: view(await findTrust(db.em(), req.trust)) })),
+    rotateTrustKey: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const { trust, apiKey } = await rotateTrustKey(db.em(), actorFor(ctx), req.trust);
+        log.info({ trustId: trust.id, keyId: trust.keyId }, "trust key rotated");
+        return { trust: view(trust), apiKey };
+      }),
+    disableTrust: (req, ctx) =>
+      answer(log, ctx, async () => ({ trust: view(await setTrustDisabled(db.em(), actorFor(ctx), req.trust, true, req.reason)) })),
+    enableTrust: (req, ctx) => answer(log, ctx, async () => ({ trust: view(await setTrustDisabled(db.em(), actorFor(ctx), req.trust, false)) })),
+  });
+}
