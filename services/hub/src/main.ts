@@ -7,5 +7,7 @@ import { startHub } from "./hub.js";
 const config = loadOrExit(() => readHubConfig(process.env));
 const log = createLogger({ service: "hub", level: config.logLevel });
 if (!config.adminToken) log.warn("FLIP_ADMIN_TOKEN is not set: admin RPCs can only be called by signed-in Admin users");
-const hub = await startHub(config, log);
-stopOnSignals(log, () => hub.close());
+// Signals are handled from the start, so a SIGTERM during start-up still closes what was opened.
+const starting = startHub(config, log);
+stopOnSignals(log, async () => (await starting).close());
+await starting;

@@ -16,6 +16,13 @@ rmSync(dataDir, { recursive: true, force: true });
 const log = createLogger({ service: "test-runner", level: "warn" });
 const pgServer = await startEmbeddedPostgres({ dataDir, port: 0, databases: [], log });
 
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    ava.kill(signal);
+    void pgServer.stop().finally(() => process.exit(130));
+  });
+}
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;

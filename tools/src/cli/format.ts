@@ -1,0 +1,17 @@
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+
+/** A plain text table: columns padded to their widest cell. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n");
+}
+
+export function when(ts: Timestamp | undefined): string {
+  return ts ? timestampDate(ts).toISOString().replace(/\.\d{3}Z$/, "Z") : "-";
+}
+
+/** The suffix of a proto enum name, e.g. LINK_STATUS_ONLINE → online. */
+export function enumLabel(name: string | undefined, prefix: string): string {
+  return (name ?? "unknown").replace(prefix, "").toLowerCase().replaceAll("_", "-");
+}
