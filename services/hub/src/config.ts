@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
+import { readIdentityConfig, type IdentityConfig } from "./identity/identity-config.js";
 
 export interface HubConfig {
   host: string;
@@ -9,7 +10,7 @@ export interface HubConfig {
   databaseUrl: string | undefined;
   dataDir: string;
   embeddedPostgresPort: number;
-  /** Bootstrap admin token: admin RPCs accept it until users and roles exist. */
+  /** Bootstrap admin token: accepted only until the first Admin user exists (identity/README.md). */
   adminToken: string | undefined;
   tls: { cert: string; key: string } | undefined;
   logLevel: string;
@@ -21,6 +22,8 @@ export interface HubConfig {
   instanceId: string;
   /** Seconds between sweeps for expired task deadlines. */
   sweepIntervalMs: number;
+  /** Sessions, token lifetimes, sign-in throttling and single sign-on. */
+  identity: IdentityConfig;
 }
 
 /** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
@@ -57,5 +60,6 @@ export function readHubConfig(env: Env): HubConfig {
     offlineAfterMs: s.int("FLIP_OFFLINE_AFTER_MS", heartbeatIntervalMs * 3, heartbeatIntervalMs, 3_600_000),
     instanceId: s.string("FLIP_HUB_INSTANCE", `${os.hostname()}-${process.pid}`),
     sweepIntervalMs: s.int("FLIP_SWEEP_INTERVAL_MS", 1_000, 50, 60_000),
+    identity: readIdentityConfig(s),
   };
 }

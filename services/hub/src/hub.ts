@@ -10,7 +10,16 @@ import { hubRoutes } from "./connect.js";
 import { openDatabase, type Database } from "./db/database.js";
 import type { HubModule } from "./hub-module.js";
 import type { HubDeps } from "./rpc/hub-context.js";
+import { identityModule, type IdentityModule } from "./identity/module.js";
 import { registerTrustHandlers } from "./trusts/handlers.js";
+import { projectModule } from "./projects/module.js";
+import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
+import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
+import { registerAdminHandlers } from "./admin/handlers.js";
+import { registerAuditHandlers } from "./audit/handlers.js";
+import { cohortModule } from "./cohorts/module.js";
+import { createLinkModule } from "./link/link-module.js";
+import { createTasksModule } from "./tasks/tasks-module.js";
 
 export interface RunningHub {
   url: string;
@@ -21,8 +30,12 @@ export interface RunningHub {
 }
 
 /** The hub's domains, in start order. */
-function hubModules(deps: HubDeps): HubModule[] {
-  return [{ services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) }];
+function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
+  return [identity, { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
+    projectModule(deps),
+    { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
+    { services: [AuditService], routes: (r) => registerAuditHandlers(r, deps) },
+    cohortModule(deps), createTasksModule(deps), createLinkModule(deps)];
 }
 
 /** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */
@@ -35,7 +48,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
   }
   const db = await openDatabase(databaseUrl, log);
   const deps: HubDeps = { db, config, log };
-  const modules = hubModules(deps);
+  const identity = identityModule(deps);
+  const modules = hubModules(deps, identity);
   for (const m of modules) await m.start?.();
   const server = await serve({
     host: config.host,
@@ -43,7 +57,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     services: hubServices,
     routes: hubRoutes(modules),
     log,
-    interceptors: [authenticationInterceptor([bootstrapTokenResolver(config.adminToken)], log)],
+    interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,
   });
   log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");

@@ -5,7 +5,15 @@ export type Principal =
   | { kind: "anonymous" }
   /** The bootstrap admin token from configuration. */
   | { kind: "bootstrap-admin" }
-  | { kind: "user"; userId: string; email: string; roles: RoleGrantRef[]; authMethod: "session" | "api-token" | "oidc" };
+  | {
+      kind: "user";
+      userId: string;
+      email: string;
+      roles: RoleGrantRef[];
+      authMethod: "session" | "api-token" | "oidc";
+      /** An admin requires TOTP and the user has not enrolled: only enrolment RPCs are allowed (identity/totp-gate.ts). */
+      mustEnrollTotp?: boolean;
+    };
 
 export interface RoleGrantRef {
   role: "admin" | "researcher" | "viewer" | "trust-admin";

@@ -13,6 +13,9 @@ export class AuthenticationError extends Error {
 /** The caller's password was right but the account needs a TOTP code and none was sent. */
 export class TotpCodeRequiredError extends AuthenticationError {}
 
+/** Set on the error for TotpCodeRequiredError, so clients can prompt for the code without parsing messages. */
+export const TOTP_REQUIRED_HEADER = "flip-totp-required";
+
 export class TooManyAttemptsError extends Error {
   override readonly name = "TooManyAttemptsError";
   constructor(readonly retryAfterSeconds: number) {
@@ -22,6 +25,9 @@ export class TooManyAttemptsError extends Error {
 
 /** Converts an identity error to its Connect code; other errors pass through unchanged. */
 export function identityErrorToConnect(e: unknown): unknown {
+  if (e instanceof TotpCodeRequiredError) {
+    return new ConnectError(e.message, Code.Unauthenticated, { [TOTP_REQUIRED_HEADER]: "true" }, undefined, e);
+  }
   if (e instanceof AuthenticationError) return new ConnectError(e.message, Code.Unauthenticated, undefined, undefined, e);
   if (e instanceof TooManyAttemptsError) {
     return new ConnectError(e.message, Code.ResourceExhausted, { "retry-after": String(Math.ceil(e.retryAfterSeconds)) }, undefined, e);

@@ -1,6 +1,8 @@
 import type { CliCommand } from "../command.js";
 import { hubCommands } from "./hub.js";
 import { trustCommands } from "./trust.js";
+import { projectCommands } from "./project.js";
+import { cohortCommands } from "./cohort.js";
 
 /** Every `flip` command. Add a command group by adding its module's array here. */
-export const allCommands: CliCommand[] = [...hubCommands, ...trustCommands];
+export const allCommands: CliCommand[] = [...hubCommands, ...trustCommands, ...projectCommands, ...cohortCommands];

@@ -1,0 +1,27 @@
+import { FailedPreconditionError } from "../rpc/domain-errors.js";
+import { findVisibleArtifact } from "./access.js";
+import type { ArtifactDeps } from "./deps.js";
+import type { Artifact } from "./entities.js";
+import { ArtifactRangeError } from "./errors.js";
+import { ARTIFACT_CHUNK_BYTES, type ArtifactStore } from "./store.js";
+
+export interface ArtifactReader {
+  artifact: Artifact;
+  /** The bytes from the requested offset to the end, one chunk (at most 1 MiB) at a time. */
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+/** Opens a complete artifact that `trustId` may see, from `offset` (equal to the size: no bytes, only the checksum). */
+export async function openDownload(deps: Pick<ArtifactDeps, "db" | "store">, trustId: string, artifactId: string, offset: bigint): Promise<ArtifactReader> {
+  const artifact = await findVisibleArtifact(deps.db.em(), trustId, artifactId);
+  return readComplete(deps.store, artifact, offset);
+}
+
+/** Reads a complete artifact from an offset; shared by downloads and hub modules. */
+export function readComplete(store: ArtifactStore, artifact: Artifact, offset: bigint | number): ArtifactReader {
+  if (!artifact.complete) {
+    throw new FailedPreconditionError(`artifact ${artifact.id} is not complete yet (${artifact.storedBytes} of ${artifact.sizeBytes} bytes stored)`);
+  }
+  if (BigInt(offset) > BigInt(artifact.sizeBytes)) throw new ArtifactRangeError(Number(offset), artifact.sizeBytes);
+  return { artifact, chunks: store.read(artifact.id, Number(offset), ARTIFACT_CHUNK_BYTES) };
+}

@@ -1,0 +1,93 @@
+import { createHash, randomUUID } from "node:crypto";
+import { appendAudit } from "../audit/chain.js";
+import { NotFoundError } from "../rpc/domain-errors.js";
+import { Trust } from "../trusts/entities.js";
+import type { ArtifactDeps } from "./deps.js";
+import { readComplete, type ArtifactReader } from "./download.js";
+import { Artifact, ArtifactAccess } from "./entities.js";
+import { ArtifactTooLargeError } from "./errors.js";
+import { validatePurpose } from "./validate.js";
+
+export interface NewHubArtifact {
+  /** What it is, e.g. "global-weights". */
+  purpose: string;
+  taskId?: string;
+  /** Who writes it, for the audit log (e.g. "system"). */
+  actor: string;
+  /** The bytes, streamed: memory stays bounded by the caller's chunks, not by the artifact. */
+  data: AsyncIterable<Uint8Array>;
+  /** Trusts that may download it. */
+  shareWith?: string[];
+}
+
+/**
+ * Stores an artifact the hub produced (e.g. aggregated weights) so trusts can download it: streams the
+ * bytes to the store, hashes them on the way, and records the artifact complete with its grants in one
+ * transaction. The hub owns it (no owner trust), so only the trusts in `shareWith` (or granted later with
+ * `grantArtifactAccess`) see it.
+ */
+export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" | "log" | "maxBytes">, input: NewHubArtifact): Promise<Artifact> {
+  validatePurpose(input.purpose, "purpose");
+  const id = randomUUID();
+  const hash = createHash("sha256");
+  let size = 0;
+  const part = await deps.store.openPart(id);
+  try {
+    for await (const chunk of input.data) {
+      if (size + chunk.length > deps.maxBytes) throw new ArtifactTooLargeError(size + chunk.length, deps.maxBytes);
+      await part.append(chunk);
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    await part.sync();
+  } catch (e) {
+    await part.close();
+    await deps.store.discardPart(id);
+    throw e;
+  }
+  await part.close();
+  await deps.store.commit(id);
+  try {
+    return await deps.db.em().transactional(async (tx) => {
+      const now = new Date();
+      const artifact = tx.create(Artifact, {
+        id,
+        ownerTrustId: null,
+        purpose: input.purpose,
+        taskId: input.taskId ?? null,
+        sizeBytes: size,
+        sha256: hash.digest("hex"),
+        storedBytes: size,
+        complete: true,
+        uploadSession: null,
+        completedAt: now,
+      });
+      tx.persist(artifact);
+      const trustIds = [...new Set(input.shareWith ?? [])];
+      const known = await tx.find(Trust, { id: { $in: trustIds } }, { fields: ["id"] });
+      const unknown = trustIds.find((t) => !known.some((k) => k.id === t));
+      if (unknown !== undefined) throw new NotFoundError("trust", unknown);
+      for (const trustId of trustIds) tx.persist(tx.create(ArtifactAccess, { artifactId: id, trustId, grantedBy: input.actor }));
+      await tx.flush();
+      await appendAudit(tx, {
+        actor: input.actor,
+        action: "artifact.created",
+        target: `artifact:${id}`,
+        after: { purpose: artifact.purpose, taskId: artifact.taskId, sizeBytes: size, sha256: artifact.sha256, sharedWith: trustIds },
+      });
+      deps.log.info({ artifactId: id, purpose: artifact.purpose, sizeBytes: size, trusts: trustIds.length }, "hub artifact stored");
+      return artifact;
+    });
+  } catch (e) {
+    // No row, no artifact: the file must not outlive the failed transaction.
+    await deps.store.remove(id);
+    throw e;
+  }
+}
+
+/** Opens any complete artifact for a hub module (e.g. the aggregator reading a trust's model update). */
+export async function readArtifact(deps: Pick<ArtifactDeps, "db" | "store">, artifactId: string, offset = 0): Promise<ArtifactReader> {
+  const artifact = await deps.db.em().findOne(Artifact, { id: artifactId });
+  if (!artifact) throw new NotFoundError("artifact", artifactId);
+  return readComplete(deps.store, artifact, offset);
+}

@@ -1,0 +1,41 @@
+/**
+ * Where artifact bytes live. The hub's first store is the local filesystem (`fs-store.ts`); an object
+ * store can replace it behind this interface. Ids are UUIDs, checked by the caller and again by the store
+ * (they become file or object names).
+ */
+export interface ArtifactStore {
+  /** Opens the incomplete part of an artifact for appending, creating an empty one when there is none. */
+  openPart(id: string): Promise<ArtifactPart>;
+  /** Reads the incomplete part's bytes [0, end): how a resumed upload re-hashes what is already stored. */
+  readPart(id: string, end: number, chunkBytes: number): AsyncIterable<Uint8Array>;
+  /** Turns a finished, synced part into the artifact, atomically: readers see all of it or none. */
+  commit(id: string): Promise<void>;
+  /** Deletes the incomplete part, if any. */
+  discardPart(id: string): Promise<void>;
+  /** Reads a complete artifact from `offset` to its end, in chunks of at most `chunkBytes`. */
+  read(id: string, offset: number, chunkBytes: number): AsyncIterable<Uint8Array>;
+  /** Deletes a complete artifact, if it exists. */
+  remove(id: string): Promise<void>;
+}
+
+/** An open incomplete artifact; appends go at its end. */
+export interface ArtifactPart {
+  /** Bytes in the part now, synced or not. */
+  size(): Promise<number>;
+  /** Drops bytes past `length`: a tail written after the last durable offset is not trusted. */
+  truncate(length: number): Promise<void>;
+  append(data: Uint8Array): Promise<void>;
+  /** Makes every appended byte durable; only then may its offset be reported. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether `id` is a lower-case UUID, the only shape an artifact id has. */
+export function isArtifactId(id: string): boolean {
+  return UUID_RE.test(id);
+}
+
+/** One chunk size for every read and for clients: well under the server's 16 MiB message cap. */
+export const ARTIFACT_CHUNK_BYTES = 1024 * 1024;

@@ -1,0 +1,54 @@
+import { toBinary } from "@bufbuild/protobuf";
+import { CohortQuerySchema as CohortQueryMessageSchema, type CohortQuery as CohortQueryMessage } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
+import type { Principal } from "../auth/principal.js";
+import type { HubDeps } from "../rpc/hub-context.js";
+import { COHORT_ANSWER_CHANNEL, reconcileCohortQuery } from "./answers.js";
+import { visibleCohortQuery } from "./queries.js";
+import { cohortQueryToProto } from "./to-proto.js";
+
+/** How often a watch re-reads even without a notification (online/offline changes have none). */
+const REFRESH_MS = 2_000;
+
+/**
+ * Yields the query's state now, then again whenever it changes (a trust answered, or went on- or
+ * offline), until every trust has answered or `signal` aborts.
+ */
+export async function* watchCohortQuery(
+  { db, config }: Pick<HubDeps, "db" | "config">,
+  caller: Principal,
+  queryId: string,
+  signal: AbortSignal,
+): AsyncGenerator<CohortQueryMessage> {
+  await visibleCohortQuery(db.em(), caller, queryId);
+  let wake: (() => void) | undefined;
+  const unsubscribe = await db.notifier.subscribe(COHORT_ANSWER_CHANNEL, (id) => {
+    if (id === queryId) wake?.();
+  });
+  let last: string | undefined;
+  try {
+    while (!signal.aborted) {
+      const em = db.em();
+      await reconcileCohortQuery(em, queryId);
+      const query = await visibleCohortQuery(em, caller, queryId);
+      const message = await cohortQueryToProto(em, query, config.offlineAfterMs);
+      const fingerprint = Buffer.from(toBinary(CohortQueryMessageSchema, message)).toString("base64");
+      if (fingerprint !== last) {
+        last = fingerprint;
+        yield message;
+      }
+      if (message.complete) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, REFRESH_MS);
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        wake = done;
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  } finally {
+    unsubscribe();
+  }
+}

@@ -1,0 +1,22 @@
+import { LinkService } from "@flip/gen/flip/link/v1/link_pb.js";
+import type { HubModule } from "../hub-module.js";
+import type { HubDeps } from "../rpc/hub-context.js";
+import { registerLinkHandlers } from "./handlers.js";
+import { LinkRegistry } from "./link-registry.js";
+
+export interface LinkModule extends HubModule {
+  /** The links this replica holds (for operators and tests). */
+  readonly registry: LinkRegistry;
+}
+
+/** The trust link: LinkService.Connect and the sessions it holds. */
+export function createLinkModule(deps: HubDeps): LinkModule {
+  const registry = new LinkRegistry(deps);
+  return {
+    services: [LinkService],
+    routes: (router) => registerLinkHandlers(router, { db: deps.db, log: deps.log, registry }),
+    registry,
+    start: () => registry.start(),
+    stop: () => registry.stop(),
+  };
+}

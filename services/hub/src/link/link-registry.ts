@@ -1,0 +1,188 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
+import type { HubConfig } from "../config.js";
+import type { Database } from "../db/database.js";
+import { onTaskEndedNotice, TASK_READY_CHANNEL } from "../tasks/channels.js";
+import { Trust } from "../trusts/entities.js";
+import { healthToJson } from "../trusts/health-json.js";
+import { TRUST_CHANGED_CHANNEL } from "../trusts/registry.js";
+import type { LinkedTrust } from "./authenticate-link.js";
+import { decodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
+import type { LinkHello } from "./hello.js";
+import { LinkSession } from "./link-session.js";
+import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
+
+export interface LinkRegistryDeps {
+  db: Database;
+  log: Logger;
+  config: Pick<HubConfig, "instanceId" | "heartbeatIntervalMs" | "offlineAfterMs">;
+}
+
+/**
+ * The trust links held by this replica. It routes Postgres notices to the session they concern (a new
+ * task wakes only the replica holding its trust's stream), and runs one shared timer for every
+ * session: heartbeats out, silence detection in, and a single batched write of "last seen" times.
+ */
+export class LinkRegistry {
+  private readonly byTrust = new Map<string, LinkSession>();
+  private readonly unsubscribers: (() => void)[] = [];
+  private readonly closing = new Set<Promise<unknown>>();
+  private readonly tick: PeriodicJob;
+  private readonly staleLinks: PeriodicJob;
+
+  constructor(private readonly deps: LinkRegistryDeps) {
+    this.tick = new PeriodicJob("link-heartbeat", deps.config.heartbeatIntervalMs, () => this.onTick(), deps.log);
+    this.staleLinks = new PeriodicJob(
+      "stale-links",
+      deps.config.offlineAfterMs,
+      async () => {
+        const seenBefore = new Date(Date.now() - deps.config.offlineAfterMs - 2 * deps.config.heartbeatIntervalMs);
+        const released = await releaseStaleLinks(deps.db.em(), seenBefore);
+        if (released.length) deps.log.warn({ trusts: released.length }, "released links of trusts no replica has heard from");
+      },
+      deps.log,
+    );
+  }
+
+  async start(): Promise<void> {
+    const { notifier } = this.deps.db;
+    this.unsubscribers.push(
+      await notifier.subscribe(TASK_READY_CHANNEL, (trustId) => this.byTrust.get(trustId)?.pump()),
+      await onTaskEndedNotice(notifier, (n) => this.byTrust.get(n.trustId)?.taskEnded(n)),
+      await notifier.subscribe(LINK_OPENED_CHANNEL, (payload) => void this.onLinkOpened(payload)),
+      await notifier.subscribe(TRUST_CHANGED_CHANNEL, (trustId) => void this.onTrustChanged(trustId)),
+      // Notices sent while the listener was reconnecting are lost: look at the tables again.
+      notifier.onReconnect(() => {
+        for (const s of this.byTrust.values()) s.pump();
+      }),
+    );
+    this.tick.start();
+    this.staleLinks.start();
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.unsubscribers.splice(0)) u();
+    await this.tick.stop();
+    await this.staleLinks.stop();
+    await Promise.allSettled([...this.closing]);
+  }
+
+  get size(): number {
+    return this.byTrust.size;
+  }
+
+  /** Makes a new stream the owner of its trust's link and returns its session, already welcomed. */
+  async open(trust: LinkedTrust, hello: LinkHello, traceCarrier: Record<string, string>): Promise<LinkSession> {
+    const { db, config } = this.deps;
+    const session = new LinkSession(trust, hello, traceCarrier, {
+      db,
+      log: this.deps.log,
+      hubInstance: config.instanceId,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+    });
+    const takeover = await openStream(db.em(), {
+      trustId: trust.id,
+      streamId: session.streamId,
+      hubInstance: config.instanceId,
+      gatewayVersion: hello.gatewayVersion,
+      capacity: Object.fromEntries(hello.capacity),
+      inFlight: hello.inFlight,
+    });
+    const previous = this.byTrust.get(trust.id);
+    this.byTrust.set(trust.id, session);
+    previous?.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
+    await this.writeSeen([session]);
+    session.welcome(takeover);
+    session.log.info({ gatewayVersion: hello.gatewayVersion, capacity: Object.fromEntries(hello.capacity), inFlight: hello.inFlight.length }, "trust linked");
+    session.pump();
+    return session;
+  }
+
+  /** Forgets a session whose stream ended and returns its unfinished attempts to pending. */
+  async release(session: LinkSession, reason: string): Promise<void> {
+    session.close();
+    if (this.byTrust.get(session.trust.id) === session) this.byTrust.delete(session.trust.id);
+    const done = (async () => {
+      await this.writeSeen([session]);
+      const returned = await closeStream(this.deps.db.em(), { trustId: session.trust.id, streamId: session.streamId, reason });
+      session.log.info({ reason, returnedToPending: returned }, "trust link closed");
+    })();
+    this.closing.add(done);
+    try {
+      await done;
+    } catch (err) {
+      session.log.error({ err }, "could not release a closed link; the stale-link sweep will");
+    } finally {
+      this.closing.delete(done);
+    }
+  }
+
+  private async onTick(): Promise<void> {
+    const now = Date.now();
+    const { offlineAfterMs } = this.deps.config;
+    for (const s of this.byTrust.values()) {
+      if (now - s.lastHeardAt > offlineAfterMs) {
+        s.log.warn({ silentMs: now - s.lastHeardAt }, "no heartbeat from the gateway; closing its link");
+        s.close(new ConnectError(`no message from the gateway for ${Math.round((now - s.lastHeardAt) / 1000)} s`, Code.Unavailable));
+      } else {
+        s.heartbeat();
+      }
+    }
+    await this.writeSeen([...this.byTrust.values()]);
+  }
+
+  /** One UPDATE for every session heard from since its last write. */
+  private async writeSeen(sessions: LinkSession[]): Promise<void> {
+    const due = sessions.filter((s) => s.lastHeardAt > s.lastSeenWrittenAt || s.unwrittenHealth);
+    if (due.length === 0) return;
+    const batch = due.map((s) => ({
+      session: s,
+      at: s.lastHeardAt,
+      health: s.unwrittenHealth ? healthToJson(s.unwrittenHealth) : null,
+    }));
+    for (const b of batch) b.session.unwrittenHealth = undefined;
+    await recordTrustsSeen(
+      this.deps.db.em(),
+      batch.map((b) => ({ trustId: b.session.trust.id, at: new Date(b.at), health: b.health })),
+    );
+    for (const b of batch) b.session.lastSeenWrittenAt = b.at;
+  }
+
+  /** Another stream of a trust opened: close ours if the table agrees it is no longer the owner. */
+  private async onLinkOpened(payload: string): Promise<void> {
+    const opened = decodeLinkOpened(payload);
+    const local = opened && this.byTrust.get(opened.trustId);
+    if (!opened || !local || local.streamId === opened.streamId) return;
+    try {
+      // Notices can arrive late; the owner row is the truth.
+      if ((await currentStreamOf(this.deps.db.em(), opened.trustId)) === local.streamId) return;
+    } catch (err) {
+      local.log.warn({ err }, "could not check link ownership; the next claim will");
+      return;
+    }
+    local.log.warn("a newer stream of this trust opened elsewhere; closing this one");
+    local.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
+  }
+
+  /** A trust's key was rotated, or it was disabled: cut its open stream at once if the key no longer holds. */
+  private async onTrustChanged(trustId: string): Promise<void> {
+    const local = this.byTrust.get(trustId);
+    if (!local) return;
+    let trust: Trust | null;
+    try {
+      trust = await this.deps.db.em().findOne(Trust, { id: trustId });
+    } catch (err) {
+      local.log.error({ err }, "could not re-check a changed trust; closing its link to be safe");
+      local.close(new ConnectError("the trust changed at the hub; reconnect", Code.Unavailable));
+      return;
+    }
+    if (!trust || trust.keyHash !== local.trust.keyHash) {
+      local.log.warn("the trust's key was rotated or revoked; cutting its link");
+      local.close(new ConnectError("the trust API key was rotated or revoked; configure the trust's current key", Code.Unauthenticated));
+    } else if (trust.disabledAt) {
+      local.log.warn("the trust was disabled; cutting its link");
+      local.close(new ConnectError("this trust was disabled at the hub", Code.PermissionDenied));
+    }
+  }
+}

@@ -1,0 +1,232 @@
+import { randomUUID } from "node:crypto";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import type { HealthSnapshot } from "@flip/gen/flip/common/v1/common_pb.js";
+import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse, type TaskResult } from "@flip/gen/flip/link/v1/link_pb.js";
+import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { taskKindFromName } from "@flip/shared/link/task-kinds.js";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { AsyncQueue } from "@flip/shared/streams/async-queue.js";
+import { extractTraceContext, injectTraceContext, tracer, withSpan } from "@flip/shared/telemetry/trace-context.js";
+import type { Database } from "../db/database.js";
+import { claimPendingTasks, type ClaimedTask, type StreamTakeover } from "../tasks/claims.js";
+import type { TaskEndedNotice } from "../tasks/channels.js";
+import { specFromJson } from "../tasks/task-json.js";
+import { recordAck, recordProgress, recordResult } from "../tasks/task-outcomes.js";
+import type { LinkedTrust } from "./authenticate-link.js";
+import type { LinkHello } from "./hello.js";
+import { streamOwnsTrust } from "./stream-ownership.js";
+
+export interface SessionDeps {
+  db: Database;
+  log: Logger;
+  hubInstance: string;
+  heartbeatIntervalMs: number;
+}
+
+type Outbound = MessageInitShape<typeof ConnectResponseSchema>["message"];
+
+/**
+ * One trust's stream on this replica: it offers the trust's pending tasks up to the capacity the
+ * gateway declared per kind, records what the gateway reports, and tells it to stop tasks that
+ * ended at the hub. Timers live in the registry (one for all sessions), not here.
+ */
+export class LinkSession {
+  readonly streamId = randomUUID();
+  readonly outbound = new AsyncQueue<ConnectResponse>();
+  readonly log: Logger;
+  lastHeardAt = Date.now();
+  /** When lastHeardAt was last written to the trust row. */
+  lastSeenWrittenAt = 0;
+  /** The newest health snapshot not yet written. */
+  unwrittenHealth: HealthSnapshot | undefined;
+  closed = false;
+  /** Task id → kind name, for attempts offered or running on this stream. */
+  private readonly held = new Map<string, string>();
+  private readonly heldPerKind = new Map<string, number>();
+  private pumping = false;
+  private pumpAgain = false;
+
+  constructor(
+    readonly trust: LinkedTrust,
+    readonly hello: LinkHello,
+    /** The stream's own trace context, carried by messages that belong to no task (welcome, heartbeats). */
+    private readonly traceCarrier: Record<string, string>,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.log.child({ trustId: trust.id, trust: trust.code, streamId: this.streamId });
+    this.unwrittenHealth = hello.health;
+  }
+
+  private send(message: Outbound, traceContext = this.traceCarrier): void {
+    this.outbound.push(create(ConnectResponseSchema, { message, traceContext }));
+  }
+
+  /** Opens the conversation: Welcome, then stop orders for tasks the gateway holds that ended meanwhile. */
+  welcome(takeover: StreamTakeover): void {
+    this.send({
+      case: "welcome",
+      value: {
+        trustId: this.trust.id,
+        trustCode: this.trust.code,
+        trustName: this.trust.name,
+        heartbeatInterval: durationFromMs(this.deps.heartbeatIntervalMs),
+        hubInstance: this.deps.hubInstance,
+      },
+    });
+    for (const t of takeover.adopted) this.hold(t.id, t.kind);
+    for (const ref of takeover.stop) {
+      this.send({ case: "cancel", value: { taskId: ref.taskId, reason: "the task already ended at the hub" } });
+    }
+    if (takeover.adopted.length || takeover.stop.length) {
+      this.log.info({ adopted: takeover.adopted.length, stopped: takeover.stop.length }, "link resumed tasks the gateway held");
+    }
+  }
+
+  heartbeat(): void {
+    this.send({ case: "heartbeat", value: { sentAt: timestampNow() } });
+  }
+
+  /** Ends the stream: with `error` the gateway sees that status, without it a clean end. */
+  close(error?: ConnectError): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (error) this.outbound.fail(error);
+    else this.outbound.end();
+  }
+
+  /** Handles one message from the gateway, in arrival order. */
+  async handle(req: ConnectRequest): Promise<void> {
+    this.lastHeardAt = Date.now();
+    const m = req.message;
+    switch (m.case) {
+      case "heartbeat":
+        if (m.value.health) this.unwrittenHealth = m.value.health;
+        return;
+      case "ack":
+        await withSpan("link.ack", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, async () => {
+          await recordAck(this.deps.db.em(), this.streamId, m.value.taskId);
+        });
+        return;
+      case "progress":
+        await recordProgress(this.deps.db.em(), this.streamId, m.value.taskId, m.value.fraction, m.value.message);
+        return;
+      case "result":
+        await withSpan("link.result", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, () => this.onResult(m.value));
+        return;
+      case "hello":
+        throw new ConnectError("hello may only be sent once, as the first message", Code.InvalidArgument);
+      case undefined:
+        throw new ConnectError("empty link message: set one of ack, progress, result, heartbeat", Code.InvalidArgument);
+    }
+  }
+
+  private async onResult(result: TaskResult): Promise<void> {
+    const outcome = result.outcome;
+    if (outcome.case === undefined) throw new ConnectError("result.outcome: set output or error", Code.InvalidArgument);
+    const r = await recordResult(this.deps.db.em(), this.trust.id, result.taskId, outcome);
+    this.release(result.taskId);
+    this.send({ case: "resultAck", value: { taskId: result.taskId, attempt: result.attempt, recorded: r.recorded } }, injectTraceContext());
+    if (r.recorded) this.log.info({ taskId: result.taskId, state: r.state }, "task result recorded");
+    else this.log.info({ taskId: result.taskId, why: r.why }, "task result ignored");
+    this.pump();
+  }
+
+  /** Offers pending tasks while the gateway has capacity. Safe to call often: runs coalesce. */
+  pump(): void {
+    if (this.closed) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pumpLoop().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    do {
+      this.pumpAgain = false;
+      for (const [kind, max] of this.hello.capacity) {
+        const free = max - (this.heldPerKind.get(kind) ?? 0);
+        if (free <= 0 || this.closed) continue;
+        let claimed: ClaimedTask[] | "replaced";
+        try {
+          claimed = await this.claim(kind, free);
+        } catch (err) {
+          this.log.error({ err, kind }, "claiming tasks failed; will retry on the next wake-up");
+          return;
+        }
+        if (claimed === "replaced") {
+          this.log.warn("another stream owns this trust's link now; closing this one");
+          this.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
+          return;
+        }
+        for (const t of claimed) this.offer(t);
+      }
+    } while (this.pumpAgain && !this.closed);
+  }
+
+  private async claim(kind: string, limit: number): Promise<ClaimedTask[] | "replaced"> {
+    return await this.deps.db.em().transactional(async (tx) => {
+      if (!(await streamOwnsTrust(tx, this.trust.id, this.streamId))) return "replaced" as const;
+      return await claimPendingTasks(tx, { trustId: this.trust.id, streamId: this.streamId, hubInstance: this.deps.hubInstance, kind, limit });
+    });
+  }
+
+  private offer(t: ClaimedTask): void {
+    this.hold(t.id, t.kind);
+    // The offer continues the trace of the RPC that created the task; the gateway's run is its child.
+    const parent = extractTraceContext(t.traceContext, ROOT_CONTEXT);
+    const span = tracer.startSpan("link.offer", { attributes: { "flip.task_id": t.id, "flip.task_kind": t.kind, "flip.attempt": t.attempt } }, parent);
+    const traceContext = injectTraceContext(trace.setSpan(parent, span));
+    span.end();
+    this.send(
+      {
+        case: "offer",
+        value: {
+          taskId: t.id,
+          attempt: t.attempt,
+          kind: taskKindFromName(t.kind) ?? TaskKind.UNSPECIFIED,
+          spec: specFromJson(t.spec),
+          deadline: timestampFromDate(t.deadline),
+          projectId: t.projectId ?? "",
+        },
+      },
+      traceContext,
+    );
+    this.log.debug({ taskId: t.id, attempt: t.attempt, kind: t.kind }, "task offered");
+  }
+
+  /** A task ended somewhere (this replica or another): free its slot, and stop it if the gateway still runs it. */
+  taskEnded(n: TaskEndedNotice): void {
+    if (!this.held.has(n.taskId)) return;
+    this.release(n.taskId);
+    if (n.state !== "succeeded") {
+      this.send({ case: "cancel", value: { taskId: n.taskId, reason: `the task was ${n.state} at the hub` } });
+      this.log.info({ taskId: n.taskId, state: n.state }, "told the gateway to stop a task");
+    }
+    this.pump();
+  }
+
+  private hold(taskId: string, kind: string): void {
+    if (this.held.has(taskId)) return;
+    this.held.set(taskId, kind);
+    this.heldPerKind.set(kind, (this.heldPerKind.get(kind) ?? 0) + 1);
+  }
+
+  private release(taskId: string): void {
+    const kind = this.held.get(taskId);
+    if (kind === undefined) return;
+    this.held.delete(taskId);
+    this.heldPerKind.set(kind, (this.heldPerKind.get(kind) ?? 1) - 1);
+  }
+
+  /** Attempts offered or running on this stream, per kind (for tests and operators). */
+  heldCount(kind?: string): number {
+    return kind === undefined ? this.held.size : (this.heldPerKind.get(kind) ?? 0);
+  }
+}

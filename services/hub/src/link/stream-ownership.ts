@@ -1,0 +1,108 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { EntityManager } from "../db/database.js";
+import { notify } from "../db/notifier.js";
+import { TASK_READY_CHANNEL } from "../tasks/channels.js";
+import { returnAttemptsToPending, takeOverTrustTasks, type InFlightRef, type StreamTakeover } from "../tasks/claims.js";
+import { encodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
+
+/**
+ * Which stream owns each trust's link, kept in `trust_link`. Every claim of a task checks ownership in
+ * its own transaction (FOR SHARE against the owner row), so a stream that was replaced, on this
+ * replica or another, can never start an attempt.
+ */
+
+export interface OpenedStream {
+  trustId: string;
+  streamId: string;
+  hubInstance: string;
+  gatewayVersion: string;
+  capacity: Record<string, number>;
+  inFlight: InFlightRef[];
+}
+
+/** Makes a stream the owner of its trust's link and moves the trust's open attempts onto it. */
+export async function openStream(em: EntityManager, s: OpenedStream): Promise<StreamTakeover> {
+  return await em.transactional(async (tx) => {
+    await tx.execute(
+      `insert into trust_link (trust_id, stream_id, hub_instance, connected_at, gateway_version, capacity)
+       values (?, ?, ?, ?, ?, ?::jsonb)
+       on conflict (trust_id) do update set stream_id = excluded.stream_id, hub_instance = excluded.hub_instance,
+         connected_at = excluded.connected_at, gateway_version = excluded.gateway_version, capacity = excluded.capacity`,
+      [s.trustId, s.streamId, s.hubInstance, new Date(), s.gatewayVersion, JSON.stringify(s.capacity)],
+    );
+    await notify(tx, LINK_OPENED_CHANNEL, encodeLinkOpened(s.trustId, s.streamId));
+    return await takeOverTrustTasks(tx, {
+      trustId: s.trustId,
+      streamId: s.streamId,
+      inFlight: s.inFlight,
+      lostReason: "the link dropped before the task finished; the gateway did not report holding it",
+    });
+  });
+}
+
+/**
+ * Ends a stream's ownership (if it still has it) and sends its unfinished attempts back to pending,
+ * waking whichever replica holds the trust's next stream. Returns how many attempts were returned.
+ */
+export async function closeStream(em: EntityManager, c: { trustId: string; streamId: string; reason: string }): Promise<number> {
+  return await em.transactional(async (tx) => {
+    await tx.execute("delete from trust_link where trust_id = ? and stream_id = ?", [c.trustId, c.streamId]);
+    const returned = await returnAttemptsToPending(tx, { trustId: c.trustId, streamId: c.streamId, reason: c.reason });
+    if (returned > 0) await notify(tx, TASK_READY_CHANNEL, c.trustId);
+    return returned;
+  });
+}
+
+/** Whether the stream still owns the trust's link; holds a share lock on the owner row until commit. */
+export async function streamOwnsTrust(tx: EntityManager, trustId: string, streamId: string): Promise<boolean> {
+  const rows = await tx.execute<{ stream_id: string }[]>("select stream_id from trust_link where trust_id = ? for share", [trustId]);
+  return rows[0]?.stream_id === streamId;
+}
+
+/** The stream that owns a trust's link now, if any. */
+export async function currentStreamOf(em: EntityManager, trustId: string): Promise<string | undefined> {
+  const rows = await em.execute<{ stream_id: string }[]>("select stream_id from trust_link where trust_id = ?", [trustId]);
+  return rows[0]?.stream_id;
+}
+
+/**
+ * Releases links whose trust has not been seen since `seenBefore`: their replica died without closing
+ * them (a crash). Their attempts go back to pending, so the trust's tasks do not look "running" on a
+ * stream that no longer exists. Returns the trusts released.
+ */
+export async function releaseStaleLinks(em: EntityManager, seenBefore: Date): Promise<string[]> {
+  const now = new Date();
+  const rows = await em.execute<{ trust_id: string }[]>(
+    `with stale as (
+       select l.trust_id, l.stream_id from trust_link l join trust t on t.id = l.trust_id
+       where l.connected_at < ? and coalesce(t.last_seen_at, l.connected_at) < ?
+       for update of l skip locked
+     ),
+     gone as (
+       delete from trust_link l using stale where l.trust_id = stale.trust_id and l.stream_id = stale.stream_id
+       returning l.trust_id, l.stream_id
+     ),
+     lost as (
+       update task t set state = 'pending', stream_id = null, updated_at = ?
+       from gone where t.stream_id = gone.stream_id and t.state in ('offered', 'running')
+       returning t.id, t.attempt
+     ),
+     attempts as (
+       update task_attempt a set outcome = 'lost', ended_at = ?, detail = 'the hub replica holding the link stopped answering'
+       from lost where a.task_id = lost.id and a.attempt = lost.attempt and a.outcome is null
+     )
+     select trust_id from gone`,
+    [seenBefore, seenBefore, now, now],
+  );
+  return rows.map((r) => r.trust_id);
+}
+
+/** Writes when trusts were last heard from, and their newest health snapshot, in one statement. */
+export async function recordTrustsSeen(em: EntityManager, seen: { trustId: string; at: Date; health: JsonValue | null }[]): Promise<void> {
+  if (seen.length === 0) return;
+  await em.execute(
+    `update trust t set last_seen_at = greatest(t.last_seen_at, v.seen), health = coalesce(v.health, t.health)
+     from jsonb_to_recordset(?::jsonb) as v(id uuid, seen timestamptz, health jsonb) where t.id = v.id`,
+    [JSON.stringify(seen.map((s) => ({ id: s.trustId, seen: s.at.toISOString(), health: s.health })))],
+  );
+}

@@ -1,0 +1,35 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Task } from "../tasks/entities.js";
+import { outputFromJson } from "../tasks/task-json.js";
+import type { FreezeStateName } from "./entities.js";
+
+/**
+ * Records the outcome of a trust's freeze task on its decision row: frozen (with the count the trust
+ * reported), suppressed (fewer members than the trust's threshold), or failed. Idempotent: only a
+ * pending freeze changes.
+ */
+export async function applyFreezeTask(em: EntityManager, taskId: string): Promise<boolean> {
+  const task = await em.findOne(Task, { id: taskId });
+  if (!task || !["succeeded", "failed", "cancelled", "expired"].includes(task.state)) return false;
+  const output = outputFromJson(task.output);
+  let state: FreezeStateName = "failed";
+  let count: number | null = null;
+  if (task.state === "succeeded" && output?.kind.case === "freezeCohort") {
+    state = output.kind.value.suppressed ? "suppressed" : "frozen";
+    count = state === "frozen" ? Number(output.kind.value.personCount) : 0;
+  }
+  const rows = await em.execute<unknown[]>(
+    "update project_trust set freeze_state = ?, frozen_person_count = ? where freeze_task_id = ? and freeze_state = 'pending' returning project_id",
+    [state, count, taskId],
+  );
+  return rows.length > 0;
+}
+
+/** Applies every finished freeze task whose decision row is still pending (after a restart or missed notice). */
+export async function reconcileFreezes(em: EntityManager): Promise<void> {
+  const rows = await em.execute<{ freeze_task_id: string }[]>(
+    `select pt.freeze_task_id from project_trust pt join task t on t.id = pt.freeze_task_id
+     where pt.freeze_state = 'pending' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')`,
+  );
+  for (const r of rows) await applyFreezeTask(em.fork(), r.freeze_task_id);
+}

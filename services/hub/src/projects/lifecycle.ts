@@ -1,0 +1,141 @@
+import { create } from "@bufbuild/protobuf";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { appendAudit } from "../audit/chain.js";
+import { actorOf, type Principal } from "../auth/principal.js";
+import { CohortAnswer, CohortQuery } from "../cohorts/entities.js";
+import { hasRole, mayDecideForTrust } from "../identity/role-checks.js";
+import { FailedPreconditionError, InvalidInputError, PermissionError } from "../rpc/domain-errors.js";
+import { createTask } from "../tasks/create-task.js";
+import { findTrust } from "../trusts/registry.js";
+import { modifiableProject, visibleProject } from "./access.js";
+import { Project, ProjectTrust, type DecisionStateName } from "./entities.js";
+
+/** How long a trust has to freeze an approved cohort. */
+export const FREEZE_TASK_TIMEOUT_MS = 30 * 60_000;
+
+/** Locks the project row for the rest of the transaction, so lifecycle changes are serialised. */
+async function lockProject(tx: EntityManager, projectId: string): Promise<Project> {
+  await tx.execute("select id from project where id = ? for update", [projectId]);
+  const project = await tx.findOneOrFail(Project, { id: projectId }, { refresh: true });
+  return project;
+}
+
+/**
+ * UNSTAGED → STAGED at the chosen trusts. Each must have answered the project's latest cohort query
+ * with a usable count (OK: not suppressed, empty or failed). The project and its query become read-only.
+ */
+export async function stageProject(em: EntityManager, caller: Principal, projectId: string, trustRefs: string[]): Promise<Project> {
+  if (trustRefs.length === 0) throw new InvalidInputError("trusts", "name at least one trust to stage the project at");
+  return await em.transactional(async (tx) => {
+    await modifiableProject(tx, caller, projectId);
+    const project = await lockProject(tx, projectId);
+    if (project.status !== "unstaged") throw new FailedPreconditionError(`the project is already ${project.status}; unstage it first to change its trusts`);
+    if (!project.latestQueryId) throw new FailedPreconditionError("the project has no cohort query yet; run one before staging");
+    const query = await tx.findOneOrFail(CohortQuery, { id: project.latestQueryId });
+    const trusts = [];
+    for (const [i, ref] of [...new Set(trustRefs)].entries()) {
+      const trust = await findTrust(tx, ref, `trusts[${i}]`);
+      const answer = await tx.findOne(CohortAnswer, { queryId: query.id, trustId: trust.id });
+      if (answer?.state !== "ok") {
+        const why = answer ? `its answer was ${answer.state}` : "it was not asked";
+        throw new FailedPreconditionError(`trust "${trust.code}" cannot be staged: ${why} for the latest cohort query; only trusts with a usable (OK) count can be staged`);
+      }
+      trusts.push(trust);
+    }
+    for (const trust of trusts) {
+      tx.persist(tx.create(ProjectTrust, { projectId, trustId: trust.id, state: "pending", freezeState: "not_requested", decidedAs: null, decidedBy: null, decidedAt: null, reason: null, freezeTaskId: null, frozenPersonCount: null }));
+    }
+    project.status = "staged";
+    await tx.flush();
+    await appendAudit(tx, { actor: actorOf(caller), action: "project.staged", target: `project:${projectId}`, before: { status: "unstaged" }, after: { status: "staged", queryId: query.id, trusts: trusts.map((t) => t.code) } });
+    return project;
+  });
+}
+
+/** STAGED → UNSTAGED: pending decisions are dropped. An approved project cannot be unstaged. */
+export async function unstageProject(em: EntityManager, caller: Principal, projectId: string): Promise<Project> {
+  return await em.transactional(async (tx) => {
+    await modifiableProject(tx, caller, projectId);
+    const project = await lockProject(tx, projectId);
+    if (project.status === "unstaged") return project;
+    if (project.status !== "staged") throw new FailedPreconditionError("an approved project cannot be unstaged: trusts have already frozen its cohort");
+    const dropped = await tx.find(ProjectTrust, { projectId });
+    for (const d of dropped) tx.remove(d);
+    project.status = "unstaged";
+    await tx.flush();
+    await appendAudit(tx, {
+      actor: actorOf(caller),
+      action: "project.unstaged",
+      target: `project:${projectId}`,
+      before: { status: "staged", decisions: dropped.map((d) => ({ trustId: d.trustId, state: d.state })) },
+      after: { status: "unstaged" },
+    });
+    return project;
+  });
+}
+
+/**
+ * One trust's decision. Only that trust's Trust Admin decides; the hub Admin only for a trust without
+ * one. The project is APPROVED as soon as any trust approves; after that, decisions already taken are
+ * final and pending trusts may still join. Approving sends the trust a task to freeze the cohort.
+ * Idempotent: repeating the same decision changes nothing.
+ */
+export async function decideProject(
+  em: EntityManager,
+  caller: Principal,
+  projectId: string,
+  trustRef: string,
+  decision: DecisionStateName,
+  reason: string,
+): Promise<Project> {
+  if (decision === "pending") throw new InvalidInputError("decision", "must be DECISION_STATE_APPROVED or DECISION_STATE_DECLINED");
+  if (reason.length > 2000) throw new InvalidInputError("reason", "must be at most 2000 characters");
+  return await em.transactional(async (tx) => {
+    await visibleProject(tx, caller, projectId);
+    const trust = await findTrust(tx, trustRef, "trust");
+    if (!(await mayDecideForTrust(tx, caller, trust.id))) {
+      throw new PermissionError(
+        hasRole(caller, "admin")
+          ? `trust "${trust.code}" has its own Trust Admin; only they can decide for it`
+          : `only a Trust Admin of "${trust.code}" (or the hub Admin, for a trust without one) can decide for it`,
+      );
+    }
+    const project = await lockProject(tx, projectId);
+    if (project.status === "unstaged") throw new FailedPreconditionError("the project is not staged; the owner must stage it before trusts can decide");
+    const row = await tx.findOne(ProjectTrust, { projectId, trustId: trust.id });
+    if (!row) throw new FailedPreconditionError(`the project is not staged at trust "${trust.code}"`);
+    if (row.state === decision) return project;
+    if (row.state !== "pending" && project.status === "approved") {
+      throw new FailedPreconditionError(`trust "${trust.code}" already ${row.state} this project and the project is approved: the decision is final`);
+    }
+    const before = { status: project.status, decision: row.state };
+    row.state = decision;
+    row.decidedAs = hasRole(caller, "trust-admin", trust.id) ? "site" : "hub";
+    row.decidedBy = actorOf(caller);
+    row.decidedAt = new Date();
+    row.reason = reason || null;
+    if (decision === "approved") {
+      project.status = "approved";
+      const query = await tx.findOneOrFail(CohortQuery, { id: project.latestQueryId! });
+      const task = await createTask(tx, {
+        trustId: trust.id,
+        projectId,
+        actor: actorOf(caller),
+        timeoutMs: FREEZE_TASK_TIMEOUT_MS,
+        spec: create(TaskSpecSchema, { kind: { case: "freezeCohort", value: { projectId, queryId: query.id, sql: query.sql } } }),
+      });
+      row.freezeState = "pending";
+      row.freezeTaskId = task.id;
+    }
+    await tx.flush();
+    await appendAudit(tx, {
+      actor: actorOf(caller),
+      action: decision === "approved" ? "project.trust_approved" : "project.trust_declined",
+      target: `project:${projectId}`,
+      before,
+      after: { status: project.status, trust: trust.code, decision, decidedAs: row.decidedAs, reason: reason || undefined },
+    });
+    return project;
+  });
+}

@@ -1,0 +1,146 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { taskEndedNoticeSql } from "./channels.js";
+
+/** A task claimed for one stream: everything an offer needs. */
+export interface ClaimedTask {
+  id: string;
+  attempt: number;
+  kind: string;
+  spec: JsonValue;
+  deadline: Date;
+  projectId: string | null;
+  traceContext: Record<string, string>;
+}
+
+interface ClaimRow {
+  id: string;
+  attempt: number;
+  kind: string;
+  spec: JsonValue;
+  deadline: Date;
+  project_id: string | null;
+  trace_context: Record<string, string>;
+}
+
+/**
+ * Claims up to `limit` pending tasks of one kind for a stream, oldest first, starting their next attempt.
+ * Must run in a transaction in which the caller checked the stream still owns the trust's link.
+ * SKIP LOCKED: a row another transaction is ending (cancel, deadline) is left to it, never waited on.
+ */
+export async function claimPendingTasks(
+  tx: EntityManager,
+  claim: { trustId: string; streamId: string; hubInstance: string; kind: string; limit: number },
+): Promise<ClaimedTask[]> {
+  if (claim.limit <= 0) return [];
+  const now = new Date();
+  const rows = await tx.execute<ClaimRow[]>(
+    `with picked as (
+       select id from task
+       where trust_id = ? and kind = ? and state = 'pending' and attempt < max_attempts and deadline > ?
+       order by created_at limit ? for update skip locked
+     ),
+     claimed as (
+       update task t set state = 'offered', attempt = t.attempt + 1, stream_id = ?, updated_at = ?
+       from picked where t.id = picked.id
+       returning t.id, t.attempt, t.kind, t.spec, t.deadline, t.project_id, t.trace_context, t.created_at
+     ),
+     attempts as (
+       insert into task_attempt (task_id, attempt, stream_id, hub_instance, offered_at)
+       select id, attempt, ?, ?, ? from claimed
+     )
+     select id, attempt, kind, spec, deadline, project_id, trace_context from claimed order by created_at`,
+    [claim.trustId, claim.kind, now, claim.limit, claim.streamId, now, claim.streamId, claim.hubInstance, now],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    attempt: r.attempt,
+    kind: r.kind,
+    spec: r.spec,
+    deadline: new Date(r.deadline),
+    projectId: r.project_id,
+    traceContext: r.trace_context ?? {},
+  }));
+}
+
+export interface InFlightRef {
+  taskId: string;
+  attempt: number;
+}
+
+export interface StreamTakeover {
+  /** Tasks the gateway still holds and that stay open: they continue on the new stream, not run again. */
+  adopted: { id: string; kind: string }[];
+  /** Tasks the gateway holds that ended meanwhile (or are unknown): the gateway is told to stop them. */
+  stop: InFlightRef[];
+}
+
+/**
+ * Moves a trust's open attempts onto a newly opened stream. Called in the transaction that made the
+ * stream the owner of the trust's link. Attempts the gateway reports holding are adopted; the others
+ * were lost with the old stream and go back to pending; pending tasks with no attempts left fail.
+ */
+export async function takeOverTrustTasks(
+  tx: EntityManager,
+  t: { trustId: string; streamId: string; inFlight: InFlightRef[]; lostReason: string },
+): Promise<StreamTakeover> {
+  const now = new Date();
+  const heldIds = t.inFlight.map((r) => r.taskId).filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+  const adoptedRows = heldIds.length
+    ? await tx.execute<{ id: string; kind: string; attempt: number }[]>(
+        `update task set state = 'running', stream_id = ?, updated_at = ?
+         where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and trust_id = ? and state in ('pending', 'offered', 'running') and attempt > 0
+         returning id, kind, attempt`,
+        [t.streamId, now, JSON.stringify(heldIds), t.trustId],
+      )
+    : [];
+  if (adoptedRows.length) {
+    await tx.execute(
+      `update task_attempt a set stream_id = ?, outcome = null, ended_at = null, detail = null
+       from jsonb_to_recordset(?::jsonb) as held(task_id uuid, attempt int)
+       where a.task_id = held.task_id and a.attempt = held.attempt`,
+      [t.streamId, JSON.stringify(adoptedRows.map((r) => ({ task_id: r.id, attempt: r.attempt })))],
+    );
+  }
+  const adoptedIds = new Set(adoptedRows.map((r) => r.id));
+  const stop = t.inFlight.filter((r) => !adoptedIds.has(r.taskId));
+  await returnAttemptsToPending(tx, { trustId: t.trustId, exceptStreamId: t.streamId, reason: t.lostReason });
+  await tx.execute(
+    `with exhausted as (
+       update task set state = 'failed', ended_at = ?, updated_at = ?, stream_id = null,
+         end_reason = 'no attempts left: the last of ' || max_attempts || ' attempts was lost when the link dropped',
+         error = jsonb_build_object('code', 'TASK_ERROR_CODE_UNAVAILABLE', 'message', 'no attempts left: the last attempt was lost when the link dropped')
+       where trust_id = ? and state = 'pending' and attempt >= max_attempts
+       returning id, trust_id, kind
+     )
+     select ${taskEndedNoticeSql("exhausted", "failed")} from exhausted`,
+    [now, now, t.trustId],
+  );
+  return { adopted: adoptedRows.map((r) => ({ id: r.id, kind: r.kind })), stop };
+}
+
+/**
+ * Sends a trust's offered and running attempts back to pending (they were lost with their stream):
+ * those of one stream (`streamId`), or all but the new owner's (`exceptStreamId`). Returns how many.
+ */
+export async function returnAttemptsToPending(
+  tx: EntityManager,
+  r: { trustId: string; reason: string } & ({ streamId: string; exceptStreamId?: undefined } | { exceptStreamId: string; streamId?: undefined }),
+): Promise<number> {
+  const now = new Date();
+  const byStream = r.streamId !== undefined;
+  const rows = await tx.execute<{ id: string }[]>(
+    `with lost as (
+       update task set state = 'pending', stream_id = null, updated_at = ?
+       where trust_id = ? and state in ('offered', 'running') and ${byStream ? "stream_id = ?" : "stream_id is distinct from ?"}
+       returning id, attempt
+     ),
+     attempts as (
+       update task_attempt a set outcome = 'lost', ended_at = ?, detail = ?
+       from lost where a.task_id = lost.id and a.attempt = lost.attempt and a.outcome is null
+     )
+     select id from lost`,
+    [now, r.trustId, byStream ? r.streamId : r.exceptStreamId, now, r.reason],
+  );
+  return rows.length;
+}

@@ -1,0 +1,85 @@
+import { create } from "@bufbuild/protobuf";
+import { durationMs } from "@bufbuild/protobuf/wkt";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
+import { EchoSpecSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { isAdmin, type Principal } from "../auth/principal.js";
+import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
+import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
+import { nextPageToken, readPage } from "../rpc/paging.js";
+import { findTrust } from "../trusts/registry.js";
+import { cancelTask } from "./cancel-task.js";
+import { createTask } from "./create-task.js";
+import type { TaskStateName } from "./entities.js";
+import { getTask, listTasks } from "./queries.js";
+import { taskStateFromProto, taskToProto } from "./to-proto.js";
+
+const MAX_ECHO_MESSAGE = 4096;
+
+/** Trusts whose tasks a Trust Admin may see; undefined means every trust (Admin). */
+function visibleTrusts(p: Principal): Set<string> | undefined {
+  if (isAdmin(p)) return undefined;
+  if (p.kind !== "user") return new Set();
+  return new Set(p.roles.filter((r) => r.role === "trust-admin" && r.trustId).map((r) => r.trustId!));
+}
+
+export function registerTaskHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
+  router.service(TaskService, {
+    createEchoTask: (req, ctx) =>
+      answer(log, ctx, async () => {
+        if (req.message.length > MAX_ECHO_MESSAGE) throw new InvalidInputError("message", `must be at most ${MAX_ECHO_MESSAGE} characters`);
+        const em = db.em();
+        const trust = await findTrust(em, req.trust);
+        const timeoutMs = req.timeout ? durationMs(req.timeout) : undefined;
+        const delayMs = req.delay ? durationMs(req.delay) : 0;
+        if (delayMs < 0 || delayMs > 3_600_000) throw new InvalidInputError("delay", "must be from 0 to 1 hour");
+        const task = await createTask(em, {
+          trustId: trust.id,
+          spec: create(TaskSpecSchema, { kind: { case: "echo", value: create(EchoSpecSchema, { message: req.message, delay: req.delay, fail: req.fail }) } }),
+          timeoutMs,
+          maxAttempts: req.maxAttempts === 0 ? undefined : req.maxAttempts,
+          actor: actorFor(ctx),
+        });
+        log.info({ taskId: task.id, trustId: trust.id, kind: task.kind }, "task created");
+        return { task: taskToProto({ task, trustCode: trust.code }) };
+      }),
+    getTask: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const view = await getTask(db.em(), req.taskId);
+        const visible = visibleTrusts(callerOf(ctx));
+        // Someone else's task is reported as missing, so ids of other trusts' tasks cannot be probed.
+        if (visible && !visible.has(view.task.trustId)) throw new NotFoundError("task", req.taskId);
+        return { task: taskToProto(view) };
+      }),
+    listTasks: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const page = readPage(req.page);
+        const em = db.em();
+        const visible = visibleTrusts(callerOf(ctx));
+        let trustIds: string[] | undefined;
+        if (req.trust !== "") {
+          const trust = await findTrust(em, req.trust);
+          if (visible && !visible.has(trust.id)) throw new PermissionError(`you may list tasks of your own trusts only, not of "${trust.code}"`);
+          trustIds = [trust.id];
+        } else if (visible) {
+          if (visible.size === 0) throw new PermissionError("listing tasks needs the Admin or Trust Admin role");
+          trustIds = [...visible];
+        }
+        const states = req.states.map((s, i) => {
+          const name = taskStateFromProto(s);
+          if (!name) throw new InvalidInputError(`states[${i}]`, "must be a task state other than UNSPECIFIED");
+          return name;
+        });
+        const views = await listTasks(em, { trustIds, states: states as TaskStateName[] }, page);
+        return { tasks: views.map(taskToProto), page: { nextPageToken: nextPageToken(page, views.length) } };
+      }),
+    cancelTask: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const em = db.em();
+        const task = await cancelTask(em, { taskId: req.taskId, reason: req.reason, actor: actorFor(ctx) });
+        log.info({ taskId: task.id, state: task.state }, "task cancel requested");
+        const view = await getTask(db.em(), task.id);
+        return { task: taskToProto(view) };
+      }),
+  });
+}

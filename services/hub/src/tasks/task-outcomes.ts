@@ -1,0 +1,104 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { TaskError } from "@flip/gen/flip/link/v1/link_pb.js";
+import type { TaskOutput } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { taskKindFromName, taskKindOfOutput } from "@flip/shared/link/task-kinds.js";
+import { notify } from "../db/notifier.js";
+import { encodeTaskEnded, TASK_ENDED_CHANNEL, TASK_READY_CHANNEL } from "./channels.js";
+import { isFinalState, type TaskStateName } from "./entities.js";
+import { errorToJson, hubTaskError, outputToJson, TaskErrorCode } from "./task-json.js";
+import { jsonParam, UUID_RE } from "./sql-params.js";
+
+/**
+ * What a trust reports about its tasks, recorded idempotently. Every update names the stream (acks and
+ * progress) or the trust (results) it came from, so a gateway can only touch its own trust's tasks.
+ */
+
+/** The gateway accepted an offered attempt; false when the attempt is no longer this stream's. */
+export async function recordAck(em: EntityManager, streamId: string, taskId: string): Promise<boolean> {
+  if (!UUID_RE.test(taskId)) return false;
+  const now = new Date();
+  const rows = await em.execute<{ id: string }[]>(
+    `with acked as (
+       update task set state = 'running', updated_at = ? where id = ? and stream_id = ? and state in ('offered', 'running') returning id, attempt
+     )
+     update task_attempt a set acked_at = coalesce(a.acked_at, ?) from acked where a.task_id = acked.id and a.attempt = acked.attempt
+     returning a.task_id as id`,
+    [now, taskId, streamId, now],
+  );
+  return rows.length > 0;
+}
+
+/** Progress of a running attempt: 0..1, or negative when unknown. */
+export async function recordProgress(em: EntityManager, streamId: string, taskId: string, fraction: number, message: string): Promise<boolean> {
+  if (!UUID_RE.test(taskId)) return false;
+  const bounded = Number.isFinite(fraction) ? Math.min(fraction, 1) : -1;
+  const rows = await em.execute<{ id: string }[]>(
+    `update task set state = 'running', progress = ?, progress_message = ?, updated_at = ?
+     where id = ? and stream_id = ? and state in ('offered', 'running') returning id`,
+    [bounded, message.slice(0, 500), new Date(), taskId, streamId],
+  );
+  return rows.length > 0;
+}
+
+export type ResultOutcome = { case: "output"; value: TaskOutput } | { case: "error"; value: TaskError };
+
+export type ResultRecording =
+  /** The result ended the task, or (a retryable error with attempts left) sent it back to pending. */
+  | { recorded: true; state: TaskStateName; kind: string }
+  /** Ignored: the task already ended (a repeat or a late result), or it is not this trust's. */
+  | { recorded: false; why: "ended" | "unknown" };
+
+/**
+ * Records a trust's result for a task. The first result wins: the row is locked, and once the task is
+ * final every later result (a repeat after a reconnect, a second attempt's answer) is ignored.
+ */
+export async function recordResult(em: EntityManager, trustId: string, taskId: string, outcome: ResultOutcome): Promise<ResultRecording> {
+  if (!UUID_RE.test(taskId)) return { recorded: false, why: "unknown" };
+  return await em.transactional(async (tx) => {
+    const [task] = await tx.execute<{ trust_id: string; kind: string; state: TaskStateName; attempt: number; max_attempts: number; deadline: Date }[]>(
+      "select trust_id, kind, state, attempt, max_attempts, deadline from task where id = ? for update",
+      [taskId],
+    );
+    if (!task || task.trust_id !== trustId) return { recorded: false, why: "unknown" } as const;
+    if (isFinalState(task.state)) return { recorded: false, why: "ended" } as const;
+    const now = new Date();
+    let output = outcome.case === "output" ? outputToJson(outcome.value) : null;
+    let error = outcome.case === "error" ? errorToJson(outcome.value) : null;
+    let detail = outcome.case === "error" ? `${TaskErrorCode[outcome.value.code] ?? "UNSPECIFIED"}: ${outcome.value.message}` : "completed";
+    if (outcome.case === "output" && taskKindOfOutput(outcome.value) !== taskKindFromName(task.kind)) {
+      // A gateway bug, not the researcher's: fail the task rather than store an answer to another question.
+      output = null;
+      detail = `the trust answered a ${task.kind} task with an output of another kind`;
+      error = hubTaskError(TaskErrorCode.INTERNAL, detail);
+    }
+    const retry = outcome.case === "error" && outcome.value.retryable && task.attempt < task.max_attempts && new Date(task.deadline) > now;
+    if (retry) {
+      await tx.execute("update task set state = 'pending', stream_id = null, error = ?::jsonb, updated_at = ? where id = ?", [jsonParam(error), now, taskId]);
+      await tx.execute("update task_attempt set outcome = 'retry', ended_at = ?, detail = ? where task_id = ? and attempt = ? and outcome is null", [
+        now,
+        detail,
+        taskId,
+        task.attempt,
+      ]);
+      await notify(tx, TASK_READY_CHANNEL, trustId);
+      return { recorded: true, state: "pending", kind: task.kind } as const;
+    }
+    const state: TaskStateName = output !== null ? "succeeded" : "failed";
+    const endReason = state === "succeeded" ? "completed at the trust" : `failed at the trust: ${detail}`;
+    await tx.execute(
+      `update task set state = ?, output = ?::jsonb, error = ?::jsonb, end_reason = ?, ended_at = ?, updated_at = ?, stream_id = null,
+         progress = case when ? then 1 else progress end
+       where id = ?`,
+      [state, jsonParam(output), jsonParam(error), endReason, now, now, state === "succeeded", taskId],
+    );
+    await tx.execute("update task_attempt set outcome = ?, ended_at = ?, detail = ? where task_id = ? and attempt = ? and outcome is null", [
+      state,
+      now,
+      detail,
+      taskId,
+      task.attempt,
+    ]);
+    await notify(tx, TASK_ENDED_CHANNEL, encodeTaskEnded({ taskId, trustId, kind: task.kind, state }));
+    return { recorded: true, state, kind: task.kind } as const;
+  });
+}
