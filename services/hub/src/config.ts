@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
 import { readIdentityConfig, type IdentityConfig } from "./identity/identity-config.js";
 
@@ -24,6 +25,10 @@ export interface HubConfig {
   sweepIntervalMs: number;
   /** Sessions, token lifetimes, sign-in throttling and single sign-on. */
   identity: IdentityConfig;
+  /** Where artifacts (model weights, results) are stored; default `<dataDir>/artifacts`. */
+  artifactDir: string;
+  /** Largest artifact a trust may upload, in bytes. */
+  artifactMaxBytes: number;
 }
 
 /** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
@@ -61,5 +66,7 @@ export function readHubConfig(env: Env): HubConfig {
     instanceId: s.string("FLIP_HUB_INSTANCE", `${os.hostname()}-${process.pid}`),
     sweepIntervalMs: s.int("FLIP_SWEEP_INTERVAL_MS", 1_000, 50, 60_000),
     identity: readIdentityConfig(s),
+    artifactDir: s.string("FLIP_HUB_ARTIFACT_DIR", path.join(s.string("FLIP_HUB_DATA_DIR", ".flip/hub"), "artifacts")),
+    artifactMaxBytes: s.int("FLIP_ARTIFACT_MAX_BYTES", 8 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
   };
 }

@@ -20,6 +20,7 @@ import { registerAuditHandlers } from "./audit/handlers.js";
 import { cohortModule } from "./cohorts/module.js";
 import { createLinkModule } from "./link/link-module.js";
 import { createTasksModule } from "./tasks/tasks-module.js";
+import { artifactModule } from "./artifacts/module.js";
 
 export interface RunningHub {
   url: string;
@@ -35,7 +36,7 @@ function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
     projectModule(deps),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
     { services: [AuditService], routes: (r) => registerAuditHandlers(r, deps) },
-    cohortModule(deps), createTasksModule(deps), createLinkModule(deps)];
+    cohortModule(deps), createTasksModule(deps), createLinkModule(deps), artifactModule(deps)];
 }
 
 /** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */

@@ -27,6 +27,10 @@ export interface CliContext {
   json: boolean;
   /** A typed client of a hub service, authenticated with `token`. */
   client<S extends DescService>(service: S): Client<S>;
+  /** A typed client that sends another token (or none), e.g. while `flip login` holds a fresh session. */
+  clientAs<S extends DescService>(service: S, token: string | undefined): Client<S>;
+  /** The environment the CLI runs in (for the credentials file location). */
+  env: NodeJS.ProcessEnv;
   /** Prints `human` (or `data` as JSON with --json). */
   print(human: string, data: unknown): void;
   stdout: NodeJS.WritableStream;

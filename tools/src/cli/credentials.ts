@@ -15,6 +15,8 @@ export interface StoredCredentials {
   kind: string;
   email?: string;
   refreshToken?: string;
+  /** The API token's id, so `flip logout` can revoke it. */
+  tokenId?: string;
 }
 
 export function readCredentials(env: NodeJS.ProcessEnv = process.env): StoredCredentials | undefined {

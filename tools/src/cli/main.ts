@@ -34,7 +34,7 @@ function usage(): string {
     ...lines,
     "",
     "The hub URL comes from --hub, FLIP_HUB_URL, the stored login, or http://127.0.0.1:7770.",
-    "The token comes from --token, FLIP_TOKEN, FLIP_ADMIN_TOKEN, or the stored login (flip login).",
+    "The token comes from --token, FLIP_TOKEN, the stored login (flip login), or FLIP_ADMIN_TOKEN (first admin only).",
   ].join("\n");
 }
 
@@ -64,23 +64,28 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   const stored = readCredentials(env);
   const hubUrl = (parsed.values.hub as string | undefined) ?? env.FLIP_HUB_URL ?? stored?.hubUrl ?? "http://127.0.0.1:7770";
-  const token = (parsed.values.token as string | undefined) ?? env.FLIP_TOKEN ?? env.FLIP_ADMIN_TOKEN ?? stored?.token;
+  // The stored login outranks the bootstrap admin token: the hub refuses that token once an Admin exists.
+  const token = (parsed.values.token as string | undefined) ?? env.FLIP_TOKEN ?? stored?.token ?? env.FLIP_ADMIN_TOKEN;
   const json = Boolean(parsed.values.json);
-  const transport = createConnectTransport({
-    baseUrl: hubUrl,
-    httpVersion: "2",
-    interceptors: [
-      (next) => async (req) => {
-        if (token) req.header.set("authorization", `Bearer ${token}`);
-        return await next(req);
-      },
-    ],
-  });
+  const transportFor = (bearer: string | undefined) =>
+    createConnectTransport({
+      baseUrl: hubUrl,
+      httpVersion: "2",
+      interceptors: [
+        (next) => async (req) => {
+          if (bearer) req.header.set("authorization", `Bearer ${bearer}`);
+          return await next(req);
+        },
+      ],
+    });
+  const transport = transportFor(token);
   const ctx: CliContext = {
     hubUrl,
     token,
     json,
     client: (service) => createClient(service, transport),
+    clientAs: (service, bearer) => createClient(service, transportFor(bearer)),
+    env,
     print(human, data) {
       stdout.write((json ? JSON.stringify(data, null, 2) : human) + "\n");
     },

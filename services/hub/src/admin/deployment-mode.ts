@@ -20,7 +20,7 @@ export async function getDeploymentMode(em: EntityManager): Promise<DeploymentMo
   const enabled = row?.enabled ?? false;
   return {
     enabled,
-    changedAt: row?.changed_at ?? new Date(0),
+    changedAt: row ? new Date(row.changed_at) : new Date(0),
     changedBy: row?.changed_by ?? "system",
     runningTasks,
     runningJobs,

@@ -41,6 +41,8 @@ export async function createProject(em: EntityManager, caller: Principal, input:
     if (clash) throw new AlreadyExistsError(`a project named "${name}" already exists`);
     const project = tx.create(Project, { name, description, ownerId: principalId(caller), status: "unstaged", latestQueryId: null, deletedAt: null });
     tx.persist(project);
+    // Members reference the project row, and the ORM knows no relation between them: insert it first.
+    await tx.flush();
     const memberIds = new Set<string>();
     for (const [i, ref] of input.memberIds.entries()) memberIds.add((await findUser(tx, ref, `members[${i}]`)).id);
     for (const userId of memberIds) tx.persist(tx.create(ProjectMember, { projectId: project.id, userId }));

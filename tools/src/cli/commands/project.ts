@@ -1,5 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
-import { DecisionStateSchema, FreezeStateSchema, ProjectSchema, ProjectService, ProjectStatusSchema, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { DecisionState, DecisionStateSchema, FreezeStateSchema, ProjectSchema, ProjectService, ProjectStatusSchema, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand } from "../command.js";
 import { enumLabel, table, when } from "../format.js";
 
@@ -73,3 +73,106 @@ export const projectCommands: CliCommand[] = [
     },
   },
 ];
+
+function decisionCommand(word: "approve" | "decline"): CliCommand {
+  return {
+    path: ["project", word],
+    summary: `${word === "approve" ? "Approve" : "Decline"} a staged project for one trust (that trust's Trust Admin; the hub Admin only for a trust without one).`,
+    usage: "<project id> --trust <code|id> [--reason <text>]",
+    positionals: true,
+    options: { trust: { type: "string" }, reason: { type: "string" } },
+    async run(ctx, args) {
+      const { project } = await ctx.client(ProjectService).decideProject({
+        projectId: oneId(args.positionals, "project"),
+        trust: requireOption(args, "trust"),
+        decision: word === "approve" ? DecisionState.APPROVED : DecisionState.DECLINED,
+        reason: stringOption(args, "reason"),
+      });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  };
+}
+
+projectCommands.push(
+  {
+    path: ["project", "stage"],
+    summary: "Stage a project at trusts whose latest cohort answer was usable; it becomes read-only.",
+    usage: "<project id> --trust <code|id> [--trust ...]",
+    positionals: true,
+    options: { trust: { type: "string", multiple: true } },
+    async run(ctx, args) {
+      const trusts = (args.values.trust as string[] | undefined) ?? [];
+      if (trusts.length === 0) throw new UsageError("give at least one --trust");
+      const { project } = await ctx.client(ProjectService).stageProject({ projectId: oneId(args.positionals, "project"), trusts });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  },
+  {
+    path: ["project", "unstage"],
+    summary: "Return a staged project to unstaged (pending decisions are dropped).",
+    usage: "<project id>",
+    positionals: true,
+    async run(ctx, args) {
+      const { project } = await ctx.client(ProjectService).unstageProject({ projectId: oneId(args.positionals, "project") });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  },
+  decisionCommand("approve"),
+  decisionCommand("decline"),
+  {
+    path: ["project", "decisions"],
+    summary: "List projects staged at a trust with its decision, pending first (for Trust Admins).",
+    usage: "--trust <code|id>",
+    options: { trust: { type: "string" } },
+    async run(ctx, args) {
+      const { items } = await ctx.client(ProjectService).listTrustDecisions({ trust: requireOption(args, "trust") });
+      ctx.print(
+        items.length === 0
+          ? "no projects staged at this trust"
+          : table(
+              ["PROJECT", "NAME", "DECISION", "COHORT"],
+              items.map((i) => [
+                i.project?.id ?? "",
+                i.project?.name ?? "",
+                enumLabel(DecisionStateSchema.values.find((v) => v.number === i.decision?.state)?.name, "DECISION_STATE_"),
+                String(i.cohortCount),
+              ]),
+            ),
+        { items: items.map((i) => ({ project: projectJson(i.project), cohortCount: Number(i.cohortCount) })) },
+      );
+    },
+  },
+  {
+    path: ["project", "add-member"],
+    summary: "Add a member (user id or email) to a project.",
+    usage: "<project id> --user <id|email>",
+    positionals: true,
+    options: { user: { type: "string" } },
+    async run(ctx, args) {
+      const { project } = await ctx.client(ProjectService).addProjectMember({ projectId: oneId(args.positionals, "project"), user: requireOption(args, "user") });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  },
+  {
+    path: ["project", "remove-member"],
+    summary: "Remove a member from a project.",
+    usage: "<project id> --user <id|email>",
+    positionals: true,
+    options: { user: { type: "string" } },
+    async run(ctx, args) {
+      const { project } = await ctx.client(ProjectService).removeProjectMember({ projectId: oneId(args.positionals, "project"), user: requireOption(args, "user") });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  },
+  {
+    path: ["project", "delete"],
+    summary: "Soft-delete a project.",
+    usage: "<project id>",
+    positionals: true,
+    async run(ctx, args) {
+      const projectId = oneId(args.positionals, "project");
+      await ctx.client(ProjectService).deleteProject({ projectId });
+      ctx.print(`project ${projectId} deleted`, { projectId, deleted: true });
+    },
+  },
+);

@@ -1,4 +1,5 @@
 import type { MigrationObject } from "@mikro-orm/core";
+import { M0004Artifacts } from "../../artifacts/m0004-artifacts.js";
 import { M0006Governance } from "./m0006-governance.js";
 import { M0005ProjectsAndCohorts } from "./m0005-projects-and-cohorts.js";
 import { M0001TrustsAndAudit } from "./m0001-trusts-and-audit.js";
@@ -12,4 +13,5 @@ export const migrations: MigrationObject[] = [
   { name: "m0003-identity", class: M0003Identity },
   { name: "m0005-projects-and-cohorts", class: M0005ProjectsAndCohorts },
   { name: "m0006-governance", class: M0006Governance },
+  { name: "m0004-artifacts", class: M0004Artifacts },
 ];

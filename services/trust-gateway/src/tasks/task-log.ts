@@ -1,0 +1,35 @@
+import { appendFileSync, mkdirSync } from "node:fs";
+import * as path from "node:path";
+
+/** One line of the trust's own record of the tasks it ran. Ids, kinds, times and outcomes only: never specs, outputs or patient data. */
+export interface TaskLogEntry {
+  at: string;
+  event: "accepted" | "started" | "succeeded" | "failed" | "cancelled" | "timed_out" | "abandoned" | "declined";
+  taskId: string;
+  attempt: number;
+  kind: string;
+  projectId?: string;
+  traceId?: string;
+  durationMs?: number;
+  /** For failures: the error code and the message reported to the hub. */
+  error?: { code: string; message: string };
+  reason?: string;
+}
+
+/** The trust's append-only task log (JSON lines), kept whatever the hub records. */
+export interface TaskLog {
+  append(entry: Omit<TaskLogEntry, "at">): void;
+}
+
+export class FileTaskLog implements TaskLog {
+  constructor(private readonly file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+  }
+
+  append(entry: Omit<TaskLogEntry, "at">): void {
+    appendFileSync(this.file, JSON.stringify({ at: new Date().toISOString(), ...entry }) + "\n");
+  }
+}
+
+/** For simulated gateways (benchmarks), which keep no local record. */
+export const noTaskLog: TaskLog = { append() {} };

@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
+import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { readHubConfig } from "@flip/hub/config.js";
+import { startHub, type RunningHub } from "@flip/hub/hub.js";
+import { createLogger } from "@flip/shared/logging/logger.js";
+import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
+
+export const BOOTSTRAP_TOKEN = "bootstrap-admin-token-for-tests";
+export const PASSWORD = "correct horse battery staple 42";
+
+/** A hub started in this process on a fresh database, with helpers to act as different users. */
+export interface TestHub {
+  hub: RunningHub;
+  db: TestDatabase;
+  /** A typed client authenticated with `token` (none: anonymous). */
+  client<S extends DescService>(service: S, token?: string): Client<S>;
+  /** Creates a user with roles (as `adminToken`) and signs them in; returns their access token. */
+  user(adminToken: string, email: string, roles: { role: Role; trust?: string }[]): Promise<{ id: string; token: string }>;
+  registerTrust(code: string): Promise<{ id: string; apiKey: string }>;
+  /** Creates the first Admin with the bootstrap token and signs in. */
+  firstAdmin(): Promise<{ id: string; token: string }>;
+  close(): Promise<void>;
+}
+
+export async function startTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+  const db = await createTestDatabase("hub");
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "flip-hub-"));
+  const config = readHubConfig({ DATABASE_URL: db.url, FLIP_HUB_ADDR: "127.0.0.1:0", FLIP_ADMIN_TOKEN: BOOTSTRAP_TOKEN, FLIP_HUB_DATA_DIR: dataDir, ...env });
+  const hub = await startHub(config, createLogger({ service: "hub", level: process.env.FLIP_TEST_LOG_LEVEL ?? "silent" }));
+  const transport = createGrpcTransport({ baseUrl: hub.url });
+  const client = <S extends DescService>(service: S, token?: string) =>
+    createClient(
+      service,
+      token
+        ? createGrpcTransport({ baseUrl: hub.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] })
+        : transport,
+    );
+  const signIn = async (email: string) => (await client(AuthService).login({ email, password: PASSWORD })).accessToken;
+  return {
+    hub,
+    db,
+    client,
+    async user(adminToken, email, roles) {
+      const { user } = await client(UserService, adminToken).createUser({
+        email,
+        name: email.split("@")[0]!,
+        password: PASSWORD,
+        roles: roles.map((r) => ({ role: r.role, trustId: r.trust ?? "" })),
+      });
+      return { id: user!.id, token: await signIn(email) };
+    },
+    async registerTrust(code) {
+      const res = await client(TrustService, BOOTSTRAP_TOKEN).registerTrust({ name: `${code} hospital`, code, region: "test" });
+      return { id: res.trust!.id, apiKey: res.apiKey };
+    },
+    async firstAdmin() {
+      const { user } = await client(UserService, BOOTSTRAP_TOKEN).createUser({ email: "admin@hub.test", name: "Admin", password: PASSWORD, roles: [{ role: Role.ADMIN }] });
+      return { id: user!.id, token: await signIn("admin@hub.test") };
+    },
+    async close() {
+      await hub.close();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
