@@ -101,8 +101,23 @@ const FRAME = {
   EXCLUDE_TIES: 0x20000,
 } as const;
 
+type Spelling = Readonly<Record<string, string>>;
+const SET_OPERATIONS: Spelling = { SETOP_UNION: "UNION", SETOP_INTERSECT: "INTERSECT", SETOP_EXCEPT: "EXCEPT" };
+const MATERIALIZED: Spelling = { CTEMaterializeAlways: " MATERIALIZED", CTEMaterializeNever: " NOT MATERIALIZED" };
+const JOIN_TYPES: Spelling = { JOIN_INNER: "INNER", JOIN_LEFT: "LEFT", JOIN_FULL: "FULL", JOIN_RIGHT: "RIGHT" };
+const SORT_DIRECTIONS: Spelling = { SORTBY_ASC: " ASC", SORTBY_DESC: " DESC" };
+const SORT_NULLS: Spelling = { SORTBY_NULLS_FIRST: " NULLS FIRST", SORTBY_NULLS_LAST: " NULLS LAST" };
+const BOOLEAN_TESTS: Spelling = {
+  IS_TRUE: "IS TRUE",
+  IS_NOT_TRUE: "IS NOT TRUE",
+  IS_FALSE: "IS FALSE",
+  IS_NOT_FALSE: "IS NOT FALSE",
+  IS_UNKNOWN: "IS UNKNOWN",
+  IS_NOT_UNKNOWN: "IS NOT UNKNOWN",
+};
+
 /** Names researchers know for constructs this validator does not accept. */
-const CONSTRUCT_NAMES: Readonly<Record<string, string>> = {
+const CONSTRUCT_NAMES: Spelling = {
   ParamRef: "query parameters ($1)",
   CollateClause: "COLLATE",
   A_Indirection: "array subscripts and field selection",
@@ -132,8 +147,8 @@ function unsupported(what: string): QueryRejectedError {
 }
 
 /** The single key of a parse-tree node and its body. */
-function unwrap(node: Node): [string, unknown] {
-  const entries = Object.entries(node);
+function unwrap(node: Node | undefined): [string, unknown] {
+  const entries = Object.entries(node ?? {});
   if (entries.length !== 1) throw unsupported("an empty expression");
   return entries[0]!;
 }
@@ -175,7 +190,7 @@ class Emitter {
       inner = withScope;
     }
     if (s.op && s.op !== "SETOP_NONE") {
-      const op = { SETOP_UNION: "UNION", SETOP_INTERSECT: "INTERSECT", SETOP_EXCEPT: "EXCEPT" }[s.op];
+      const op = SET_OPERATIONS[s.op];
       if (!op || !s.larg || !s.rarg) throw unsupported(`set operation ${s.op}`);
       parts.push(`(${this.select(s.larg, inner)}) ${op}${s.all ? " ALL" : ""} (${this.select(s.rarg, inner)})`);
     } else if (s.valuesLists) {
@@ -242,10 +257,10 @@ class Emitter {
       if (cte.search_clause || cte.cycle_clause) throw unsupported("SEARCH/CYCLE in a recursive CTE");
       // A recursive WITH lets every CTE see all of them; otherwise each sees only those before it.
       const visible = w.recursive ? all : scope.with(names.slice(0, i));
-      const [kind, body] = unwrap(cte.ctequery ?? {});
+      const [kind, body] = unwrap(cte.ctequery);
       if (kind !== "SelectStmt") throw new QueryRejectedError("select_only", `CTE ${cte.ctename} must be a SELECT`);
       const cols = cte.aliascolnames?.length ? `(${strings(cte.aliascolnames).map(ident).join(", ")})` : "";
-      const materialized = { CTEMaterializeAlways: " MATERIALIZED", CTEMaterializeNever: " NOT MATERIALIZED" }[cte.ctematerialized ?? ""] ?? "";
+      const materialized = MATERIALIZED[cte.ctematerialized ?? ""] ?? "";
       return `${ident(cte.ctename ?? "")}${cols} AS${materialized} (${this.select(body as SelectStmt, visible)})`;
     });
     return [`WITH ${w.recursive ? "RECURSIVE " : ""}${texts.join(", ")}`, all];
@@ -269,7 +284,7 @@ class Emitter {
         return this.join(body as JoinExpr, scope);
       case "RangeSubselect": {
         const r = body as RangeSubselect;
-        const [subKind, sub] = unwrap(r.subquery ?? {});
+        const [subKind, sub] = unwrap(r.subquery);
         if (subKind !== "SelectStmt") throw unsupported(subKind);
         return `${r.lateral ? "LATERAL " : ""}(${this.select(sub as SelectStmt, scope)})${this.alias(r.alias)}`;
       }
@@ -308,7 +323,7 @@ class Emitter {
 
   private join(j: JoinExpr, scope: Scope): string {
     if (!j.larg || !j.rarg) throw unsupported("an incomplete join");
-    const type = { JOIN_INNER: "INNER", JOIN_LEFT: "LEFT", JOIN_FULL: "FULL", JOIN_RIGHT: "RIGHT" }[j.jointype ?? ""];
+    const type = JOIN_TYPES[j.jointype ?? ""];
     if (!type) throw unsupported(`join type ${j.jointype}`);
     const left = this.fromItem(j.larg, scope);
     const right = this.fromItem(j.rarg, scope);
@@ -326,7 +341,7 @@ class Emitter {
   private rangeFunction(r: RangeFunction, scope: Scope): string {
     if (r.is_rowsfrom || r.coldeflist?.length || r.functions?.length !== 1) throw unsupported("ROWS FROM and column definition lists");
     const items = this.listItems(r.functions[0]!);
-    const [kind, body] = unwrap(items[0] ?? {});
+    const [kind, body] = unwrap(items[0]);
     const hasColdefs = items.length > 1 && Object.keys(items[1]!).length > 0;
     if (kind !== "FuncCall" || hasColdefs) throw unsupported("this FROM function form");
     const call = body as FuncCall;
@@ -369,9 +384,9 @@ class Emitter {
         if (kind !== "SortBy") throw unsupported(kind);
         const s = body as SortBy;
         if (s.useOp?.length || s.sortby_dir === "SORTBY_USING") throw unsupported("ORDER BY … USING");
-        const dir = { SORTBY_ASC: " ASC", SORTBY_DESC: " DESC" }[s.sortby_dir ?? ""] ?? "";
-        const nulls = { SORTBY_NULLS_FIRST: " NULLS FIRST", SORTBY_NULLS_LAST: " NULLS LAST" }[s.sortby_nulls ?? ""] ?? "";
-        return `${this.expr(s.node ?? {}, scope)}${dir}${nulls}`;
+        const dir = SORT_DIRECTIONS[s.sortby_dir ?? ""] ?? "";
+        const nulls = SORT_NULLS[s.sortby_nulls ?? ""] ?? "";
+        return `${this.expr(s.node, scope)}${dir}${nulls}`;
       })
       .join(", ");
   }
@@ -394,8 +409,8 @@ class Emitter {
       if (o & unboundedPreceding) return "UNBOUNDED PRECEDING";
       if (o & unboundedFollowing) return "UNBOUNDED FOLLOWING";
       if (o & current) return "CURRENT ROW";
-      if (o & offPreceding) return `${this.expr(offset ?? {}, scope)} PRECEDING`;
-      if (o & offFollowing) return `${this.expr(offset ?? {}, scope)} FOLLOWING`;
+      if (o & offPreceding) return `${this.expr(offset, scope)} PRECEDING`;
+      if (o & offFollowing) return `${this.expr(offset, scope)} FOLLOWING`;
       throw unsupported("this window frame");
     };
     const start = bound(FRAME.START_UNBOUNDED_PRECEDING, FRAME.START_UNBOUNDED_FOLLOWING, FRAME.START_CURRENT_ROW, FRAME.START_OFFSET_PRECEDING, FRAME.START_OFFSET_FOLLOWING, w.startOffset);
@@ -410,7 +425,7 @@ class Emitter {
     return text;
   }
 
-  private listItems(node: Node): Node[] {
+  private listItems(node: Node | undefined): Node[] {
     const [kind, body] = unwrap(node);
     if (kind !== "List") throw unsupported(kind);
     return (body as List).items ?? [];
@@ -420,7 +435,7 @@ class Emitter {
     return nodes.map((n) => this.expr(n, scope)).join(", ");
   }
 
-  expr(node: Node, scope: Scope): string {
+  expr(node: Node | undefined, scope: Scope): string {
     const [kind, body] = unwrap(node);
     switch (kind) {
       case "ColumnRef":
@@ -439,7 +454,7 @@ class Emitter {
         return this.funcCall(body as FuncCall, scope);
       case "TypeCast": {
         const c = body as TypeCast;
-        return `CAST(${this.expr(c.arg ?? {}, scope)} AS ${this.typeName(c.typeName, scope)})`;
+        return `CAST(${this.expr(c.arg, scope)} AS ${this.typeName(c.typeName, scope)})`;
       }
       case "SubLink":
         return this.subLink(body as SubLink, scope);
@@ -449,7 +464,7 @@ class Emitter {
           const [k, wb] = unwrap(w);
           if (k !== "CaseWhen") throw unsupported(k);
           const cw = wb as CaseWhen;
-          return `WHEN ${this.expr(cw.expr ?? {}, scope)} THEN ${this.expr(cw.result ?? {}, scope)}`;
+          return `WHEN ${this.expr(cw.expr, scope)} THEN ${this.expr(cw.result, scope)}`;
         });
         const arg = c.arg ? ` ${this.expr(c.arg, scope)}` : "";
         const otherwise = c.defresult ? ` ELSE ${this.expr(c.defresult, scope)}` : "";
@@ -463,20 +478,13 @@ class Emitter {
       }
       case "NullTest": {
         const n = body as NullTest;
-        return `(${this.expr(n.arg ?? {}, scope)} ${n.nulltesttype === "IS_NOT_NULL" ? "IS NOT NULL" : "IS NULL"})`;
+        return `(${this.expr(n.arg, scope)} ${n.nulltesttype === "IS_NOT_NULL" ? "IS NOT NULL" : "IS NULL"})`;
       }
       case "BooleanTest": {
         const t = body as BooleanTest;
-        const test = {
-          IS_TRUE: "IS TRUE",
-          IS_NOT_TRUE: "IS NOT TRUE",
-          IS_FALSE: "IS FALSE",
-          IS_NOT_FALSE: "IS NOT FALSE",
-          IS_UNKNOWN: "IS UNKNOWN",
-          IS_NOT_UNKNOWN: "IS NOT UNKNOWN",
-        }[t.booltesttype ?? ""];
+        const test = BOOLEAN_TESTS[t.booltesttype ?? ""];
         if (!test) throw unsupported(`boolean test ${t.booltesttype}`);
-        return `(${this.expr(t.arg ?? {}, scope)} ${test})`;
+        return `(${this.expr(t.arg, scope)} ${test})`;
       }
       case "A_ArrayExpr":
         return `ARRAY[${this.exprs((body as A_ArrayExpr).elements ?? [], scope)}]`;
@@ -544,9 +552,9 @@ class Emitter {
   }
 
   private aExpr(e: A_Expr, scope: Scope): string {
-    const left = () => this.expr(e.lexpr ?? {}, scope);
-    const right = () => this.expr(e.rexpr ?? {}, scope);
-    const rightList = () => this.exprs(this.listItems(e.rexpr ?? {}), scope);
+    const left = () => this.expr(e.lexpr, scope);
+    const right = () => this.expr(e.rexpr, scope);
+    const rightList = () => this.exprs(this.listItems(e.rexpr), scope);
     switch (e.kind) {
       case "AEXPR_OP": {
         const op = this.operator(e.name);
@@ -573,7 +581,7 @@ class Emitter {
       case "AEXPR_SIMILAR": {
         // The parser wraps the pattern in similar_to_escape(); emit the pattern so it is wrapped once again.
         const op = this.operator(e.name);
-        const [kind, body] = unwrap(e.rexpr ?? {});
+        const [kind, body] = unwrap(e.rexpr);
         const call = body as FuncCall;
         if (kind !== "FuncCall" || strings(call.funcname).join(".") !== "pg_catalog.similar_to_escape") throw unsupported("this SIMILAR TO form");
         const [pattern, escape] = (call.args ?? []).map((a) => this.expr(a, scope));
@@ -583,7 +591,7 @@ class Emitter {
       case "AEXPR_NOT_BETWEEN":
       case "AEXPR_BETWEEN_SYM":
       case "AEXPR_NOT_BETWEEN_SYM": {
-        const [lo, hi] = this.listItems(e.rexpr ?? {}).map((n) => this.expr(n, scope));
+        const [lo, hi] = this.listItems(e.rexpr).map((n) => this.expr(n, scope));
         const not = e.kind.includes("NOT") ? "NOT " : "";
         const sym = e.kind.endsWith("SYM") ? "SYMMETRIC " : "";
         return `(${left()} ${not}BETWEEN ${sym}(${lo}) AND (${hi}))`;
@@ -620,7 +628,7 @@ class Emitter {
   }
 
   private subLink(s: SubLink, scope: Scope): string {
-    const [kind, body] = unwrap(s.subselect ?? {});
+    const [kind, body] = unwrap(s.subselect);
     if (kind !== "SelectStmt") throw unsupported(kind);
     const sub = this.select(body as SelectStmt, scope);
     switch (s.subLinkType) {
@@ -631,10 +639,10 @@ class Emitter {
       case "ARRAY_SUBLINK":
         return `ARRAY(${sub})`;
       case "ANY_SUBLINK":
-        if (!s.operName?.length) return `(${this.expr(s.testexpr ?? {}, scope)} IN (${sub}))`;
-        return `(${this.expr(s.testexpr ?? {}, scope)} ${this.operator(s.operName)} ANY (${sub}))`;
+        if (!s.operName?.length) return `(${this.expr(s.testexpr, scope)} IN (${sub}))`;
+        return `(${this.expr(s.testexpr, scope)} ${this.operator(s.operName)} ANY (${sub}))`;
       case "ALL_SUBLINK":
-        return `(${this.expr(s.testexpr ?? {}, scope)} ${this.operator(s.operName)} ALL (${sub}))`;
+        return `(${this.expr(s.testexpr, scope)} ${this.operator(s.operName)} ALL (${sub}))`;
       default:
         throw unsupported(`this kind of subquery (${s.subLinkType})`);
     }

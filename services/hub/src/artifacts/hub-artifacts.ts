@@ -63,6 +63,8 @@ export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" |
         completedAt: now,
       });
       tx.persist(artifact);
+      // No ORM relation ties grants to the artifact, so the artifact row must exist before they are flushed.
+      await tx.flush();
       const trustIds = [...new Set(input.shareWith ?? [])];
       const known = await tx.find(Trust, { id: { $in: trustIds } }, { fields: ["id"] });
       const unknown = trustIds.find((t) => !known.some((k) => k.id === t));

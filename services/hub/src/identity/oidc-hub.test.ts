@@ -1,23 +1,29 @@
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
+import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { startTestIssuer, type TestIssuer } from "./test-issuer.js";
-import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "./test-hub.js";
+import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../../../../test/support/test-hub.js";
 
 interface Ctx {
   h: TestHub;
   idp: TestIssuer;
 }
 const test = anyTest as TestFn<Ctx>;
+
+/** The identity clients, sending `token` (or nothing) as the bearer token. */
+function as(h: TestHub, token?: string) {
+  return { auth: h.client(AuthService, token), users: h.client(UserService, token), trusts: h.client(TrustService, token) };
+}
 const now = () => Math.floor(Date.now() / 1000);
 
 test.before(async (t) => {
   const idp = await startTestIssuer("flip-api");
   const h = await startTestHub({ FLIP_OIDC_ISSUER: idp.issuer, FLIP_OIDC_AUDIENCE: idp.audience });
   // One Admin linked to the provider (created with the bootstrap token), one researcher linked too.
-  const bootstrap = h.as(BOOTSTRAP_TOKEN).users;
+  const bootstrap = as(h, BOOTSTRAP_TOKEN).users;
   await bootstrap.createUser({ email: "sso-admin@example.org", oidcSubject: "admin-sub", roles: [{ role: Role.ADMIN }] });
-  const admin = h.as(idp.sign({ sub: "admin-sub" })).users;
+  const admin = as(h, idp.sign({ sub: "admin-sub" })).users;
   await admin.createUser({ email: "researcher@example.org", oidcSubject: "researcher-sub", roles: [{ role: Role.RESEARCHER }] });
   t.context = { h, idp };
 });
@@ -27,7 +33,7 @@ test.after.always(async (t) => {
 });
 
 async function whoAmI(t: ExecutionContext<Ctx>, token: string) {
-  return await t.context.h.as(token).auth.whoAmI({});
+  return await as(t.context.h, token).auth.whoAmI({});
 }
 
 async function refused(t: ExecutionContext<Ctx>, token: string, message?: RegExp): Promise<void> {
@@ -84,14 +90,14 @@ test("an HS256 token keyed with the provider's public key is refused", async (t)
 });
 
 test("the bootstrap token stopped working once the SSO admin existed", async (t) => {
-  const err = ConnectError.from(await t.throwsAsync(t.context.h.as(BOOTSTRAP_TOKEN).auth.whoAmI({})));
+  const err = ConnectError.from(await t.throwsAsync(as(t.context.h, BOOTSTRAP_TOKEN).auth.whoAmI({})));
   t.is(err.code, Code.Unauthenticated);
-  const { users } = await t.context.h.as(t.context.idp.sign({ sub: "admin-sub" })).users.listUsers({});
+  const { users } = await as(t.context.h, t.context.idp.sign({ sub: "admin-sub" })).users.listUsers({});
   t.true(users.some((u) => u.email === "sso-admin@example.org"));
 });
 
 test("a disabled single sign-on user is refused even with a valid token", async (t) => {
-  const admin = t.context.h.as(t.context.idp.sign({ sub: "admin-sub" })).users;
+  const admin = as(t.context.h, t.context.idp.sign({ sub: "admin-sub" })).users;
   const { user } = await admin.createUser({ email: "leaver@example.org", oidcSubject: "leaver-sub" });
   t.is((await whoAmI(t, t.context.idp.sign({ sub: "leaver-sub" }))).user?.id, user?.id);
   await admin.setUserDisabled({ user: user!.id, disabled: true });
@@ -99,7 +105,7 @@ test("a disabled single sign-on user is refused even with a valid token", async 
 });
 
 test("a subject can be linked to one user only", async (t) => {
-  const admin = t.context.h.as(t.context.idp.sign({ sub: "admin-sub" })).users;
+  const admin = as(t.context.h, t.context.idp.sign({ sub: "admin-sub" })).users;
   const err = ConnectError.from(await t.throwsAsync(admin.createUser({ email: "twin@example.org", oidcSubject: "researcher-sub" })));
   t.is(err.code, Code.AlreadyExists);
 });

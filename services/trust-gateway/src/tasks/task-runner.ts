@@ -234,11 +234,11 @@ export class TaskRunner {
     this.deps.results.put(result);
     this.forget(task);
     this.deps.send({ case: "result", value: result }, injectTraceContext(task.spanContext));
-    const failed = result.outcome.case === "error";
-    if (failed) task.span.setStatus({ code: SpanStatusCode.ERROR, message: result.outcome.value?.message });
+    const err = result.outcome.case === "error" ? result.outcome.value : undefined;
+    if (err) task.span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
     task.span.end();
-    const error = result.outcome.case === "error" ? { code: TaskErrorCode[result.outcome.value.code] ?? "UNSPECIFIED", message: result.outcome.value.message } : undefined;
-    const event = !failed ? "succeeded" : result.outcome.case === "error" && result.outcome.value.code === TaskErrorCode.UNSUPPORTED ? "declined" : error?.code === "TIMEOUT" ? "timed_out" : "failed";
+    const error = err ? { code: TaskErrorCode[err.code] ?? "UNSPECIFIED", message: err.message } : undefined;
+    const event = !err ? "succeeded" : err.code === TaskErrorCode.UNSUPPORTED ? "declined" : err.code === TaskErrorCode.TIMEOUT ? "timed_out" : "failed";
     this.deps.taskLog.append({ event, ...this.logRef(task), durationMs: Date.now() - started, error });
     this.deps.log.info({ taskId: task.taskId, kind: task.kind, outcome: event, durationMs: Date.now() - started }, "task finished");
   }
