@@ -21,6 +21,14 @@ export interface TcpProxy {
   cutAfter(after: number, direction: Direction): Promise<void>;
   /** Destroys every open connection now. */
   cutAll(): void;
+  /** Delays every chunk, in both directions, by `ms` (order is kept); 0 to stop delaying. */
+  setDelay(ms: number): void;
+  /** While on, bytes are read and dropped: connections stay open but nothing arrives (a dead link that sends no reset). */
+  blackhole(on: boolean): void;
+  /** While on, new connections are closed as soon as they arrive. */
+  refuse(on: boolean): void;
+  /** Client connections currently open. */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -28,6 +36,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const totals: Record<Direction, number> = { up: 0, down: 0 };
   const open = new Set<net.Socket>();
   let fault: { direction: Direction; remaining: number; fired: () => void } | undefined;
+  let delayMs = 0;
+  let dropping = false;
+  let refusing = false;
 
   const cutAll = () => {
     for (const s of open) s.destroy();
@@ -35,7 +46,18 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 
   /** Forwards `from` to `to`, with backpressure, counting bytes and applying an armed fault. */
   const forward = (from: net.Socket, to: net.Socket, direction: Direction) => {
+    let lastDue = 0;
     from.on("data", (chunk: Buffer) => {
+      if (dropping) return;
+      if (delayMs > 0 || lastDue > Date.now()) {
+        // Delayed chunks keep their order even when the delay shrinks.
+        const due = Math.max(Date.now() + delayMs, lastDue);
+        lastDue = due;
+        setTimeout(() => {
+          if (!to.destroyed) to.write(chunk);
+        }, due - Date.now());
+        return;
+      }
       let data = chunk;
       const f = fault?.direction === direction ? fault : undefined;
       const cut = f !== undefined && data.length >= f.remaining;
@@ -61,6 +83,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   };
 
   const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(target.port, target.host);
     for (const s of [client, upstream]) {
       open.add(s);
@@ -91,6 +117,18 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         fault = { direction, remaining: after, fired };
       }),
     cutAll,
+    setDelay(ms) {
+      delayMs = ms;
+    },
+    blackhole(on) {
+      dropping = on;
+    },
+    refuse(on) {
+      refusing = on;
+    },
+    get connections() {
+      return open.size / 2;
+    },
     async close() {
       fault = undefined;
       cutAll();

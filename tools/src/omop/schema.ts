@@ -276,7 +276,7 @@ export const OMOP_TABLES: readonly OmopTable[] = [
 export { OMOP_SCHEMA, READER_ROLE };
 
 /** The CREATE statements for schema `omop`; safe to run again on an existing schema. */
-export function omopDdl(): string[] {
+function omopDdl(): string[] {
   const statements = [`create schema if not exists ${OMOP_SCHEMA}`];
   for (const t of OMOP_TABLES) {
     const cols = t.columns.map((c) => `  ${c.name} ${c.type}${c.notNull ? " not null" : ""}`);

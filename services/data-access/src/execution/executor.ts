@@ -68,6 +68,8 @@ export class ReadOnlyExecutor {
       await client.query("BEGIN READ ONLY");
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(this.options.statementTimeoutMs)}`);
       await client.query(`SET LOCAL search_path = ${OMOP_SCHEMA}`);
+      // Validation re-emits string literals in standard form; make sure the server reads them that way.
+      await client.query("SET LOCAL standard_conforming_strings = on");
       const tx: ReadOnlyTransaction = {
         query: (sql, params) => client.query<ResultRow>({ text: sql, values: params, rowMode: "array" }),
       };

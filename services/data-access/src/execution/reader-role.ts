@@ -73,3 +73,45 @@ async function retryCatalogRace<T>(work: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/** The reader role can do more than read `omop`; the service refuses to start with it. */
+export class ReaderRoleTooPowerfulError extends Error {
+  override readonly name = "ReaderRoleTooPowerfulError";
+  constructor(
+    readonly role: string,
+    readonly problems: string[],
+  ) {
+    super(`the cohort reader role ${role} must only read schema omop, but it ${problems.join("; ")}`);
+  }
+}
+
+/**
+ * Checks, connected as the reader, that the role cannot write to `omop`, create objects there, read the
+ * trust's frozen cohorts, or bypass permissions. Guards against an operator handing in an owner URL.
+ */
+export async function assertReaderIsReadOnly(reader: pg.ClientBase | pg.Pool, localSchema: string): Promise<void> {
+  const { rows } = await reader.query<{ role: string; superuser: boolean; bypassrls: boolean; writable: string[]; create_in_omop: boolean; reads_local: boolean }>({
+    // The reader pool keeps values as text; this query wants booleans and arrays parsed.
+    types: { getTypeParser: pg.types.getTypeParser },
+    text: `select current_user as role,
+            r.rolsuper as superuser,
+            r.rolbypassrls as bypassrls,
+            coalesce((select array_agg(c.relname::text order by c.relname)
+                        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                       where n.nspname = $1 and c.relkind in ('r', 'p')
+                         and (has_table_privilege(c.oid, 'INSERT') or has_table_privilege(c.oid, 'UPDATE')
+                              or has_table_privilege(c.oid, 'DELETE') or has_table_privilege(c.oid, 'TRUNCATE'))), '{}') as writable,
+            coalesce(has_schema_privilege(to_regnamespace($1)::oid, 'CREATE'), false) as create_in_omop,
+            coalesce(has_schema_privilege(to_regnamespace($2)::oid, 'USAGE'), false) as reads_local
+       from pg_roles r where r.rolname = current_user`,
+    values: [OMOP_SCHEMA, localSchema],
+  });
+  const r = rows[0]!;
+  const problems: string[] = [];
+  if (r.superuser) problems.push("is a superuser");
+  if (r.bypassrls) problems.push("bypasses row-level security");
+  if (r.writable.length > 0) problems.push(`can write to ${r.writable.map((t) => `${OMOP_SCHEMA}.${t}`).join(", ")}`);
+  if (r.create_in_omop) problems.push(`can create objects in schema ${OMOP_SCHEMA}`);
+  if (r.reads_local) problems.push(`can use schema ${localSchema}`);
+  if (problems.length > 0) throw new ReaderRoleTooPowerfulError(r.role, problems);
+}

@@ -31,7 +31,7 @@ const FRACTIONAL_TYPES = new Set<number>([TYPE.float4, TYPE.float8, TYPE.numeric
 const DATE_TYPES = new Set<number>([TYPE.date, TYPE.timestamp, TYPE.timestamptz]);
 
 /** Integer columns with at most this many distinct values are counted per value (e.g. a 0/1 flag). */
-export const LOW_CARDINALITY = 10;
+const LOW_CARDINALITY = 10;
 
 /** OMOP columns that identify a person, a record or a file rather than describe one. */
 const IDENTIFYING_COLUMNS = new Set(["person_source_value", "provider_source_value", "care_site_source_value", "wadors_uri", "local_path", "lot_number"]);
@@ -40,9 +40,13 @@ const IDENTIFYING_COLUMNS = new Set(["person_source_value", "provider_source_val
  * Record keys (`person_id`, `visit_occurrence_id`, …), accession numbers and DICOM UIDs. Concept ids are
  * codes shared by many persons, so `*_concept_id` is not an identifier.
  */
-export function isIdentifierName(name: string): boolean {
+function isIdentifierName(name: string): boolean {
   const n = name.toLowerCase();
   return IDENTIFYING_COLUMNS.has(n) || (n.endsWith("_id") && !n.endsWith("_concept_id")) || n === "id" || n.includes("accession") || n.endsWith("_uid");
+}
+
+export function isBoolean(column: ResultColumn): boolean {
+  return column.typeId === TYPE.bool;
 }
 
 export function columnKind(column: ResultColumn, distinctValues: number): ColumnKind {

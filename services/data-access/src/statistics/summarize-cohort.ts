@@ -4,7 +4,7 @@
  * category label shared by at least T records of at least T persons.
  */
 import type { ResultSet } from "../execution/executor.js";
-import { columnKind } from "./column-kinds.js";
+import { columnKind, isBoolean } from "./column-kinds.js";
 import { suppressCategories, type CategoryCell, type CategoryCount } from "./suppress-categories.js";
 import { summarizeNumbers, type NumericSummary, type NumericValue } from "./summarize-numbers.js";
 
@@ -43,7 +43,7 @@ export function summarizeCohort(result: ResultSet, threshold: number): CohortSta
         return { name: column.name, kind: "numeric", summary: numericColumn(result, index, subjectOf, threshold) };
       case "categorical":
       case "date": {
-        const label = kind === "date" ? yearOf : (v: string) => v;
+        const label = kind === "date" ? yearOf : isBoolean(column) ? booleanLabel : (v: string) => v;
         return { name: column.name, kind: "categorical", ...suppressCategories(categoryCells(result, index, subjectOf, label), threshold) };
       }
     }
@@ -91,6 +91,11 @@ function numericColumn(result: ResultSet, index: number, subjectOf: SubjectOf, t
     }
   });
   return summarizeNumbers(values, { rows: missingRows, subjects: missingSubjects.size }, threshold);
+}
+
+/** PostgreSQL's text form of a boolean is `t`/`f`. */
+function booleanLabel(value: string): string {
+  return value === "t" ? "true" : "false";
 }
 
 /** `2019-03-04`, `2019-03-04 10:00:00+00` → `2019`; BC dates and infinities keep their own label. */

@@ -14,8 +14,9 @@
  * 3. The hidden total is published as `otherCount`; it is at least T, and shown + other = N always.
  * 4. At most `maxCategories` are listed; smaller ones are folded into `otherCount` the same way.
  *
- * The one output where a hidden count can still be pinned is when every category is hidden and each
- * occurs once (e.g. a column of distinct values): the only number shown is then the record count.
+ * The one output where a hidden count can still be pinned is when every category is hidden and all
+ * have the same count of 1 or T-1 (e.g. a column of distinct values): the only number shown is then the
+ * record count, and whoever knows how many categories exist can divide.
  */
 export interface CategoryCell {
   value: string;

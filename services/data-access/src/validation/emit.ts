@@ -48,7 +48,7 @@ import { ALLOWED_FROM_FUNCTIONS, ALLOWED_FUNCTIONS, ALLOWED_OPERATORS, ALLOWED_S
 import { OMOP_TABLES } from "./omop-tables.js";
 import { QueryRejectedError } from "./rejection.js";
 
-export const OMOP = "omop";
+const OMOP = "omop";
 
 /** CTE names visible at a point of the query, innermost first. */
 class Scope {
@@ -164,7 +164,7 @@ function strings(nodes: Node[] | undefined): string[] {
 const SIMPLE_IDENT = /^[a-z_][a-z0-9_$]*$/;
 
 /** Quotes an identifier unless it is a plain lower-case name that is not a keyword. */
-export function ident(name: string): string {
+function ident(name: string): string {
   if (SIMPLE_IDENT.test(name)) {
     const tokens = scanSync(name).tokens;
     if (tokens.length === 1 && tokens[0]!.keywordKind === 0) return name;
@@ -309,12 +309,10 @@ class Emitter {
     if (r.schemaname === undefined && scope.has(rel)) {
       name = ident(rel);
     } else {
-      if (r.schemaname === undefined) {
-        if (!OMOP_TABLES.has(rel)) {
-          throw new QueryRejectedError("omop_schema_only", `table ${rel} is not an OMOP CDM table; query OMOP tables such as omop.person or omop.condition_occurrence`);
-        }
-        r.schemaname = OMOP;
+      if (!OMOP_TABLES.has(rel)) {
+        throw new QueryRejectedError("omop_schema_only", `table ${written} is not an OMOP CDM table; query OMOP tables such as omop.person or omop.condition_occurrence`);
       }
+      r.schemaname = OMOP;
       this.tables.add(`${OMOP}.${rel}`);
       name = `${OMOP}.${ident(rel)}`;
     }
@@ -339,17 +337,18 @@ class Emitter {
   }
 
   private rangeFunction(r: RangeFunction, scope: Scope): string {
-    if (r.is_rowsfrom || r.coldeflist?.length || r.functions?.length !== 1) throw unsupported("ROWS FROM and column definition lists");
-    const items = this.listItems(r.functions[0]!);
-    const [kind, body] = unwrap(items[0]);
-    const hasColdefs = items.length > 1 && Object.keys(items[1]!).length > 0;
-    if (kind !== "FuncCall" || hasColdefs) throw unsupported("this FROM function form");
-    const call = body as FuncCall;
-    const name = strings(call.funcname).at(-1) ?? "";
-    if (!ALLOWED_FROM_FUNCTIONS.has(name)) {
-      throw new QueryRejectedError("function_not_allowed", `function ${strings(call.funcname).join(".")} may not be used in FROM; allowed: ${[...ALLOWED_FROM_FUNCTIONS].join(", ")}`);
+    const items = (r.functions ?? []).flatMap((f) => this.listItems(f));
+    // Each item is [call, column definitions]; an absent definition list is an empty node.
+    const calls = items.filter((n) => Object.keys(n).length > 0 && unwrap(n)[0] === "FuncCall").map((n) => unwrap(n)[1] as FuncCall);
+    for (const call of calls) {
+      const names = strings(call.funcname);
+      if (!ALLOWED_FROM_FUNCTIONS.has(names.at(-1) ?? "") || names.length > 2 || (names.length === 2 && names[0] !== "pg_catalog")) {
+        throw new QueryRejectedError("function_not_allowed", `function ${names.join(".")} may not be used in FROM; allowed: ${[...ALLOWED_FROM_FUNCTIONS].join(", ")}`);
+      }
     }
-    return `${r.lateral ? "LATERAL " : ""}${this.funcCall(call, scope)}${r.ordinality ? " WITH ORDINALITY" : ""}${this.alias(r.alias)}`;
+    const hasColdefs = items.length > 1 && Object.keys(items[1]!).length > 0;
+    if (r.is_rowsfrom || r.coldeflist?.length || calls.length !== 1 || hasColdefs) throw unsupported("ROWS FROM and column definition lists");
+    return `${r.lateral ? "LATERAL " : ""}${this.funcCall(calls[0]!, scope)}${r.ordinality ? " WITH ORDINALITY" : ""}${this.alias(r.alias)}`;
   }
 
   private alias(a: Alias | undefined): string {

@@ -64,12 +64,28 @@ function statementName(kind: string): string {
   );
 }
 
+export interface ValidateOptions {
+  /** Re-validating a stored normalized query, which can be longer than the text it came from, lifts the cap. */
+  maxLength?: number;
+}
+
 /** Checks a cohort query against the trust's rules; throws QueryRejectedError naming the broken rule. */
-export function validateQuery(sql: string): ValidatedQuery {
-  if (sql.length > MAX_QUERY_LENGTH) {
-    throw new QueryRejectedError("max_length", `the query is ${sql.length} characters long; the limit is ${MAX_QUERY_LENGTH}`);
+export function validateQuery(sql: string, opts: ValidateOptions = {}): ValidatedQuery {
+  const maxLength = opts.maxLength ?? MAX_QUERY_LENGTH;
+  if (sql.length > maxLength) {
+    throw new QueryRejectedError("max_length", `the query is ${sql.length} characters long; the limit is ${maxLength}`);
   }
-  const parsed = parseSql(sql);
+  if (sql.trim() === "") throw new QueryRejectedError("single_statement", "the query is empty");
+  try {
+    return validateParsed(parseSql(sql));
+  } catch (e) {
+    // The tree is walked recursively; a pathologically nested expression exhausts the stack first.
+    if (e instanceof RangeError) throw new QueryRejectedError("unsupported_syntax", "the query is nested too deeply", { cause: e });
+    throw e;
+  }
+}
+
+function validateParsed(parsed: ParseResult): ValidatedQuery {
   const stmts = parsed.stmts ?? [];
   if (stmts.length !== 1) {
     throw new QueryRejectedError("single_statement", stmts.length === 0 ? "the query is empty" : `the query has ${stmts.length} statements; send exactly one SELECT`);
@@ -81,13 +97,7 @@ export function validateQuery(sql: string): ValidatedQuery {
     throw new QueryRejectedError("select_only", `${statementName(kind)} is not allowed: a cohort query must be a single SELECT`);
   }
   const select = body as SelectStmt;
-  let emitted: ReturnType<typeof emitCohortSelect>;
-  try {
-    emitted = emitCohortSelect(select);
-  } catch (e) {
-    if (e instanceof RangeError) throw new QueryRejectedError("unsupported_syntax", "the query is nested too deeply", { cause: e });
-    throw e;
-  }
+  const emitted = emitCohortSelect(select);
   assertFaithful(emitted.sql, select);
   return { normalizedSql: emitted.sql, tables: emitted.tables, sha256: createHash("sha256").update(emitted.sql).digest("hex") };
 }

@@ -1,8 +1,8 @@
-import { Code, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { ArtifactService, type UploadRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import { InvalidInputError } from "../rpc/domain-errors.js";
 import type { ArtifactDeps } from "./deps.js";
-import { openDownload } from "./download.js";
+import { openDownload, type ArtifactReader } from "./download.js";
 import { artifactErrorToConnect } from "./to-connect-error.js";
 import { authenticateTrust } from "./trust-auth.js";
 import { receiveUpload, type UploadChunkInput } from "./upload.js";
@@ -24,7 +24,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
       try {
         const trust = await authenticateTrust(db, ctx.requestHeader, log, "Upload");
         const it = requests[Symbol.asyncIterator]();
-        const first = await it.next();
+        const first = await nextMessage(it);
         if (first.done || first.value.part.case !== "begin") throw new InvalidInputError("begin", "the first message of an upload must carry begin");
         const plan = validateBegin(first.value.part.value, deps.maxBytes);
         const outcome = await receiveUpload(deps, { trustId: trust.id, trustCode: trust.code }, plan, chunksAfterBegin(it));
@@ -45,28 +45,57 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
     },
 
     async *download(req, ctx) {
+      let reader: ArtifactReader;
       try {
         const trust = await authenticateTrust(db, ctx.requestHeader, log, "Download");
-        const { artifact, chunks } = await openDownload(deps, trust.id, validateArtifactId(req.artifactId), req.offset);
-        const sizeBytes = BigInt(artifact.sizeBytes);
-        let offset = req.offset;
-        for await (const data of chunks) {
-          yield { offset, data, sizeBytes };
-          offset += BigInt(data.length);
-        }
-        // A message of its own carries the checksum, so no chunk is held back to attach it.
-        yield { offset, sizeBytes, sha256: artifact.sha256 };
-        log.debug({ artifactId: artifact.id, trustId: trust.id, from: req.offset.toString() }, "artifact downloaded");
+        reader = await openDownload(deps, trust.id, validateArtifactId(req.artifactId), req.offset);
       } catch (e) {
         throw mapped(ctx, e);
       }
+      const { artifact } = reader;
+      const sizeBytes = BigInt(artifact.sizeBytes);
+      const chunks = reader.chunks[Symbol.asyncIterator]();
+      let offset = req.offset;
+      try {
+        for (;;) {
+          let r: IteratorResult<Uint8Array>;
+          try {
+            r = await chunks.next();
+          } catch (e) {
+            throw mapped(ctx, e);
+          }
+          if (r.done) break;
+          // A throw from this yield is the client going away; it ends the stream and needs no error log.
+          yield { offset, data: r.value, sizeBytes };
+          offset += BigInt(r.value.length);
+        }
+      } finally {
+        await chunks.return?.();
+      }
+      // A message of its own carries the checksum, so no chunk is held back to attach it.
+      yield { offset, sizeBytes, sha256: artifact.sha256 };
+      log.debug({ artifactId: artifact.id, from: req.offset.toString() }, "artifact downloaded");
     },
   });
 }
 
+/**
+ * The next message of an upload stream. A stream that breaks (the client went away) ends as Aborted, which
+ * the client resumes from and which is no hub error; errors Connect raised itself (e.g. an oversized
+ * message) keep their code.
+ */
+async function nextMessage(it: AsyncIterator<UploadRequest>): Promise<IteratorResult<UploadRequest>> {
+  try {
+    return await it.next();
+  } catch (e) {
+    if (e instanceof ConnectError) throw e;
+    throw new ConnectError("the upload stream broke; resume from GetUploadStatus", Code.Aborted, undefined, undefined, e);
+  }
+}
+
 /** The chunk messages after `begin`; anything else is a malformed stream. */
 async function* chunksAfterBegin(it: AsyncIterator<UploadRequest>): AsyncGenerator<UploadChunkInput> {
-  for (let r = await it.next(); !r.done; r = await it.next()) {
+  for (let r = await nextMessage(it); !r.done; r = await nextMessage(it)) {
     const part = r.value.part;
     if (part.case === "chunk") yield part.value;
     else if (part.case === "begin") throw new InvalidInputError("begin", "only the first message of an upload may carry begin");

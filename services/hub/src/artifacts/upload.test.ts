@@ -51,7 +51,7 @@ test.after.always(async (t) => {
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-function planFor(bytes: Buffer, id = randomUUID(), declaredSha = sha(bytes)): UploadPlan {
+function planFor(bytes: Buffer, id: string = randomUUID(), declaredSha = sha(bytes)): UploadPlan {
   return validateBegin({ artifactId: id, sizeBytes: BigInt(bytes.length), sha256: declaredSha, purpose: "model-update", taskId: "" }, 4 * 1024 * 1024);
 }
 
@@ -206,7 +206,7 @@ test("hub artifacts are visible only to the trusts they are shared with, and gra
   await t.throwsAsync(() => grantArtifactAccess(deps.db.em(), { artifactId: randomUUID(), trustId: a.trustId, actor: "system" }), { instanceOf: NotFoundError });
 });
 
-test("a hub artifact over the size cap is refused and leaves nothing behind", async (t) => {
+test.serial("a hub artifact over the size cap is refused and leaves nothing behind", async (t) => {
   const { deps, dir } = t.context;
   const before = await readdir(dir);
   async function* tooBig() {

@@ -6,7 +6,7 @@ import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js"
 import { NotFoundError, PermissionError } from "../rpc/domain-errors.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
 import { createApiToken, listApiTokens, revokeApiToken } from "./api-tokens.js";
-import { withIdentityErrors } from "./errors.js";
+import { TooManyAttemptsError, withIdentityErrors } from "./errors.js";
 import { grantRole, revokeRole } from "./roles.js";
 import { login, logout, refreshSession, type SessionDeps, type SessionTokens } from "./sessions.js";
 import { apiTokenToProto, roleRequestFromProto, userToProto } from "./to-proto.js";
@@ -36,9 +36,15 @@ export function registerIdentityHandlers(router: ConnectRouter, { db, config, lo
   router.service(AuthService, {
     login: (req, ctx) =>
       run(ctx, async () => {
-        const r = await login(db.em(), session(), { email: req.email, password: req.password, totpCode: req.totpCode });
-        log.info({ userId: r.user.id }, "signed in");
-        return { ...tokensToProto(r), user: userToProto(r) };
+        try {
+          const r = await login(db.em(), session(), { email: req.email, password: req.password, totpCode: req.totpCode });
+          log.info({ userId: r.user.id }, "signed in");
+          return { ...tokensToProto(r), user: userToProto(r) };
+        } catch (e) {
+          // The account under attack is what an operator needs to know; the password never appears.
+          if (e instanceof TooManyAttemptsError) log.warn({ email: req.email.trim().toLowerCase() }, "sign-in refused: too many failed attempts");
+          throw e;
+        }
       }),
     refresh: (req, ctx) => run(ctx, async () => tokensToProto(await refreshSession(db.em(), session(), req.refreshToken))),
     logout: (req, ctx) =>

@@ -99,6 +99,14 @@ test("after repeated failures sign-in is refused for a while, even with the righ
   t.truthy((await signIn(t, email)).accessToken);
 });
 
+test("parallel guesses cannot slip past the limit before the first failure is recorded", async (t) => {
+  const { email } = await newUser(t);
+  const results = await Promise.allSettled(Array.from({ length: 12 }, () => as(t.context.h).auth.login({ email, password: "a parallel guess!" })));
+  const codes = results.map((r) => (r.status === "rejected" ? ConnectError.from(r.reason).code : "ok"));
+  t.true(codes.filter((c) => c === Code.Unauthenticated).length <= MAX_FAILURES);
+  t.true(codes.filter((c) => c === Code.ResourceExhausted).length >= 12 - MAX_FAILURES);
+});
+
 test("a successful sign-in clears earlier failures", async (t) => {
   const { email } = await newUser(t);
   for (let i = 0; i < MAX_FAILURES - 1; i++) await refusal(t, as(t.context.h, ).auth.login({ email, password: "wrong password here" }), Code.Unauthenticated);

@@ -29,6 +29,8 @@ interface CachedKey {
 export class JwksCache {
   private keys: CachedKey[] = [];
   private fetchedAt = -Infinity;
+  /** When a fetch was last tried, successful or not: the refetch rate limit counts failures too. */
+  private attemptedAt = -Infinity;
   private inFlight: Promise<void> | undefined;
   private jwksUrl: string | undefined;
   private readonly maxAgeMs: number;
@@ -46,14 +48,23 @@ export class JwksCache {
 
   /** The key that signed a token with this header, fetching the key set when needed. */
   async keyFor(kid: string | undefined, alg: string): Promise<KeyObject> {
-    if (this.now() - this.fetchedAt > this.maxAgeMs) await this.refresh();
+    if (this.fetchedAt === -Infinity) {
+      await this.refresh();
+    } else if (this.now() - this.fetchedAt > this.maxAgeMs && this.mayRefetch()) {
+      // While the provider is down, the keys it published last are better than none.
+      await this.refresh().catch(() => undefined);
+    }
     let found = this.find(kid, alg);
-    if (!found && this.now() - this.fetchedAt >= this.minRefetchIntervalMs) {
+    if (!found && this.mayRefetch()) {
       await this.refresh();
       found = this.find(kid, alg);
     }
     if (!found) throw new UnknownSigningKeyError(kid ? `the provider has no signing key "${kid}"` : "the token names no key (kid) and the provider has several");
     return found;
+  }
+
+  private mayRefetch(): boolean {
+    return this.now() - this.attemptedAt >= this.minRefetchIntervalMs;
   }
 
   private find(kid: string | undefined, alg: string): KeyObject | undefined {
@@ -68,6 +79,7 @@ export class JwksCache {
   }
 
   private async fetchKeys(): Promise<void> {
+    this.attemptedAt = this.now();
     this.jwksUrl ??= await this.discoverJwksUrl();
     const body = await this.getJson(this.jwksUrl);
     const jwks = Array.isArray((body as { keys?: unknown }).keys) ? (body as { keys: unknown[] }).keys : undefined;

@@ -127,3 +127,17 @@ test("an unreachable provider is reported as unavailable, not as a bad token", a
   const token = idp.sign({ iss: "http://127.0.0.1:9", aud: "x" });
   await t.throwsAsync(local.verify(token), { instanceOf: IdentityProviderUnavailableError });
 });
+
+test("keys fetched earlier keep working while the provider is down", async (t) => {
+  const own = await startTestIssuer();
+  let clock = 0;
+  const local = new OidcVerifier(
+    { issuer: own.issuer, audience: own.audience, jwksUrl: undefined, clockSkewSeconds: 0 },
+    new JwksCache({ issuer: own.issuer, maxAgeMs: 1_000, minRefetchIntervalMs: 0, timeoutMs: 500, now: () => clock }),
+  );
+  const token = own.sign({ sub: "steady" });
+  await local.verify(token);
+  await own.close();
+  clock += 60_000;
+  t.is((await local.verify(token)).subject, "steady");
+});

@@ -4,13 +4,13 @@ import { issueKey, parseKey, secretMatches } from "@flip/shared/auth/keys.js";
 import { appendAudit } from "../audit/chain.js";
 import { InvalidInputError } from "../rpc/domain-errors.js";
 import { issueAccessToken } from "./access-tokens.js";
+import { base32Decode } from "./base32.js";
 import { RefreshToken, User, UserSession, type UserRole } from "./entities.js";
 import { AuthenticationError, TotpCodeRequiredError } from "./errors.js";
 import type { IdentityConfig } from "./identity-config.js";
 import { attemptFailed, attemptSucceeded, beginAttempt, forgetAttempt } from "./login-throttle.js";
 import { verifyAgainstNothing, verifyPassword } from "./passwords.js";
 import type { SigningKey } from "./signing-key.js";
-import { base32Decode } from "./base32.js";
 import { matchTotp } from "./totp.js";
 import { emailKeyOf, rolesOf } from "./user-lookup.js";
 

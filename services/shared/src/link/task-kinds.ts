@@ -25,18 +25,18 @@ export function taskKindFromName(name: string): TaskKind | undefined {
 }
 
 /** TaskSpec and TaskOutput oneof cases are the camel-case kind names ("cohortQuery" for cohort_query). */
-function caseToName(c: string): string {
+export function taskKindNameOfCase(c: string): string {
   return c.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
 }
 
 /** The kind a spec asks for, or undefined when no case is set. */
 export function taskKindOfSpec(spec: TaskSpec | undefined): TaskKind | undefined {
   const c = spec?.kind.case;
-  return c === undefined ? undefined : taskKindFromName(caseToName(c));
+  return c === undefined ? undefined : taskKindFromName(taskKindNameOfCase(c));
 }
 
 /** The kind an output answers, or undefined when no case is set. */
 export function taskKindOfOutput(output: TaskOutput | undefined): TaskKind | undefined {
   const c = output?.kind.case;
-  return c === undefined ? undefined : taskKindFromName(caseToName(c));
+  return c === undefined ? undefined : taskKindFromName(taskKindNameOfCase(c));
 }

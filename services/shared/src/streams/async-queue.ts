@@ -70,6 +70,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         this.items.length = 0;
         return { value: undefined, done: true };
       },
+      // The reader tells the producer it gave up (Connect does this when a call ends): stop queuing.
+      throw: async (e?: unknown) => {
+        this.fail(e);
+        return { value: undefined, done: true };
+      },
     };
   }
 }

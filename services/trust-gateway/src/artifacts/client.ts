@@ -20,6 +20,10 @@ export function createArtifactClient(opts: ArtifactClientOptions): ArtifactClien
   const transport = createGrpcTransport({
     baseUrl: opts.baseUrl,
     nodeOptions: opts.nodeOptions,
+    // Weights are dense floats that gzip barely shrinks, yet gzipping them costs the hub a core per
+    // download (and 5x the time here). Artifacts go uncompressed; a writer that wants compression
+    // compresses the artifact itself.
+    acceptCompression: [],
     interceptors: [trustKeyInterceptor(opts.apiKey), ...(opts.interceptors ?? [])],
   });
   return createClient(ArtifactService, transport);

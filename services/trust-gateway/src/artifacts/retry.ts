@@ -10,8 +10,12 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 8, initialDelayMs: 200, maxDelayMs: 10_000 };
 
-/** Codes a broken connection or a restarting hub produces: resume and try again. */
-const TRANSIENT = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DeadlineExceeded, Code.Canceled]);
+/**
+ * Codes a broken connection or a restarting hub produces: resume and try again. Aborted is among them
+ * because connect-node reports a reset connection (ECONNRESET, an HTTP/2 stream reset) as Aborted, and the
+ * hub uses it when a newer stream of the same upload took over; either way, resuming is right.
+ */
+const TRANSIENT = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DeadlineExceeded, Code.Canceled, Code.Aborted]);
 
 /** Whether to retry after `e` (a transient transport failure), or the typed error to throw. */
 export function classify(artifactId: string, e: unknown): { retry: true; error: ConnectError } | { retry: false; error: ArtifactTransferError } {

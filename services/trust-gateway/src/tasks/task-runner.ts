@@ -7,7 +7,7 @@ import {
   TaskResultSchema,
   type TaskCancel,
   type TaskOffer,
-  type TaskRef,
+  type ResultAck,
   type TaskResult,
 } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
@@ -137,7 +137,7 @@ export class TaskRunner {
   }
 
   /** The hub stored (or deliberately ignored) a result: forget it. */
-  resultAcknowledged(ref: TaskRef & { recorded: boolean }): void {
+  resultAcknowledged(ref: ResultAck): void {
     this.deps.results.remove(ref.taskId);
     if (!ref.recorded) this.deps.log.info({ taskId: ref.taskId }, "hub ignored a result (the task had already ended there)");
   }

@@ -1,0 +1,82 @@
+import pg from "pg";
+import { DataAccessService } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { serve } from "@flip/shared/server/serve.js";
+import { requireInternalKey } from "./auth/internal-key.js";
+import type { CohortDeps } from "./cohorts/deps.js";
+import { ensureLocalSchema, LOCAL_SCHEMA } from "./cohorts/frozen-store.js";
+import type { DataAccessConfig } from "./config.js";
+import { dataAccessRoutes } from "./connect.js";
+import { createReaderPool, ReadOnlyExecutor } from "./execution/executor.js";
+import { assertReaderIsReadOnly, deriveReaderUrl, enableReaderLogin, grantCohortReader } from "./execution/reader-role.js";
+
+export interface RunningDataAccess {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the data-access service: prepares flip_local, provisions the reader role when no reader URL is
+ * configured, refuses to start if the reader can do more than read omop, and serves DataAccessService.
+ */
+export async function startDataAccess(config: DataAccessConfig, log: Logger): Promise<RunningDataAccess> {
+  const owner = new pg.Pool({ connectionString: config.databaseUrl, max: 5, application_name: "flip-data-access-owner" });
+  owner.on("error", (err) => log.warn({ err: { name: err.name } }, "idle owner connection lost"));
+  let reader: pg.Pool | undefined;
+  try {
+    await ensureLocalSchema(owner);
+    const readerUrl = config.readerUrl ?? (await provisionReader(owner, config.databaseUrl));
+    reader = createReaderPool(readerUrl);
+    await assertReaderIsReadOnly(reader, LOCAL_SCHEMA);
+
+    const src = config.policy.source;
+    log.info(
+      { policyFile: src?.path ?? null, policySha256: src?.sha256 ?? null, rules: config.policy.rules.length, threshold: config.threshold },
+      src ? "trust policy loaded" : "no trust policy file: every action permitted",
+    );
+    const deps: CohortDeps = {
+      executor: new ReadOnlyExecutor(reader, { statementTimeoutMs: config.statementTimeoutMs, maxRows: config.maxRows }),
+      owner,
+      policy: config.policy,
+      threshold: config.threshold,
+      log,
+    };
+    const server = await serve({
+      host: config.host,
+      port: config.port,
+      services: [DataAccessService],
+      routes: dataAccessRoutes(deps),
+      log,
+      interceptors: [requireInternalKey(config.internalKey, DataAccessService)],
+    });
+    log.info({ url: server.url }, "data-access listening");
+    const readerPool = reader;
+    return {
+      url: server.url,
+      port: server.port,
+      async close() {
+        await server.close();
+        await readerPool.end();
+        await owner.end();
+      },
+    };
+  } catch (e) {
+    await reader?.end().catch(() => undefined);
+    await owner.end().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Grants the reader role read access to omop and lets it log in with its derived password. */
+async function provisionReader(owner: pg.Pool, ownerUrl: string): Promise<string> {
+  const readerUrl = deriveReaderUrl(ownerUrl);
+  const client = await owner.connect();
+  try {
+    await grantCohortReader(client);
+    await enableReaderLogin(client, readerUrl);
+  } finally {
+    client.release();
+  }
+  return readerUrl;
+}

@@ -1,0 +1,27 @@
+/**
+ * The trust gateway process: `node --import tsx services/trust-gateway/src/main.ts` with FLIP_HUB_URL,
+ * FLIP_TRUST_CODE and FLIP_TRUST_KEY. Exit codes: 0 stopped by a signal, 2 bad configuration,
+ * 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust).
+ */
+import { loadOrExit } from "@flip/shared/config/settings.js";
+import { createLogger } from "@flip/shared/logging/logger.js";
+import { stopOnSignals } from "@flip/shared/process/lifecycle.js";
+import { stopTelemetry } from "@flip/shared/telemetry/sdk.js";
+import { readGatewayConfig } from "./config.js";
+import { startGateway } from "./gateway.js";
+import { LinkRefusedError } from "./link/link-errors.js";
+
+export const EXIT_LINK_REFUSED = 3;
+
+const config = loadOrExit(() => readGatewayConfig(process.env));
+const log = createLogger({ service: "trust-gateway", level: config.logLevel });
+const gateway = await startGateway(config, log);
+stopOnSignals(log, () => gateway.close());
+try {
+  await gateway.done;
+} catch (e) {
+  if (!(e instanceof LinkRefusedError)) throw e;
+  log.fatal({ code: e.code, reason: e.message }, "the hub refused this gateway; not retrying (fix the configuration, then start it again)");
+  await stopTelemetry();
+  process.exit(EXIT_LINK_REFUSED);
+}

@@ -1,0 +1,169 @@
+/**
+ * The trust link end to end: a hub process and a gateway process over real HTTP/2, tasks created
+ * through TaskService. Every scenario checks each task ended exactly once with the right outcome.
+ */
+import anyTest, { type TestFn } from "ava";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { TaskState } from "@flip/gen/flip/hub/v1/tasks_pb.js";
+import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { GpuSource } from "@flip/gen/flip/common/v1/common_pb.js";
+import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
+import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
+import {
+  adminClients,
+  attemptsOf,
+  linked,
+  startGatewayProc,
+  startHubProc,
+  TaskEndWatcher,
+  waitForTask,
+  type AdminClients,
+  type GatewayProc,
+  type HubProc,
+} from "../support/link.js";
+
+interface Ctx {
+  db: TestDatabase;
+  hub: HubProc;
+  gateway: GatewayProc;
+  admin: AdminClients;
+  ends: TaskEndWatcher;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  const db = await createTestDatabase("link_delivery");
+  const hub = await startHubProc({ databaseUrl: db.url, telemetry: true });
+  const admin = adminClients(hub.url);
+  const { apiKey } = await admin.trusts.registerTrust({ name: "Guy's and St Thomas'", code: "gstt", region: "london" });
+  const gateway = startGatewayProc({ hubUrl: hub.url, trustCode: "gstt", key: apiKey, telemetry: true, env: { FLIP_GATEWAY_CAPACITY: "echo=2" } });
+  await linked(gateway);
+  t.context = { db, hub, gateway, admin, ends: await TaskEndWatcher.start(db.url) };
+});
+
+test.after.always(async (t) => {
+  await t.context.gateway?.proc.stop();
+  await t.context.hub?.proc.stop();
+  await t.context.ends?.stop();
+  await t.context.db?.drop();
+});
+
+test.serial("an echo task is pushed at once, completes on the trust, and is recorded once as succeeded", async (t) => {
+  const { admin, ends, gateway, db } = t.context;
+  const started = Date.now();
+  const { task } = await admin.tasks.createEchoTask({ trust: "gstt", message: "hello trust" });
+  t.is(task!.state, TaskState.PENDING);
+  const done = await waitForTask(admin.tasks, task!.id);
+  t.true(Date.now() - started < 2_000, "pushed, not polled");
+  t.is(done.state, TaskState.SUCCEEDED);
+  const out = done.output?.kind;
+  t.is(out?.case, "echo");
+  t.deepEqual(out?.case === "echo" ? { message: out.value.message, trustCode: out.value.trustCode } : undefined, { message: "hello trust", trustCode: "gstt" });
+  t.is(done.attempt, 1);
+  t.is(done.progress, 1);
+  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["succeeded"]);
+  const local = gateway.taskLog().filter((e) => e.taskId === task!.id).map((e) => e.event);
+  t.deepEqual(local, ["accepted", "started", "succeeded"], "the trust keeps its own record");
+});
+
+test.serial("the hub shows the trust online, with when it was last seen and its health", async (t) => {
+  const { trust } = await t.context.admin.trusts.getTrust({ trust: "gstt" });
+  t.is(trust!.linkStatus, LinkStatus.ONLINE);
+  t.true(Date.now() - Number(trust!.lastSeenAt!.seconds) * 1000 < 5_000);
+  t.is(trust!.health?.gpuSource, GpuSource.NONE);
+});
+
+test.serial("progress of a running task is visible at the hub", async (t) => {
+  const { task } = await t.context.admin.tasks.createEchoTask({ trust: "gstt", message: "slow", delay: durationFromMs(2_500) });
+  const running = await waitForTask(t.context.admin.tasks, task!.id, (x) => x.state === TaskState.RUNNING && x.progress > 0 && x.progress < 1);
+  t.regex(running.progressMessage, /waited/);
+  const done = await waitForTask(t.context.admin.tasks, task!.id);
+  t.is(done.state, TaskState.SUCCEEDED);
+  t.deepEqual(t.context.ends.endsOf(task!.id), ["succeeded"]);
+});
+
+test.serial("a task that fails at the trust ends failed with the trust's error, without another attempt", async (t) => {
+  const { task } = await t.context.admin.tasks.createEchoTask({ trust: "gstt", message: "x", fail: true, maxAttempts: 3 });
+  const done = await waitForTask(t.context.admin.tasks, task!.id);
+  t.is(done.state, TaskState.FAILED);
+  t.is(done.error?.code, TaskErrorCode.INVALID);
+  t.regex(done.error?.message ?? "", /asked to fail/);
+  t.is(done.attempt, 1);
+  t.deepEqual(t.context.ends.endsOf(task!.id), ["failed"]);
+});
+
+test.serial("cancelling a running task ends it at the hub and stops it at the gateway", async (t) => {
+  const { admin, gateway, ends } = t.context;
+  const { task } = await admin.tasks.createEchoTask({ trust: "gstt", message: "long", delay: durationFromMs(60_000) });
+  await waitForTask(admin.tasks, task!.id, (x) => x.state === TaskState.RUNNING);
+  const since = gateway.proc.logs.length;
+  const { task: cancelled } = await admin.tasks.cancelTask({ taskId: task!.id, reason: "no longer needed" });
+  t.is(cancelled!.state, TaskState.CANCELLED);
+  t.regex(cancelled!.endReason, /no longer needed/);
+  await gateway.proc.waitForLog((r) => r.msg === "hub cancelled a task; stopping it" && r.taskId === task!.id, { since });
+  await waitFor(() => gateway.taskLog().some((e) => e.taskId === task!.id && e.event === "cancelled"));
+  const again = await admin.tasks.cancelTask({ taskId: task!.id, reason: "twice" });
+  t.is(again.task!.state, TaskState.CANCELLED, "cancelling is idempotent");
+  t.regex(again.task!.endReason, /no longer needed/);
+  t.deepEqual(ends.endsOf(task!.id), ["cancelled"]);
+});
+
+test.serial("a task whose deadline passes expires with the reason recorded, and the gateway stops it", async (t) => {
+  const { admin, gateway, ends } = t.context;
+  const { task } = await admin.tasks.createEchoTask({ trust: "gstt", message: "late", delay: durationFromMs(30_000), timeout: durationFromMs(1_000) });
+  const done = await waitForTask(admin.tasks, task!.id);
+  t.is(done.state, TaskState.EXPIRED);
+  t.regex(done.endReason, /deadline passed while the task was running/);
+  t.is(done.error?.code, TaskErrorCode.TIMEOUT);
+  await waitFor(() => gateway.taskLog().some((e) => e.taskId === task!.id && (e.event === "cancelled" || e.event === "timed_out")));
+  t.deepEqual(ends.endsOf(task!.id), ["expired"]);
+});
+
+test.serial("the hub never runs more tasks of a kind than the gateway declared, and a slow task does not hold up the others", async (t) => {
+  const { admin, gateway, ends } = t.context;
+  const slow = (await admin.tasks.createEchoTask({ trust: "gstt", message: "slow", delay: durationFromMs(4_000) })).task!;
+  const quick = [];
+  for (let i = 0; i < 6; i++) quick.push((await admin.tasks.createEchoTask({ trust: "gstt", message: `quick ${i}`, delay: durationFromMs(300) })).task!);
+  for (const q of quick) t.is((await waitForTask(admin.tasks, q.id)).state, TaskState.SUCCEEDED);
+  t.not((await admin.tasks.getTask({ taskId: slow.id })).task!.state, TaskState.SUCCEEDED, "the quick tasks finished while the slow one still ran");
+  t.is((await waitForTask(admin.tasks, slow.id)).state, TaskState.SUCCEEDED);
+  // Replay the trust's own log: at no moment were more than 2 echo tasks running.
+  const ids = new Set([slow.id, ...quick.map((q) => q.id)]);
+  let running = 0;
+  let peak = 0;
+  for (const e of gateway.taskLog().filter((x) => ids.has(x.taskId))) {
+    if (e.event === "started") peak = Math.max(peak, ++running);
+    if (e.event === "succeeded") running--;
+  }
+  t.is(peak, 2);
+  for (const id of ids) t.deepEqual(ends.endsOf(id), ["succeeded"]);
+});
+
+test.serial("a task's trace starts at the RPC that created it and continues in the gateway", async (t) => {
+  const { admin, gateway } = t.context;
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const { task } = await admin.tasks.createEchoTask({ trust: "gstt", message: "traced" }, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } });
+  await waitForTask(admin.tasks, task!.id);
+  const entries = gateway.taskLog().filter((e) => e.taskId === task!.id);
+  t.true(entries.length > 0);
+  for (const e of entries) t.is(e.traceId, traceId);
+});
+
+test.serial("ListTasks shows the trust's tasks newest first, filtered by state", async (t) => {
+  const { tasks } = await t.context.admin.tasks.listTasks({ trust: "gstt", page: { pageSize: 500 } });
+  t.true(tasks.length >= 10);
+  const created = tasks.map((x) => Number(x.createdAt!.seconds) * 1e9 + x.createdAt!.nanos);
+  t.deepEqual(created, [...created].sort((a, b) => b - a));
+  t.true(tasks.every((x) => x.trustCode === "gstt"));
+  const cancelled = await t.context.admin.tasks.listTasks({ trust: "gstt", states: [TaskState.CANCELLED] });
+  t.is(cancelled.tasks.length, 1);
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
