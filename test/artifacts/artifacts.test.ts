@@ -147,6 +147,19 @@ test.serial("a download cut mid-stream resumes from the partial file", async (t)
   t.true(receivedAfter < (size - resumedAt) * 1.02 + 64 * 1024, `received ${receivedAfter} after the cut for ${size - resumedAt} missing bytes`);
 });
 
+test.serial("a stale partial download of other bytes is dropped and the download starts over", async (t) => {
+  const { hub, alpha, file20, dir } = t.context;
+  const client = createArtifactClient({ baseUrl: hub.hub.url, apiKey: alpha.apiKey });
+  const wrongPrefix = path.join(dir, "wrong-prefix.bin");
+  await writeFile(`${wrongPrefix}.part`, randomBytes(MiB));
+  t.is((await downloadArtifact(client, file20.artifactId!, wrongPrefix)).sha256, sha(file20.bytes));
+  t.true((await readFile(wrongPrefix)).equals(file20.bytes));
+
+  const tooLong = path.join(dir, "too-long.bin");
+  await writeFile(`${tooLong}.part`, Buffer.alloc(file20.bytes.length + 1));
+  t.is((await downloadArtifact(client, file20.artifactId!, tooLong)).sha256, sha(file20.bytes));
+});
+
 test.serial("a wrong or missing key is UNAUTHENTICATED and a disabled trust is PERMISSION_DENIED", async (t) => {
   const { hub, file20 } = t.context;
   const wrongKey = `flip_trust_0123456789abcdef_${"A".repeat(43)}`;
@@ -198,11 +211,11 @@ test.serial("bytes that do not match the declared checksum are DATA_LOSS, and of
 
 test.serial("the hub's memory stays flat while a 200 MiB artifact uploads and downloads", async (t) => {
   const { hub, alpha, dir } = t.context;
-  const file = path.join(dir, "big.bin");
-  const block = randomBytes(MiB);
-  const fh = await open(file, "w");
-  for (let i = 0; i < 200; i++) await fh.write(block);
-  await fh.close();
+  const file = await writeMiB(path.join(dir, "big.bin"), 200);
+  // Warm up first: the first transfers grow the heap and the allocator's pools to their steady state
+  // (V8 collects external buffers only after some tens of MiB of them), which is no growth with size.
+  const warm = JSON.parse(await transferInChild(hub.hub.url, alpha.apiKey, ["upload", await writeMiB(path.join(dir, "warm.bin"), 48)])) as { artifactId: string };
+  await transferInChild(hub.hub.url, alpha.apiKey, ["download", path.join(dir, "warm-copy.bin"), warm.artifactId]);
 
   // The gateway runs in a child process, so this process's RSS is the hub's alone.
   const upload = await measureRss(() => transferInChild(hub.hub.url, alpha.apiKey, ["upload", file]));
@@ -212,9 +225,24 @@ test.serial("the hub's memory stays flat while a 200 MiB artifact uploads and do
   const download = await measureRss(() => transferInChild(hub.hub.url, alpha.apiKey, ["download", copy, artifactId]));
   t.is((await stat(copy)).size, 200 * MiB);
   t.log(`hub RSS growth: upload ${(upload.growth / MiB).toFixed(1)} MiB, download ${(download.growth / MiB).toFixed(1)} MiB`);
-  t.true(upload.growth < 64 * MiB, `RSS grew by ${(upload.growth / MiB).toFixed(1)} MiB during the upload`);
-  t.true(download.growth < 64 * MiB, `RSS grew by ${(download.growth / MiB).toFixed(1)} MiB during the download`);
+  // V8 collects garbage buffers only once some 64 MiB of them piled up since the last collection, so a
+  // bounded hub peaks up to about that much above its baseline; holding the artifact would add 200 MiB.
+  const limit = 96 * MiB;
+  t.true(upload.growth < limit, `RSS grew by ${(upload.growth / MiB).toFixed(1)} MiB during the upload`);
+  t.true(download.growth < limit, `RSS grew by ${(download.growth / MiB).toFixed(1)} MiB during the download`);
 });
+
+/** Writes `mib` MiB of random-looking bytes (one random MiB repeated) and returns the path. */
+async function writeMiB(file: string, mib: number): Promise<string> {
+  const block = randomBytes(MiB);
+  const fh = await open(file, "w");
+  try {
+    for (let i = 0; i < mib; i++) await fh.write(block);
+  } finally {
+    await fh.close();
+  }
+  return file;
+}
 
 /** Peak RSS growth of this process while `work` runs. */
 async function measureRss<T>(work: () => Promise<T>): Promise<{ result: T; growth: number }> {

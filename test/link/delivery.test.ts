@@ -2,6 +2,7 @@
  * The trust link end to end: a hub process and a gateway process over real HTTP/2, tasks created
  * through TaskService. Every scenario checks each task ended exactly once with the right outcome.
  */
+import { PassThrough } from "node:stream";
 import anyTest, { type TestFn } from "ava";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskState } from "@flip/gen/flip/hub/v1/tasks_pb.js";
@@ -9,7 +10,10 @@ import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { GpuSource } from "@flip/gen/flip/common/v1/common_pb.js";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
+import { runCli } from "@flip/tools/cli/main.js";
+import { spawnService } from "../support/processes.js";
 import {
+  ADMIN_TOKEN,
   adminClients,
   attemptsOf,
   linked,
@@ -20,6 +24,7 @@ import {
   type AdminClients,
   type GatewayProc,
   type HubProc,
+  tempDir,
 } from "../support/link.js";
 
 interface Ctx {
@@ -167,3 +172,38 @@ async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Runs the flip CLI in this process; returns its exit code and output. */
+async function flip(hubUrl: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (d: Buffer) => (out += d.toString()));
+  stderr.on("data", (d: Buffer) => (err += d.toString()));
+  // runCli is typed for process.stdout and process.stderr; it only ever calls write().
+  const code = await runCli([...argv, "--hub", hubUrl, "--token", ADMIN_TOKEN], {}, stdout as unknown as typeof process.stdout, stderr as unknown as typeof process.stderr);
+  return { code, out, err };
+}
+
+test.serial("flip gateway links a trust, and a task created with flip task echo completes there and shows as succeeded", async (t) => {
+  const { hub, admin } = t.context;
+  const { apiKey } = await admin.trusts.registerTrust({ name: "King's College Hospital", code: "kch" });
+  const gateway = spawnService({
+    name: "flip gateway",
+    entry: "tools/src/cli/main.ts",
+    args: ["gateway", "--hub", hub.url, "--trust", "kch", "--key", apiKey, "--state-dir", tempDir("flip-cli-gw-"), "--gpus", "none"],
+    env: { OTEL_SDK_DISABLED: "true" },
+  });
+  t.teardown(() => gateway.stop().then(() => undefined));
+  await gateway.waitForLog("linked to the hub");
+  const echo = await flip(hub.url, "task", "echo", "--trust", "kch", "--message", "from the cli", "--wait");
+  t.is(echo.code, 0, echo.err);
+  t.regex(echo.out, /state: succeeded/);
+  t.regex(echo.out, /echo "from the cli" from kch/);
+  const id = /task ([0-9a-f-]{36})/.exec(echo.out)![1]!;
+  const list = await flip(hub.url, "task", "list", "--trust", "kch");
+  t.regex(list.out, new RegExp(`${id}\\s+kch\\s+echo\\s+succeeded`));
+  const json = JSON.parse((await flip(hub.url, "task", "get", id, "--json")).out) as { task: { state: string } };
+  t.is(json.task.state, "TASK_STATE_SUCCEEDED");
+});

@@ -2,13 +2,22 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "../rpc/to-connect-error.js";
 import { ArtifactChecksumError, ArtifactOffsetError, ArtifactRangeError, ArtifactTooLargeError, UploadSupersededError } from "./errors.js";
 
+/** The wire code of each artifact error. */
+function codeOf(e: Error): Code | undefined {
+  if (e instanceof ArtifactOffsetError) return Code.InvalidArgument;
+  if (e instanceof ArtifactTooLargeError) return Code.ResourceExhausted;
+  if (e instanceof ArtifactChecksumError) return Code.DataLoss;
+  if (e instanceof ArtifactRangeError) return Code.OutOfRange;
+  // The client resumes from GetUploadStatus, as after any broken stream.
+  if (e instanceof UploadSupersededError) return Code.Aborted;
+  return undefined;
+}
+
 /** Maps artifact errors to their codes, then defers to the hub's shared mapping for everything else. */
 export function artifactErrorToConnect(e: unknown): ConnectError {
-  const wrap = (code: Code) => new ConnectError((e as Error).message, code, undefined, undefined, e);
-  if (e instanceof ArtifactOffsetError) return wrap(Code.InvalidArgument);
-  if (e instanceof ArtifactTooLargeError) return wrap(Code.ResourceExhausted);
-  if (e instanceof ArtifactChecksumError) return wrap(Code.DataLoss);
-  if (e instanceof ArtifactRangeError) return wrap(Code.OutOfRange);
-  if (e instanceof UploadSupersededError) return wrap(Code.Aborted);
+  if (e instanceof Error) {
+    const code = codeOf(e);
+    if (code !== undefined) return new ConnectError(e.message, code, undefined, undefined, e);
+  }
   return toConnectError(e);
 }

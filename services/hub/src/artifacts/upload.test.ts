@@ -182,6 +182,24 @@ test("a newer stream of the same artifact takes over a stalled one, which record
   t.true((await readAll(deps, plan.id)).equals(data));
 });
 
+test("another trust's begin with the same id does not interrupt the owner's running upload", async (t) => {
+  const { deps, a, b } = t.context;
+  const data = randomBytes(60_000);
+  const plan = planFor(data);
+  let resume!: () => void;
+  const paused = new Promise<void>((r) => (resume = r));
+  async function* pausing(): AsyncGenerator<UploadChunkInput> {
+    yield { offset: 0, data: data.subarray(0, 20_000) };
+    await paused;
+    yield { offset: 20_000, data: data.subarray(20_000) };
+  }
+  const owner = receiveUpload(deps, a, plan, pausing());
+  while ((await getUploadStatus(deps.db.em(), a.trustId, plan.id).catch(() => undefined)) === undefined) await new Promise((r) => setTimeout(r, 5));
+  await t.throwsAsync(() => receiveUpload(deps, b, plan, chunks(data, 0, 60_000)), { instanceOf: AlreadyExistsError });
+  resume();
+  t.true((await owner).complete);
+});
+
 test("an empty artifact completes with begin alone", async (t) => {
   const { deps, a } = t.context;
   const plan = planFor(Buffer.alloc(0));

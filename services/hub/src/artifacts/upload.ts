@@ -49,6 +49,9 @@ export async function receiveUpload(
   plan: UploadPlan,
   chunks: AsyncIterable<UploadChunkInput>,
 ): Promise<UploadOutcome> {
+  // Refuse a stranger before taking the lease, so a wrong begin cannot stop the owner's running upload.
+  const existing = await deps.db.em().findOne(Artifact, { id: plan.id });
+  if (existing) checkSamePayload(existing, uploader, plan);
   const lease = await deps.leases.acquire(plan.id);
   try {
     const session = randomUUID();
@@ -87,17 +90,22 @@ async function beginOrResume(em: EntityManager, uploader: Uploader, plan: Upload
       tx.persist(created);
       return created;
     }
-    // Ids are client-chosen UUIDs; another owner's id is refused without saying more about that artifact.
-    if (found.ownerTrustId !== uploader.trustId) throw new AlreadyExistsError(`begin.artifact_id: ${plan.id} is already used; choose a new id`);
-    if (found.sizeBytes !== plan.sizeBytes || found.sha256 !== plan.sha256) {
-      throw new FailedPreconditionError(
-        `artifact ${plan.id} was begun as ${found.sizeBytes} bytes with sha256 ${found.sha256}${found.complete ? " and is complete" : ""}; ` +
-          "a different payload needs a new artifact id",
-      );
-    }
+    checkSamePayload(found, uploader, plan);
     if (!found.complete) found.uploadSession = session;
     return found;
   });
+}
+
+/** A resumed (or repeated) upload must come from the owner and declare the same bytes. */
+function checkSamePayload(found: Artifact, uploader: Uploader, plan: UploadPlan): void {
+  // Ids are client-chosen UUIDs; another owner's id is refused without saying more about that artifact.
+  if (found.ownerTrustId !== uploader.trustId) throw new AlreadyExistsError(`begin.artifact_id: ${plan.id} is already used; choose a new id`);
+  if (found.sizeBytes !== plan.sizeBytes || found.sha256 !== plan.sha256) {
+    throw new FailedPreconditionError(
+      `artifact ${plan.id} was begun as ${found.sizeBytes} bytes with sha256 ${found.sha256}${found.complete ? " and is complete" : ""}; ` +
+        "a different payload needs a new artifact id",
+    );
+  }
 }
 
 /** Appends one stream's chunks to a part, hashing as it goes, with durable checkpoints. */

@@ -89,11 +89,12 @@ export class LinkRegistry {
       capacity: Object.fromEntries(hello.capacity),
       inFlight: hello.inFlight,
     });
+    // Welcome first: once registered, the shared timer may send this session heartbeats.
+    session.welcome(takeover);
     const previous = this.byTrust.get(trust.id);
     this.byTrust.set(trust.id, session);
     previous?.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
     await this.writeSeen([session]);
-    session.welcome(takeover);
     session.log.info({ gatewayVersion: hello.gatewayVersion, capacity: Object.fromEntries(hello.capacity), inFlight: hello.inFlight.length }, "trust linked");
     session.pump();
     return session;

@@ -6,8 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ArtifactClient } from "./client.js";
 import { ArtifactChecksumError, ArtifactRetriesExhaustedError } from "./errors.js";
 import { hashFile } from "./file-digest.js";
-import { DEFAULT_RETRY, backoffMs, classify, sleep } from "./retry.js";
-import type { TransferOptions } from "./upload.js";
+import { DEFAULT_RETRY, backoffMs, classify, sleep, type TransferOptions } from "./retry.js";
 
 export interface DownloadedArtifact {
   artifactId: string;

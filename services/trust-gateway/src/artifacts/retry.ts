@@ -1,5 +1,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "@flip/shared/logging/logger.js";
 import { ArtifactAuthError, ArtifactChecksumError, ArtifactRejectedError, ArtifactTransferError } from "./errors.js";
+
+/** How a transfer behaves; every field has a default. */
+export interface TransferOptions {
+  retry?: RetryPolicy;
+  /** Aborts the transfer; a partial upload or download stays resumable. */
+  signal?: AbortSignal;
+  log?: Logger;
+}
 
 export interface RetryPolicy {
   /** Consecutive failed attempts (without progress) before giving up. */

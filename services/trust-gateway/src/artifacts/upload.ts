@@ -3,11 +3,10 @@ import { open, type FileHandle } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { UploadRequestSchema } from "@flip/gen/flip/link/v1/link_pb.js";
-import type { Logger } from "@flip/shared/logging/logger.js";
 import type { ArtifactClient } from "./client.js";
 import { ArtifactRejectedError, ArtifactRetriesExhaustedError } from "./errors.js";
 import { CHUNK_BYTES, digestFile } from "./file-digest.js";
-import { DEFAULT_RETRY, backoffMs, classify, sleep, type RetryPolicy } from "./retry.js";
+import { DEFAULT_RETRY, backoffMs, classify, sleep, type TransferOptions } from "./retry.js";
 
 export interface UploadSource {
   /** Reuse an id to resume an upload begun by an earlier process; a new UUID otherwise. */
@@ -17,12 +16,6 @@ export interface UploadSource {
   taskId?: string;
   /** The file to upload; it must not change while it uploads (its checksum is taken first). */
   source: string;
-}
-
-export interface TransferOptions {
-  retry?: RetryPolicy;
-  signal?: AbortSignal;
-  log?: Logger;
 }
 
 export interface UploadedArtifact {

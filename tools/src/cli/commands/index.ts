@@ -7,6 +7,8 @@ import { auditCommands } from "./audit.js";
 import { loginCommands } from "./login.js";
 import { userCommands } from "./user.js";
 import { tokenCommands } from "./token.js";
+import { gatewayCommands } from "./gateway.js";
+import { taskCommands } from "./task.js";
 
 /** Every `flip` command. Add a command group by adding its module's array here. */
-export const allCommands: CliCommand[] = [...hubCommands, ...trustCommands, ...projectCommands, ...cohortCommands, ...auditCommands, ...loginCommands, ...userCommands, ...tokenCommands];
+export const allCommands: CliCommand[] = [...hubCommands, ...trustCommands, ...projectCommands, ...cohortCommands, ...auditCommands, ...loginCommands, ...userCommands, ...tokenCommands, ...gatewayCommands, ...taskCommands];

@@ -1,17 +1,17 @@
 import type { MigrationObject } from "@mikro-orm/core";
-import { M0004Artifacts } from "../../artifacts/m0004-artifacts.js";
-import { M0006Governance } from "./m0006-governance.js";
-import { M0005ProjectsAndCohorts } from "./m0005-projects-and-cohorts.js";
 import { M0001TrustsAndAudit } from "./m0001-trusts-and-audit.js";
 import { M0002Tasks } from "./m0002-tasks.js";
 import { M0003Identity } from "./m0003-identity.js";
+import { M0004Artifacts } from "./m0004-artifacts.js";
+import { M0005ProjectsAndCohorts } from "./m0005-projects-and-cohorts.js";
+import { M0006Governance } from "./m0006-governance.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
   { name: "m0001-trusts-and-audit", class: M0001TrustsAndAudit },
   { name: "m0002-tasks", class: M0002Tasks },
   { name: "m0003-identity", class: M0003Identity },
+  { name: "m0004-artifacts", class: M0004Artifacts },
   { name: "m0005-projects-and-cohorts", class: M0005ProjectsAndCohorts },
   { name: "m0006-governance", class: M0006Governance },
-  { name: "m0004-artifacts", class: M0004Artifacts },
 ];

@@ -1,0 +1,119 @@
+import anyTest, { type TestFn } from "ava";
+import { create } from "@bufbuild/protobuf";
+import { TaskOutputSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { createLogger } from "@flip/shared/logging/logger.js";
+import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
+import { openDatabase, type Database } from "../db/database.js";
+import { openStream, streamOwnsTrust } from "../link/stream-ownership.js";
+import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { registerTrust, setTrustDisabled } from "../trusts/registry.js";
+import { claimPendingTasks } from "./claims.js";
+import { createTask } from "./create-task.js";
+import { expireOverdueTasks } from "./expiry.js";
+import { getTask } from "./queries.js";
+import { recordResult } from "./task-outcomes.js";
+
+interface Ctx {
+  tdb: TestDatabase;
+  db: Database;
+}
+const test = anyTest as TestFn<Ctx>;
+
+test.before(async (t) => {
+  const tdb = await createTestDatabase("tasks");
+  t.context = { tdb, db: await openDatabase(tdb.url, createLogger({ service: "test", level: "silent" })) };
+});
+
+test.after.always(async (t) => {
+  await t.context.db?.close();
+  await t.context.tdb?.drop();
+});
+
+const echo = (message: string) => create(TaskSpecSchema, { kind: { case: "echo", value: { message } } });
+const echoOut = (message: string) => ({ case: "output" as const, value: create(TaskOutputSchema, { kind: { case: "echo", value: { message, trustCode: "x" } } }) });
+
+async function trustWithStream(db: Database, code: string): Promise<{ trustId: string; streamId: string }> {
+  const { trust } = await registerTrust(db.em(), "test", { name: `${code} hospital`, code, region: "" });
+  const streamId = crypto.randomUUID();
+  await openStream(db.em(), { trustId: trust.id, streamId, hubInstance: "h1", gatewayVersion: "test", capacity: { echo: 10 }, inFlight: [] });
+  return { trustId: trust.id, streamId };
+}
+
+function claim(db: Database, s: { trustId: string; streamId: string }, limit: number) {
+  return db.em().transactional(async (tx) =>
+    (await streamOwnsTrust(tx, s.trustId, s.streamId)) ? await claimPendingTasks(tx, { ...s, hubInstance: "h1", kind: "echo", limit }) : "replaced",
+  );
+}
+
+test("the first result for a task wins, even when several arrive at once; the rest are ignored", async (t) => {
+  const { db } = t.context;
+  const s = await trustWithStream(db, "first");
+  const task = await createTask(db.em(), { trustId: s.trustId, spec: echo("hi"), actor: "test" });
+  await claim(db, s, 1);
+  const outcomes = await Promise.all([1, 2, 3, 4, 5].map((i) => recordResult(db.em(), s.trustId, task.id, echoOut(`answer ${i}`))));
+  t.is(outcomes.filter((o) => o.recorded).length, 1);
+  t.true(outcomes.filter((o) => !o.recorded).every((o) => !o.recorded && o.why === "ended"));
+  const stored = (await getTask(db.em(), task.id)).task;
+  t.is(stored.state, "succeeded");
+  const winner = outcomes.findIndex((o) => o.recorded) + 1;
+  t.deepEqual(stored.output, { echo: { message: `answer ${winner}`, trustCode: "x" } });
+});
+
+test("two claims racing on one stream never get the same task", async (t) => {
+  const { db } = t.context;
+  const s = await trustWithStream(db, "race");
+  for (let i = 0; i < 6; i++) await createTask(db.em(), { trustId: s.trustId, spec: echo(`t${i}`), actor: "test" });
+  const claims = await Promise.all([claim(db, s, 3), claim(db, s, 3), claim(db, s, 3)]);
+  const ids = claims.flatMap((c) => (c === "replaced" ? [] : c.map((x) => x.id)));
+  t.is(ids.length, 6);
+  t.is(new Set(ids).size, 6);
+});
+
+test("a replaced stream can claim nothing, and the new owner takes over what the old one held", async (t) => {
+  const { db } = t.context;
+  const old = await trustWithStream(db, "replaced");
+  const task = await createTask(db.em(), { trustId: old.trustId, spec: echo("moved"), actor: "test" });
+  t.not(await claim(db, old, 1), "replaced");
+  t.is((await getTask(db.em(), task.id)).task.state, "offered");
+  const fresh = crypto.randomUUID();
+  const takeover = await openStream(db.em(), { trustId: old.trustId, streamId: fresh, hubInstance: "h2", gatewayVersion: "test", capacity: { echo: 1 }, inFlight: [] });
+  t.deepEqual(takeover, { adopted: [], stop: [] });
+  t.is(await claim(db, old, 1), "replaced");
+  const reclaimed = await claim(db, { trustId: old.trustId, streamId: fresh }, 1);
+  t.deepEqual(reclaimed !== "replaced" && reclaimed.map((c) => [c.id, c.attempt]), [[task.id, 2]]);
+});
+
+test("overdue tasks expire exactly once however many sweepers run", async (t) => {
+  const { db } = t.context;
+  const { trust } = await registerTrust(db.em(), "test", { name: "sweep hospital", code: "sweep", region: "" });
+  for (let i = 0; i < 30; i++) await createTask(db.em(), { trustId: trust.id, spec: echo(`late ${i}`), actor: "test", timeoutMs: 1_000 });
+  await new Promise((r) => setTimeout(r, 1_100));
+  const counts = await Promise.all([expireOverdueTasks(db.em(), 10), expireOverdueTasks(db.em(), 10), expireOverdueTasks(db.em(), 10), expireOverdueTasks(db.em(), 10)]);
+  const more = await expireOverdueTasks(db.em());
+  t.is(counts.reduce((a, b) => a + b, 0) + more, 30);
+  t.is(await expireOverdueTasks(db.em()), 0);
+});
+
+test("a task needs a kind, a sane timeout and attempts, and an enabled trust", async (t) => {
+  const { db } = t.context;
+  const { trust } = await registerTrust(db.em(), "test", { name: "checks hospital", code: "checks", region: "" });
+  await t.throwsAsync(createTask(db.em(), { trustId: trust.id, spec: create(TaskSpecSchema, {}), actor: "test" }), { instanceOf: InvalidInputError, message: /^spec:/ });
+  await t.throwsAsync(createTask(db.em(), { trustId: trust.id, spec: echo("x"), actor: "test", timeoutMs: 10 }), { instanceOf: InvalidInputError, message: /^timeout:/ });
+  await t.throwsAsync(createTask(db.em(), { trustId: trust.id, spec: echo("x"), actor: "test", maxAttempts: 11 }), { instanceOf: InvalidInputError, message: /^max_attempts:/ });
+  await setTrustDisabled(db.em(), "test", trust.id, true);
+  await t.throwsAsync(createTask(db.em(), { trustId: trust.id, spec: echo("x"), actor: "test" }), { instanceOf: FailedPreconditionError, message: /disabled/ });
+});
+
+test("creating a task inside the caller's transaction commits or rolls back with it", async (t) => {
+  const { db } = t.context;
+  const { trust } = await registerTrust(db.em(), "test", { name: "tx hospital", code: "txh", region: "" });
+  let id = "";
+  await t.throwsAsync(
+    db.em().transactional(async (tx) => {
+      id = (await createTask(tx, { trustId: trust.id, spec: echo("rolled back"), actor: "test" })).id;
+      throw new Error("caller failed");
+    }),
+    { message: "caller failed" },
+  );
+  await t.throwsAsync(getTask(db.em(), id), { message: /not found/ });
+});

@@ -1,0 +1,118 @@
+import test from "ava";
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
+import { TaskErrorCode, TaskOfferSchema, type TaskResult } from "@flip/gen/flip/link/v1/link_pb.js";
+import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { createLogger } from "@flip/shared/logging/logger.js";
+import { echoHandler } from "./handlers/echo.js";
+import { MemoryResultStore } from "./result-store.js";
+import type { TaskHandlers } from "./task-handler.js";
+import type { TaskLogEntry } from "./task-log.js";
+import { TaskRunner, type LinkMessage } from "./task-runner.js";
+
+const log = createLogger({ service: "test", level: "silent" });
+
+function runner(handlers: TaskHandlers = { echo: echoHandler }, capacity = new Map([["echo", 2]])) {
+  const sent: NonNullable<LinkMessage>[] = [];
+  const events: Omit<TaskLogEntry, "at">[] = [];
+  let linked = true;
+  const results = new MemoryResultStore();
+  const r = new TaskRunner({
+    handlers,
+    capacity,
+    trustCode: "gstt",
+    results,
+    taskLog: { append: (e) => events.push(e) },
+    log,
+    send: (m) => (linked ? (sent.push(m!), true) : false),
+  });
+  return { r, sent, events, results, setLinked: (v: boolean) => (linked = v) };
+}
+
+const offer = (taskId: string, opts: { delayMs?: number; attempt?: number; deadlineMs?: number; kind?: TaskKind; fail?: boolean } = {}) =>
+  create(TaskOfferSchema, {
+    taskId,
+    attempt: opts.attempt ?? 1,
+    kind: opts.kind ?? TaskKind.ECHO,
+    spec: opts.kind && opts.kind !== TaskKind.ECHO ? { kind: { case: "training", value: {} } } : { kind: { case: "echo", value: { message: "m", delay: opts.delayMs ? durationFromMs(opts.delayMs) : undefined, fail: opts.fail } } },
+    deadline: timestampFromMs(Date.now() + (opts.deadlineMs ?? 60_000)),
+  });
+
+const ids = ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000003"];
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+};
+// The runner sends results as full TaskResult messages (built with create()).
+const resultsOf = (sent: NonNullable<LinkMessage>[]) => sent.filter((m) => m.case === "result").map((m) => m.value as TaskResult);
+
+test("an offered task is acknowledged, run, and its result kept until the hub acknowledges it", async (t) => {
+  const { r, sent, results } = runner();
+  r.offer(offer(ids[0]!), ROOT_CONTEXT);
+  t.is(sent[0]?.case, "ack");
+  await until(() => resultsOf(sent).length === 1);
+  t.is(resultsOf(sent)[0]?.outcome?.case, "output");
+  t.deepEqual(r.inFlight(), [{ taskId: ids[0], attempt: 1 }], "held until acknowledged");
+  r.resultAcknowledged({ taskId: ids[0]!, attempt: 1, recorded: true, $typeName: "flip.link.v1.ResultAck" });
+  t.deepEqual(results.all(), []);
+  t.deepEqual(r.inFlight(), []);
+});
+
+test("the same task offered again while it runs is not run twice", async (t) => {
+  const { r, sent, events } = runner();
+  r.offer(offer(ids[0]!, { delayMs: 100 }), ROOT_CONTEXT);
+  r.offer(offer(ids[0]!, { delayMs: 100, attempt: 2 }), ROOT_CONTEXT);
+  await until(() => resultsOf(sent).length === 1);
+  await new Promise((r) => setTimeout(r, 150));
+  t.is(events.filter((e) => e.event === "started").length, 1);
+  t.is(resultsOf(sent).length, 1);
+  t.is(resultsOf(sent)[0]?.attempt, 2, "reported under the newest attempt");
+});
+
+test("a result produced while unlinked is kept and sent again after the next welcome", async (t) => {
+  const { r, sent, setLinked } = runner();
+  r.offer(offer(ids[0]!), ROOT_CONTEXT);
+  setLinked(false);
+  await until(() => r.runningCount === 0);
+  t.is(resultsOf(sent).length, 0);
+  setLinked(true);
+  r.resendResults();
+  t.is(resultsOf(sent).length, 1);
+});
+
+test("a cancelled task stops and reports nothing; a task past its deadline reports TIMEOUT", async (t) => {
+  const { r, sent, events } = runner();
+  r.offer(offer(ids[0]!, { delayMs: 5_000 }), ROOT_CONTEXT);
+  r.offer(offer(ids[1]!, { delayMs: 5_000, deadlineMs: 50 }), ROOT_CONTEXT);
+  r.cancel({ taskId: ids[0]!, reason: "test", $typeName: "flip.link.v1.TaskCancel" });
+  await until(() => r.runningCount === 0);
+  const results = resultsOf(sent);
+  t.deepEqual(results.map((x) => x.taskId), [ids[1]]);
+  t.is(results[0]?.outcome.case === "error" ? results[0].outcome.value.code : undefined, TaskErrorCode.TIMEOUT);
+  t.true(events.some((e) => e.taskId === ids[0] && e.event === "cancelled"));
+  t.true(events.some((e) => e.taskId === ids[1] && e.event === "timed_out"));
+});
+
+test("no more tasks of a kind run at once than declared; extra offers wait their turn", async (t) => {
+  const { r, sent, events } = runner(undefined, new Map([["echo", 2]]));
+  for (const id of ids) r.offer(offer(id, { delayMs: 100 }), ROOT_CONTEXT);
+  await new Promise((res) => setTimeout(res, 30));
+  t.is(events.filter((e) => e.event === "started").length, 2);
+  await until(() => resultsOf(sent).length === 3);
+  t.is(resultsOf(sent).length, 3);
+});
+
+test("a kind without a handler is declined as UNSUPPORTED; an unexpected error does not leak its message", async (t) => {
+  const { r, sent } = runner({
+    echo: () => {
+      return Promise.reject(new Error("patient 1234 has no record"));
+    },
+  });
+  r.offer(offer(ids[0]!, { kind: TaskKind.TRAINING }), ROOT_CONTEXT);
+  r.offer(offer(ids[1]!), ROOT_CONTEXT);
+  await until(() => resultsOf(sent).length === 2);
+  const byId = new Map(resultsOf(sent).map((x) => [x.taskId, x.outcome.case === "error" ? x.outcome.value : undefined]));
+  t.is(byId.get(ids[0]!)?.code, TaskErrorCode.UNSUPPORTED);
+  t.is(byId.get(ids[1]!)?.code, TaskErrorCode.INTERNAL);
+  t.notRegex(byId.get(ids[1]!)?.message ?? "", /1234/);
+});

@@ -1,0 +1,15 @@
+/**
+ * `npm run bench -- <benchmark> [options]`: runs one benchmark and prints its figures (one JSON object
+ * with --json). Add a benchmark by adding a module with `run(argv)` to the table below.
+ */
+const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  link: { summary: "trust link: N simulated gateways on one hub, M echo tasks, push vs 5 s polling", load: () => import("./link.js") },
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name ? benchmarks[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <benchmark> [options] [--json]\n\nbenchmarks:\n${Object.entries(benchmarks).map(([n, b]) => `  ${n}  ${b.summary}`).join("\n")}\n`);
+  process.exit(name ? 2 : 0);
+}
+process.exitCode = await (await bench.load()).run(rest);
