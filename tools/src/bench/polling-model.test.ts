@@ -8,10 +8,12 @@ test("a task waits for its trust's next poll, then for the tasks fetched before 
       { trust: 1, createdAt: 1_000 },
       { trust: 1, createdAt: 2_000 },
       { trust: 2, createdAt: 1_000 },
+      // Created just after the poll at 5000: waits for the poller's sleep after its batch (5020 + 5000).
+      { trust: 1, createdAt: 5_001 },
     ],
     { intervalMs: 5_000, serviceMs: 10, random: phase0 },
   );
-  t.deepEqual(latenciesMs, [4_010, 3_020, 4_010]);
+  t.deepEqual(latenciesMs, [4_010, 3_020, 4_010, 5_029]);
 });
 
 test("with random phases the median wait is about half the interval", (t) => {

@@ -1,8 +1,8 @@
 /**
- * The original platform's task delivery, modelled: each trust polls the hub every `intervalMs` (its
- * phase random), takes every pending task and runs them one after another, each costing `serviceMs`
- * (run plus posting the result). Fed the same task creation times as a measured push run, it gives
- * that workload's latencies under polling.
+ * The original platform's task delivery, modelled: each trust's poller wakes (at a random phase),
+ * fetches every pending task, runs them one after another at `serviceMs` each (run plus posting the
+ * result), then sleeps `intervalMs` before polling again. Fed the same task creation times as a
+ * measured push run, it gives that workload's latencies under polling.
  */
 export interface PolledTask {
   trust: number;
@@ -19,22 +19,24 @@ export interface PollingOutcome {
 
 export function simulatePolling(tasks: PolledTask[], opts: { intervalMs: number; serviceMs: number; random?: () => number }): PollingOutcome {
   const random = opts.random ?? Math.random;
-  const phase = new Map<number, number>();
-  const busyUntil = new Map<number, number>();
   const latencies = new Array<number>(tasks.length);
-  const order = tasks.map((t, i) => ({ ...t, i })).sort((a, b) => a.createdAt - b.createdAt);
-  for (const t of order) {
-    if (!phase.has(t.trust)) phase.set(t.trust, random() * opts.intervalMs);
-    const p = phase.get(t.trust)!;
-    // The first poll at or after creation (and after the trust finished its previous batch: polls do not overlap).
-    const earliest = Math.max(t.createdAt, busyUntil.get(t.trust) ?? -Infinity);
-    const k = Math.ceil((earliest - p) / opts.intervalMs);
-    const poll = p + Math.max(0, k) * opts.intervalMs;
-    // Tasks fetched by one poll run sequentially in creation order.
-    const start = Math.max(poll, busyUntil.get(t.trust) ?? -Infinity);
-    const end = start + opts.serviceMs;
-    busyUntil.set(t.trust, end);
-    latencies[t.i] = end - t.createdAt;
+  const byTrust = new Map<number, { createdAt: number; i: number }[]>();
+  tasks.forEach((t, i) => byTrust.set(t.trust, [...(byTrust.get(t.trust) ?? []), { createdAt: t.createdAt, i }]));
+  for (const list of byTrust.values()) {
+    list.sort((a, b) => a.createdAt - b.createdAt);
+    let poll = random() * opts.intervalMs;
+    let next = 0;
+    while (next < list.length) {
+      // Idle polls find nothing: skip ahead to the first poll at or after the next task's creation.
+      if (list[next]!.createdAt > poll) poll += Math.ceil((list[next]!.createdAt - poll) / opts.intervalMs) * opts.intervalMs;
+      let clock = poll;
+      while (next < list.length && list[next]!.createdAt <= poll) {
+        clock += opts.serviceMs;
+        latencies[list[next]!.i] = clock - list[next]!.createdAt;
+        next++;
+      }
+      poll = clock + opts.intervalMs;
+    }
   }
   const first = Math.min(...tasks.map((t) => t.createdAt));
   const last = Math.max(...tasks.map((t, i) => t.createdAt + latencies[i]!));

@@ -22,8 +22,11 @@ export const demoTrusts: DemoTrust[] = [
  * Registers each demo trust unless it exists, and makes sure the demo holds a working API key for it
  * (keys are shown once: when the stored key is missing, the trust's key is rotated).
  */
-export async function ensureDemoTrusts(hubUrl: string, adminToken: string, state: DemoState): Promise<Map<string, string>> {
+export async function ensureDemoTrusts(hubUrl: string, bootstrapToken: string, state: DemoState): Promise<Map<string, string>> {
   const client = createClient(TrustService, createGrpcTransport({ baseUrl: hubUrl }));
+  // Before the demo's Admin exists the bootstrap token works; afterwards the demo acts as that Admin.
+  const accounts = state.read("accounts.json");
+  const adminToken = accounts ? (JSON.parse(accounts) as { admin: { token: string } }).admin.token : bootstrapToken;
   const auth = { headers: { authorization: `Bearer ${adminToken}` } };
   const keys = new Map<string, string>();
   for (const t of demoTrusts) {

@@ -1,57 +1,88 @@
 /**
  * `npm start`: the whole platform on one machine with embedded defaults. Starts the hub on an embedded
- * PostgreSQL server, registers the demo trusts, and prints how to call it. State lives in .flip/
- * (FLIP_DEMO_DIR) and is kept between runs. With --exit, it stops after start-up (for smoke tests).
+ * PostgreSQL server, creates the demo people and trusts, starts each trust (its own PostgreSQL with
+ * synthetic OMOP data, data-access, gateway), and runs a cohort study end to end. State lives in .flip/
+ * (FLIP_DEMO_DIR) and is kept between runs. With --exit, it stops after the study (for smoke tests).
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { readHubConfig } from "@flip/hub/config.js";
 import { startHub } from "@flip/hub/hub.js";
+import { ensureDemoAccounts } from "./demo-accounts.js";
 import { DemoState } from "./demo-state.js";
+import { startDemoTrust } from "./demo-trust.js";
 import { demoTrusts, ensureDemoTrusts } from "./demo-trusts.js";
+import { runDemoStudy } from "./study.js";
 
-const { values } = parseArgs({ options: { exit: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: { exit: { type: "boolean", default: false }, "no-study": { type: "boolean", default: false } } });
 const root = path.resolve(import.meta.dirname, "../../..");
 const demoDir = path.resolve(process.env.FLIP_DEMO_DIR ?? path.join(root, ".flip"));
 const state = new DemoState(path.join(demoDir, "demo"));
 const log = createLogger({ service: "demo", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
-const adminToken = state.adminToken();
+const bootstrapToken = state.adminToken();
+const out = process.stdout;
+const step = (line: string) => out.write(`• ${line}\n`);
 
-const hubConfig = readHubConfig({
-  ...process.env,
-  FLIP_HUB_DATA_DIR: process.env.FLIP_HUB_DATA_DIR ?? path.join(demoDir, "hub"),
-  FLIP_ADMIN_TOKEN: adminToken,
-});
-const hub = await startHub(hubConfig, log);
-const stops: (() => Promise<void>)[] = [() => hub.close()];
+const stops: (() => Promise<void>)[] = [];
 const stopAll = async () => {
-  for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, "stop failed"));
+  for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => log.error({ err }, "stop failed"));
 };
 process.once("SIGINT", () => void stopAll().then(() => process.exit(0)));
 process.once("SIGTERM", () => void stopAll().then(() => process.exit(0)));
 
-await ensureDemoTrusts(hub.url, adminToken, state);
+try {
+  step("starting the hub on an embedded PostgreSQL server");
+  const hub = await startHub(
+    readHubConfig({ ...process.env, FLIP_HUB_DATA_DIR: process.env.FLIP_HUB_DATA_DIR ?? path.join(demoDir, "hub"), FLIP_ADMIN_TOKEN: bootstrapToken }),
+    log,
+  );
+  stops.push(() => hub.close());
 
-const out = process.stdout;
-out.write(`
+  const keys = await ensureDemoTrusts(hub.url, bootstrapToken, state);
+  const accounts = await ensureDemoAccounts(hub.url, bootstrapToken, state);
+  if (accounts.created.length > 0) {
+    out.write("\nDemo accounts (passwords shown once; sign in with ./tools/bin/flip login --email <email>):\n");
+    for (const a of accounts.created) out.write(`  ${a.role.padEnd(22)} ${a.email.padEnd(30)} ${a.password}\n`);
+    out.write("\n");
+  }
+
+  for (const trust of demoTrusts) {
+    step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, gateway`);
+    const running = await startDemoTrust({ trust, hubUrl: hub.url, apiKey: keys.get(trust.code)!, dir: path.join(demoDir, "trusts", trust.code), state, log });
+    stops.push(() => running.close());
+    await running.gateway.linked(30_000);
+  }
+
+  if (!values["no-study"]) {
+    step("running a cohort study end to end");
+    const result = await runDemoStudy(hub.url, accounts, out);
+    if (!result.auditOk) process.exitCode = 1;
+  }
+
+  out.write(`
 FLIP is running.
 
-  hub:          ${hub.url}   (Connect, gRPC and gRPC-Web on one port)
-  admin token:  ${adminToken}
-  trusts:       ${demoTrusts.map((t) => t.code).join(", ")}  (API keys in ${path.join(state.dir, "trusts")})
-  state:        ${demoDir}
+  hub:      ${hub.url}   (Connect, gRPC and gRPC-Web on one port)
+  trusts:   ${demoTrusts.map((t) => t.code).join(", ")}   (gateways linked; data in ${path.join(demoDir, "trusts")})
+  state:    ${demoDir}
 
 Try it (another terminal):
-  export FLIP_HUB_URL=${hub.url} FLIP_ADMIN_TOKEN=${adminToken}
+  export FLIP_HUB_URL=${hub.url}
+  ./tools/bin/flip login --email researcher@flip.demo     # password printed on the first run
   ./tools/bin/flip trust list
+  ./tools/bin/flip project list
   npx buf curl --http2-prior-knowledge --list-services ${hub.url}
-  npx buf curl --http2-prior-knowledge -H "Authorization: Bearer $FLIP_ADMIN_TOKEN" -d '{}' ${hub.url}/flip.hub.v1.TrustService/ListTrusts
 
 Ctrl-C stops everything.
 `);
-
-if (values.exit) {
+  if (values.exit) {
+    await stopAll();
+    process.exit(process.exitCode ?? 0);
+  }
+} catch (e) {
+  log.error({ err: e }, "demo failed");
+  process.stderr.write(`npm start failed: ${e instanceof Error ? e.message : String(e)}\n`);
   await stopAll();
-  process.exit(0);
+  process.exit(1);
 }

@@ -53,10 +53,12 @@ export class HubLink {
   constructor(private readonly deps: HubLinkDeps) {
     const { config } = deps;
     this.backoff = new Backoff(config.reconnectMinMs, config.reconnectMaxMs);
-    // Our own session manager so close() can tear the HTTP/2 connection down.
+    // Our own session manager so close() can tear the HTTP/2 connection down. Pings run while the
+    // stream is open, which is whenever the link is up; idle pings are off because connect-node 2.2
+    // re-arms the idle ping timer on a session it already destroyed (an uncaught ERR_HTTP2_INVALID_SESSION).
     this.sessions = new Http2SessionManager(
       config.hubUrl,
-      { pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs, pingIdleConnection: true },
+      { pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs, pingIdleConnection: false },
       config.hubCa ? { ca: config.hubCa } : undefined,
     );
     this.client = createClient(

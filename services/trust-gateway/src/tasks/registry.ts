@@ -1,4 +1,7 @@
+import type { DataAccessClient } from "@flip/data-access/client.js";
+import { cohortQueryHandler } from "./handlers/cohort-query.js";
 import { echoHandler } from "./handlers/echo.js";
+import { freezeCohortHandler } from "./handlers/freeze-cohort.js";
 import type { TaskHandlers } from "./task-handler.js";
 
 /**
@@ -8,3 +11,18 @@ import type { TaskHandlers } from "./task-handler.js";
 export const defaultTaskHandlers: TaskHandlers = {
   echo: echoHandler,
 };
+
+/** The trust's local services the handlers call. Kinds whose service is not configured are not offered. */
+export interface TrustServices {
+  dataAccess?: DataAccessClient;
+}
+
+/** The handlers a trust runs, given which of its local services are configured. */
+export function trustTaskHandlers(services: TrustServices): TaskHandlers {
+  const handlers: TaskHandlers = { ...defaultTaskHandlers };
+  if (services.dataAccess) {
+    handlers.cohortQuery = cohortQueryHandler(services.dataAccess);
+    handlers.freezeCohort = freezeCohortHandler(services.dataAccess);
+  }
+  return handlers;
+}

@@ -1,0 +1,79 @@
+import { randomBytes } from "node:crypto";
+import * as path from "node:path";
+import pg from "pg";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import { startEmbeddedPostgres } from "@flip/shared/postgres/embedded.js";
+import { readDataAccessConfig } from "@flip/data-access/config.js";
+import { startDataAccess } from "@flip/data-access/data-access.js";
+import { createDataAccessClient } from "@flip/data-access/client.js";
+import { readGatewayConfig } from "@flip/trust-gateway/config.js";
+import { startGateway, type RunningGateway } from "@flip/trust-gateway/gateway.js";
+import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
+import { generateOmop } from "../omop/generate.js";
+import type { DemoState } from "./demo-state.js";
+import type { DemoTrust } from "./demo-trusts.js";
+
+export interface RunningDemoTrust {
+  code: string;
+  gateway: RunningGateway;
+  dataAccessUrl: string;
+  close(): Promise<void>;
+}
+
+async function personCount(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: string }>("select count(*) as n from omop.person");
+    return Number(rows[0]?.n ?? 0);
+  } catch {
+    return 0;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * One trust on this machine, as a hospital would run it: its own PostgreSQL server with an OMOP
+ * database (synthetic, seeded, loaded once), its data-access service, and its gateway dialling the hub.
+ */
+export async function startDemoTrust(opts: { trust: DemoTrust; hubUrl: string; apiKey: string; dir: string; state: DemoState; log: Logger }): Promise<RunningDemoTrust> {
+  const { trust, log } = opts;
+  const tlog = log.child({ trust: trust.code });
+  const postgres = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, "postgres"), port: 0, databases: ["omop"], log: tlog });
+  const ownerUrl = postgres.urlFor("omop");
+  if ((await personCount(ownerUrl)) === 0) {
+    tlog.info({ persons: trust.persons }, "loading synthetic OMOP data");
+    await generateOmop(ownerUrl, { seed: trust.seed, persons: trust.persons, profile: trust.profile });
+  }
+  let internalKey = opts.state.read(`trusts/${trust.code}.internal-key`);
+  if (!internalKey) {
+    internalKey = randomBytes(24).toString("base64url");
+    opts.state.write(`trusts/${trust.code}.internal-key`, internalKey);
+  }
+  const dataAccess = await startDataAccess(
+    readDataAccessConfig({ FLIP_DATA_ACCESS_ADDR: "127.0.0.1:0", FLIP_DATA_ACCESS_DATABASE_URL: ownerUrl, FLIP_TRUST_INTERNAL_KEY: internalKey, FLIP_LOG_LEVEL: process.env.FLIP_LOG_LEVEL ?? "warn" }),
+    tlog,
+  );
+  const gatewayConfig = readGatewayConfig({
+    FLIP_HUB_URL: opts.hubUrl,
+    FLIP_TRUST_CODE: trust.code,
+    FLIP_TRUST_KEY: opts.apiKey,
+    FLIP_GATEWAY_STATE_DIR: path.join(opts.dir, "gateway"),
+    FLIP_GATEWAY_GPUS: process.env.FLIP_GATEWAY_GPUS ?? "auto",
+    FLIP_GATEWAY_HEALTH_INTERVAL_MS: "5000",
+  });
+  const gateway = await startGateway(gatewayConfig, tlog, {
+    handlers: trustTaskHandlers({ dataAccess: createDataAccessClient({ baseUrl: dataAccess.url, internalKey }) }),
+  });
+  return {
+    code: trust.code,
+    gateway,
+    dataAccessUrl: dataAccess.url,
+    async close() {
+      await gateway.close();
+      await dataAccess.close();
+      await postgres.stop();
+    },
+  };
+}
