@@ -28,6 +28,10 @@ export interface GatewayConfig {
   /** How often local service probes and the GPU inventory are refreshed. */
   healthIntervalMs: number;
   logLevel: string;
+  /** The trust's data-access service; without it the gateway does not take cohort tasks. */
+  dataAccessUrl?: string | undefined;
+  /** The trust-internal service key the gateway presents to local services (secret: never logged). */
+  internalKey?: string | undefined;
 }
 
 /** Parses "echo=4,cohort_query=2". */
@@ -89,7 +93,14 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     }
   }
   const reconnectMinMs = s.int("FLIP_GATEWAY_RECONNECT_MIN_MS", 250, 10, 60_000);
+  const dataAccessUrl = s.url("FLIP_DATA_ACCESS_URL", undefined, ["http", "https"]);
+  const internalKey = s.optionalString("FLIP_TRUST_INTERNAL_KEY");
+  if (dataAccessUrl && (!internalKey || internalKey.length < 16)) {
+    throw new ConfigError("FLIP_TRUST_INTERNAL_KEY", "the trust-internal service key (16+ characters) shared with data-access, required with FLIP_DATA_ACCESS_URL", internalKey ? "<hidden>" : "");
+  }
   return {
+    dataAccessUrl,
+    internalKey,
     hubUrl,
     trustCode,
     trustKey,

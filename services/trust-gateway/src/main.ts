@@ -1,6 +1,6 @@
 /**
  * The trust gateway process: `node --import tsx services/trust-gateway/src/main.ts` with FLIP_HUB_URL,
- * FLIP_TRUST_CODE and FLIP_TRUST_KEY. Exit codes: 0 stopped by a signal, 2 bad configuration,
+ * FLIP_TRUST_CODE and FLIP_TRUST_KEY (and FLIP_DATA_ACCESS_URL + FLIP_TRUST_INTERNAL_KEY for cohort work). Exit codes: 0 stopped by a signal, 2 bad configuration,
  * 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust).
  */
 import { loadOrExit } from "@flip/shared/config/settings.js";
@@ -10,12 +10,20 @@ import { stopTelemetry } from "@flip/shared/telemetry/sdk.js";
 import { readGatewayConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
 import { LinkRefusedError } from "./link/link-errors.js";
+import { createDataAccessClient } from "@flip/data-access/client.js";
+import { grpcHealthProbe } from "./health/data-access-probe.js";
+import { trustTaskHandlers } from "./tasks/registry.js";
 
 export const EXIT_LINK_REFUSED = 3;
 
 const config = loadOrExit(() => readGatewayConfig(process.env));
 const log = createLogger({ service: "trust-gateway", level: config.logLevel });
-const gateway = await startGateway(config, log);
+const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
+if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
+const gateway = await startGateway(config, log, {
+  handlers: trustTaskHandlers({ dataAccess }),
+  probes: config.dataAccessUrl ? [grpcHealthProbe("data-access", config.dataAccessUrl)] : [],
+});
 stopOnSignals(log, () => gateway.close());
 try {
   await gateway.done;

@@ -9,6 +9,7 @@ import { createDataAccessClient } from "@flip/data-access/client.js";
 import { readGatewayConfig } from "@flip/trust-gateway/config.js";
 import { startGateway, type RunningGateway } from "@flip/trust-gateway/gateway.js";
 import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
+import { grpcHealthProbe } from "@flip/trust-gateway/health/data-access-probe.js";
 import { generateOmop } from "../omop/generate.js";
 import type { DemoState } from "./demo-state.js";
 import type { DemoTrust } from "./demo-trusts.js";
@@ -65,6 +66,7 @@ export async function startDemoTrust(opts: { trust: DemoTrust; hubUrl: string; a
   });
   const gateway = await startGateway(gatewayConfig, tlog, {
     handlers: trustTaskHandlers({ dataAccess: createDataAccessClient({ baseUrl: dataAccess.url, internalKey }) }),
+    probes: [grpcHealthProbe("data-access", dataAccess.url)],
   });
   return {
     code: trust.code,
