@@ -215,14 +215,18 @@ export async function run(argv: string[]): Promise<number> {
     else process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     return failed === 0 ? 0 : 1;
   } finally {
+    progress("closing gateways");
     await swarm?.close();
+    progress("stopping hub");
     hub.kill("SIGTERM");
     await hubExited;
+    progress("dropping database");
     rmSync(path.join(root, ".tmp", `bench-hub-${process.pid}`), { recursive: true, force: true });
     const cleanup = new pg.Client({ connectionString: pgServer.adminUrl });
     await cleanup.connect();
     await cleanup.query(`drop database if exists "${dbName}" with (force)`);
     await cleanup.end();
+    progress("stopping postgres");
     await pgServer.stop();
   }
 }

@@ -3,6 +3,7 @@
  * with --json). Add a benchmark by adding a module with `run(argv)` to the table below.
  */
 const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  cohort: { summary: "cohort discovery: N trusts with synthetic OMOP data, submit → every trust answered", load: () => import("./cohort.js") },
   link: { summary: "trust link: N simulated gateways on one hub, M echo tasks, push vs 5 s polling", load: () => import("./link.js") },
 };
 

@@ -21,12 +21,17 @@ export async function* watchCohortQuery(
 ): AsyncGenerator<CohortQueryMessage> {
   await visibleCohortQuery(db.em(), caller, queryId);
   let wake: (() => void) | undefined;
+  // A notice that lands while the loop is reading must not be lost: it marks the state dirty.
+  let dirty = false;
   const unsubscribe = await db.notifier.subscribe(COHORT_ANSWER_CHANNEL, (id) => {
-    if (id === queryId) wake?.();
+    if (id !== queryId) return;
+    dirty = true;
+    wake?.();
   });
   let last: string | undefined;
   try {
     while (!signal.aborted) {
+      dirty = false;
       const em = db.em();
       await reconcileCohortQuery(em, queryId);
       const query = await visibleCohortQuery(em, caller, queryId);
@@ -37,6 +42,7 @@ export async function* watchCohortQuery(
         yield message;
       }
       if (message.complete) return;
+      if (dirty) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, REFRESH_MS);
         const done = () => {
@@ -46,6 +52,7 @@ export async function* watchCohortQuery(
         };
         wake = done;
         signal.addEventListener("abort", done, { once: true });
+        if (dirty) done();
       });
     }
   } finally {
