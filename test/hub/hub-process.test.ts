@@ -16,13 +16,13 @@ import {
 } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { ModelService } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
-import { repoRoot, startHubProcess, type HubProcess } from "../support/hub-process.js";
+import { repoRoot } from "../support/processes.js";
+import { ADMIN_TOKEN, startHubProc, type HubProc } from "../support/link.js";
 
-const ADMIN_TOKEN = "test-admin-token-0123456789";
 
 interface Ctx {
   db: TestDatabase;
-  hub: HubProcess;
+  hub: HubProc;
   admin: Client<typeof TrustService>;
   anonymous: Client<typeof TrustService>;
 }
@@ -32,7 +32,7 @@ const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}`
 
 test.before(async (t) => {
   const db = await createTestDatabase("hub");
-  const hub = await startHubProcess({ DATABASE_URL: db.url, FLIP_ADMIN_TOKEN: ADMIN_TOKEN });
+  const hub = await startHubProc({ databaseUrl: db.url });
   const transport = createGrpcTransport({ baseUrl: hub.url });
   const admin = createClient(TrustService, createGrpcTransport({
     baseUrl: hub.url,
@@ -42,7 +42,7 @@ test.before(async (t) => {
 });
 
 test.after.always(async (t) => {
-  await t.context.hub?.stop();
+  await t.context.hub?.proc.stop();
   await t.context.db?.drop();
 });
 
@@ -191,9 +191,9 @@ test.serial("RPCs of later capabilities answer Unimplemented, never fake data", 
 
 test.serial("SIGTERM stops the hub cleanly with exit code 0", async (t) => {
   const db = await createTestDatabase("hub_stop");
-  const hub = await startHubProcess({ DATABASE_URL: db.url, FLIP_ADMIN_TOKEN: ADMIN_TOKEN });
-  const code = await hub.stop();
-  t.log(hub.logs.slice(-4).join("\n"));
-  t.is(code, 0);
+  const hub = await startHubProc({ databaseUrl: db.url });
+  const exit = await hub.proc.stop();
+  t.deepEqual(exit, { code: 0, signal: null });
+  t.true(hub.proc.logs.some((r) => r.msg === "shutting down"));
   await db.drop();
 });

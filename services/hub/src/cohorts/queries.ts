@@ -4,12 +4,12 @@ import { visibleProject } from "../projects/access.js";
 import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
 import type { Page } from "../rpc/paging.js";
 import { CohortQuery } from "./entities.js";
+import { isUuid } from "../rpc/ids.js";
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A cohort query whose project the caller may see; otherwise not found. */
 export async function visibleCohortQuery(em: EntityManager, caller: Principal, queryId: string): Promise<CohortQuery> {
-  if (!UUID_RE.test(queryId)) throw new InvalidInputError("query_id", "must be a cohort query id (UUID)");
+  if (!isUuid(queryId)) throw new InvalidInputError("query_id", "must be a cohort query id (UUID)");
   const query = await em.findOne(CohortQuery, { id: queryId });
   if (!query) throw new NotFoundError("cohort query", queryId);
   try {

@@ -7,11 +7,10 @@ export interface UserWithRoles {
   roles: UserRole[];
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function isUuid(s: string): boolean {
-  return UUID_RE.test(s);
-}
+import { isUuid } from "../rpc/ids.js";
+
+export { isUuid };
 
 /** The key that makes emails unique and finds accounts: trimmed and lower-cased. */
 export function emailKeyOf(email: string): string {

@@ -3,8 +3,8 @@ import { isAdmin, type Principal } from "../auth/principal.js";
 import { hasRole, trustAdminTrustIds } from "../identity/role-checks.js";
 import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
 import { Project, ProjectMember, ProjectTrust } from "./entities.js";
+import { isUuid } from "../rpc/ids.js";
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The id a principal is known by as a project owner or member. */
 export function principalId(p: Principal): string {
@@ -42,7 +42,7 @@ export function canModifyProject(p: Principal, project: Project): boolean {
  * so its existence does not leak.
  */
 export async function visibleProject(em: EntityManager, p: Principal, projectId: string, field = "project_id"): Promise<Project> {
-  if (!UUID_RE.test(projectId)) throw new InvalidInputError(field, "must be a project id (UUID)");
+  if (!isUuid(projectId)) throw new InvalidInputError(field, "must be a project id (UUID)");
   const project = await em.findOne(Project, { id: projectId, deletedAt: null });
   if (!project || !(await canSeeProject(em, p, project))) throw new NotFoundError("project", projectId);
   return project;

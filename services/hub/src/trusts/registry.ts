@@ -5,12 +5,12 @@ import { notify } from "../db/notifier.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
 import type { Page } from "../rpc/paging.js";
 import { Trust } from "./entities.js";
+import { isUuid } from "../rpc/ids.js";
 
 /** Channel on which the hub announces that a trust's key or status changed (payload: trust id). */
 export const TRUST_CHANGED_CHANNEL = "flip_trust_changed";
 
 const CODE_RE = /^[a-z][a-z0-9-]{1,31}$/;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface NewTrust {
   name: string;
@@ -55,7 +55,7 @@ export async function registerTrust(em: EntityManager, actor: string, input: New
 /** Finds a trust by id (UUID) or code. */
 export async function findTrust(em: EntityManager, ref: string, field = "trust"): Promise<Trust> {
   if (ref.trim() === "") throw new InvalidInputError(field, "give a trust id or code");
-  const trust = UUID_RE.test(ref) ? await em.findOne(Trust, { id: ref }) : await em.findOne(Trust, { code: ref });
+  const trust = isUuid(ref) ? await em.findOne(Trust, { id: ref }) : await em.findOne(Trust, { code: ref });
   if (!trust) throw new NotFoundError("trust", ref);
   return trust;
 }
