@@ -38,7 +38,12 @@ function usage(): string {
   ].join("\n");
 }
 
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, stdout = process.stdout, stderr = process.stderr): Promise<number> {
+export async function runCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  stdout: NodeJS.WritableStream = process.stdout,
+  stderr: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const words = argv.filter((a) => !a.startsWith("-"));
   const found = argv.length === 0 || argv[0] === "help" ? undefined : findCommand(words);
   if (!found) {

@@ -1,4 +1,5 @@
 import type { CliCommand } from "../command.js";
+import { trustLogCommands } from "./trust-log.js";
 import { hubCommands } from "./hub.js";
 import { trustCommands } from "./trust.js";
 import { projectCommands } from "./project.js";
@@ -11,4 +12,16 @@ import { gatewayCommands } from "./gateway.js";
 import { taskCommands } from "./task.js";
 
 /** Every `flip` command. Add a command group by adding its module's array here. */
-export const allCommands: CliCommand[] = [...hubCommands, ...trustCommands, ...projectCommands, ...cohortCommands, ...auditCommands, ...loginCommands, ...userCommands, ...tokenCommands, ...gatewayCommands, ...taskCommands];
+export const allCommands: CliCommand[] = [
+  ...hubCommands,
+  ...loginCommands,
+  ...userCommands,
+  ...tokenCommands,
+  ...trustCommands,
+  ...gatewayCommands,
+  ...trustLogCommands,
+  ...taskCommands,
+  ...projectCommands,
+  ...cohortCommands,
+  ...auditCommands,
+];
