@@ -27,7 +27,10 @@ export async function answer<T>(log: Logger, ctx: HandlerContext, body: () => Pr
   } catch (e) {
     const err = toConnectError(e);
     // Expected domain failures are the caller's business; only unexpected ones are logged as errors.
-    if (err.code === Code.Internal) log.error({ err: e, rpc: ctx.method.name }, "unexpected error in handler");
+    const rpc = `${ctx.service.typeName}/${ctx.method.name}`;
+    if (err.code === Code.Internal) log.error({ err: e, rpc }, "unexpected error in handler");
+    // Refusals are logged for governance officers and SREs; the message says what was refused, not the target.
+    else if (err.code === Code.PermissionDenied) log.info({ rpc, actor: actorOf(callerOf(ctx)) }, "call refused: permission denied");
     throw err;
   }
 }
