@@ -5,6 +5,9 @@
 import { PassThrough } from "node:stream";
 import anyTest, { type TestFn } from "ava";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { TaskState } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { GpuSource } from "@flip/gen/flip/common/v1/common_pb.js";
@@ -163,6 +166,20 @@ test.serial("ListTasks shows the trust's tasks newest first, filtered by state",
   t.true(tasks.every((x) => x.trustCode === "gstt"));
   const cancelled = await t.context.admin.tasks.listTasks({ trust: "gstt", states: [TaskState.CANCELLED] });
   t.is(cancelled.tasks.length, 1);
+});
+
+test.serial("while the hub is in deployment mode, new echo tasks are refused with FailedPrecondition", async (t) => {
+  const admin = createClient(AdminService, createGrpcTransport({ baseUrl: t.context.hub.url }));
+  const auth = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+  await admin.setDeploymentMode({ enabled: true }, auth);
+  try {
+    const err = await t.context.admin.tasks.createEchoTask({ trust: "gstt", message: "paused" }).catch((e: unknown) => ConnectError.from(e));
+    t.true(err instanceof ConnectError);
+    t.is((err as ConnectError).code, Code.FailedPrecondition);
+    t.regex((err as ConnectError).rawMessage, /deployment mode/);
+  } finally {
+    await admin.setDeploymentMode({ enabled: false }, auth);
+  }
 });
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -19,6 +19,9 @@ export class RawLink {
   private readonly abort = new AbortController();
   private endedWith: { error: ConnectError | undefined } | undefined;
 
+  /** Like a real gateway, keep the stream alive with heartbeats (the hub closes silent streams). */
+  private readonly heartbeat = setInterval(() => this.out.push(create(ConnectRequestSchema, { message: { case: "heartbeat", value: {} } })), 200).unref();
+
   private constructor(hubUrl: string, key: string | undefined) {
     const client = createClient(LinkService, createGrpcTransport({ baseUrl: hubUrl }));
     const headers: Record<string, string> = key === undefined ? {} : { authorization: `Bearer ${key}` };
@@ -32,6 +35,7 @@ export class RawLink {
       } catch (e) {
         this.endedWith = { error: ConnectError.from(e) };
       }
+      clearInterval(this.heartbeat);
       this.wake();
     })();
   }
@@ -103,6 +107,7 @@ export class RawLink {
   }
 
   close(): void {
+    clearInterval(this.heartbeat);
     this.out.end();
     this.abort.abort();
   }

@@ -2,25 +2,25 @@ import * as path from "node:path";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { serve, type RunningServer } from "@flip/shared/server/serve.js";
+import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
+import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
+import { registerAdminHandlers } from "./admin/handlers.js";
+import { artifactModule } from "./artifacts/module.js";
+import { registerAuditHandlers } from "./audit/handlers.js";
 import { authenticationInterceptor, bootstrapTokenResolver } from "./auth/authenticate.js";
 import { hubServices } from "./auth/policies.js";
+import { cohortModule } from "./cohorts/module.js";
 import type { HubConfig } from "./config.js";
 import { hubRoutes } from "./connect.js";
 import { openDatabase, type Database } from "./db/database.js";
 import type { HubModule } from "./hub-module.js";
-import type { HubDeps } from "./rpc/hub-context.js";
 import { identityModule, type IdentityModule } from "./identity/module.js";
-import { registerTrustHandlers } from "./trusts/handlers.js";
-import { projectModule } from "./projects/module.js";
-import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
-import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
-import { registerAdminHandlers } from "./admin/handlers.js";
-import { registerAuditHandlers } from "./audit/handlers.js";
-import { cohortModule } from "./cohorts/module.js";
 import { createLinkModule } from "./link/link-module.js";
+import { projectModule } from "./projects/module.js";
+import type { HubDeps } from "./rpc/hub-context.js";
 import { createTasksModule } from "./tasks/tasks-module.js";
-import { artifactModule } from "./artifacts/module.js";
+import { registerTrustHandlers } from "./trusts/handlers.js";
 
 export interface RunningHub {
   url: string;
@@ -32,11 +32,17 @@ export interface RunningHub {
 
 /** The hub's domains, in start order. */
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
-  return [identity, { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
+  return [
+    identity,
+    { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
     projectModule(deps),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
     { services: [AuditService], routes: (r) => registerAuditHandlers(r, deps) },
-    cohortModule(deps), createTasksModule(deps), createLinkModule(deps), artifactModule(deps)];
+    cohortModule(deps),
+    createTasksModule(deps),
+    createLinkModule(deps),
+    artifactModule(deps),
+  ];
 }
 
 /** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */

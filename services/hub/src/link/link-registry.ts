@@ -13,6 +13,9 @@ import type { LinkHello } from "./hello.js";
 import { LinkSession } from "./link-session.js";
 import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
 
+/** Heartbeat ticks per heartbeat interval; each serves the sessions of one slice. */
+const TICK_SLICES = 10;
+
 export interface LinkRegistryDeps {
   db: Database;
   log: Logger;
@@ -28,11 +31,15 @@ export class LinkRegistry {
   private readonly byTrust = new Map<string, LinkSession>();
   private readonly unsubscribers: (() => void)[] = [];
   private readonly closing = new Set<Promise<unknown>>();
+  private tickCount = 0;
+  private opened = 0;
   private readonly tick: PeriodicJob;
   private readonly staleLinks: PeriodicJob;
 
   constructor(private readonly deps: LinkRegistryDeps) {
-    this.tick = new PeriodicJob("link-heartbeat", deps.config.heartbeatIntervalMs, () => this.onTick(), deps.log);
+    // One timer for all sessions, each tick serving one slice of them: heartbeats and last-seen writes
+    // are spread over the interval instead of a burst for every trust at once.
+    this.tick = new PeriodicJob("link-heartbeat", Math.max(20, Math.floor(deps.config.heartbeatIntervalMs / TICK_SLICES)), () => this.onTick(), deps.log);
     this.staleLinks = new PeriodicJob(
       "stale-links",
       deps.config.offlineAfterMs,
@@ -48,13 +55,13 @@ export class LinkRegistry {
   async start(): Promise<void> {
     const { notifier } = this.deps.db;
     this.unsubscribers.push(
-      await notifier.subscribe(TASK_READY_CHANNEL, (trustId) => this.byTrust.get(trustId)?.pump()),
+      await notifier.subscribe(TASK_READY_CHANNEL, (trustId) => this.byTrust.get(trustId)?.wake()),
       await onTaskEndedNotice(notifier, (n) => this.byTrust.get(n.trustId)?.taskEnded(n)),
       await notifier.subscribe(LINK_OPENED_CHANNEL, (payload) => void this.onLinkOpened(payload)),
       await notifier.subscribe(TRUST_CHANGED_CHANNEL, (trustId) => void this.onTrustChanged(trustId)),
       // Notices sent while the listener was reconnecting are lost: look at the tables again.
       notifier.onReconnect(() => {
-        for (const s of this.byTrust.values()) s.pump();
+        for (const s of this.byTrust.values()) s.wake();
       }),
     );
     this.tick.start();
@@ -81,6 +88,7 @@ export class LinkRegistry {
       hubInstance: config.instanceId,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
     });
+    session.slice = this.opened++ % TICK_SLICES;
     const takeover = await openStream(db.em(), {
       trustId: trust.id,
       streamId: session.streamId,
@@ -122,7 +130,11 @@ export class LinkRegistry {
   private async onTick(): Promise<void> {
     const now = Date.now();
     const { offlineAfterMs } = this.deps.config;
+    const slice = this.tickCount++ % TICK_SLICES;
+    const due: LinkSession[] = [];
     for (const s of this.byTrust.values()) {
+      if (s.slice !== slice) continue;
+      due.push(s);
       if (now - s.lastHeardAt > offlineAfterMs) {
         s.log.warn({ silentMs: now - s.lastHeardAt }, "no heartbeat from the gateway; closing its link");
         s.close(new ConnectError(`no message from the gateway for ${Math.round((now - s.lastHeardAt) / 1000)} s`, Code.Unavailable));
@@ -130,7 +142,7 @@ export class LinkRegistry {
         s.heartbeat();
       }
     }
-    await this.writeSeen([...this.byTrust.values()]);
+    await this.writeSeen(due);
   }
 
   /** One UPDATE for every session heard from since its last write. */

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, equals, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ROOT_CONTEXT, trace } from "@opentelemetry/api";
-import type { HealthSnapshot } from "@flip/gen/flip/common/v1/common_pb.js";
+import { HealthSnapshotSchema, type HealthSnapshot } from "@flip/gen/flip/common/v1/common_pb.js";
 import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse, type TaskResult } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { taskKindFromName } from "@flip/shared/link/task-kinds.js";
@@ -14,10 +14,9 @@ import type { Database } from "../db/database.js";
 import { claimPendingTasks, type ClaimedTask, type StreamTakeover } from "../tasks/claims.js";
 import type { TaskEndedNotice } from "../tasks/channels.js";
 import { specFromJson } from "../tasks/task-json.js";
-import { recordAck, recordProgress, recordResult } from "../tasks/task-outcomes.js";
+import { recordAcks, recordProgress, recordResult } from "../tasks/task-outcomes.js";
 import type { LinkedTrust } from "./authenticate-link.js";
 import type { LinkHello } from "./hello.js";
-import { streamOwnsTrust } from "./stream-ownership.js";
 
 export interface SessionDeps {
   db: Database;
@@ -27,6 +26,12 @@ export interface SessionDeps {
 }
 
 type Outbound = MessageInitShape<typeof ConnectResponseSchema>["message"];
+
+/**
+ * Acks are written this long after they arrive, in one statement per stream. A quick task's result
+ * usually arrives first and makes the write unnecessary (its final state says it ran).
+ */
+const ACK_WRITE_DELAY_MS = 25;
 
 /**
  * One trust's stream on this replica: it offers the trust's pending tasks up to the capacity the
@@ -40,14 +45,22 @@ export class LinkSession {
   lastHeardAt = Date.now();
   /** When lastHeardAt was last written to the trust row. */
   lastSeenWrittenAt = 0;
-  /** The newest health snapshot not yet written. */
+  /** Which tick of the shared heartbeat timer serves this session. */
+  slice = 0;
+  /** The newest health snapshot not yet written (only when it changed: heartbeats mostly repeat it). */
   unwrittenHealth: HealthSnapshot | undefined;
+  private lastHealth: HealthSnapshot | undefined;
   closed = false;
   /** Task id → kind name, for attempts offered or running on this stream. */
   private readonly held = new Map<string, string>();
   private readonly heldPerKind = new Map<string, number>();
   private pumping = false;
   private pumpAgain = false;
+  /** Wake-ups so far, and per kind the wake count at which a claim last found the queue empty. */
+  private wakes = 1;
+  private readonly drainedAt = new Map<string, number>();
+  private readonly unwrittenAcks = new Set<string>();
+  private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly trust: LinkedTrust,
@@ -58,6 +71,7 @@ export class LinkSession {
   ) {
     this.log = deps.log.child({ trustId: trust.id, trust: trust.code, streamId: this.streamId });
     this.unwrittenHealth = hello.health;
+    this.lastHealth = hello.health;
   }
 
   private send(message: Outbound, traceContext = this.traceCarrier): void {
@@ -93,6 +107,7 @@ export class LinkSession {
   close(error?: ConnectError): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.ackTimer);
     if (error) this.outbound.fail(error);
     else this.outbound.end();
   }
@@ -103,12 +118,14 @@ export class LinkSession {
     const m = req.message;
     switch (m.case) {
       case "heartbeat":
-        if (m.value.health) this.unwrittenHealth = m.value.health;
+        if (m.value.health && !(this.lastHealth && equals(HealthSnapshotSchema, this.lastHealth, m.value.health))) {
+          this.unwrittenHealth = m.value.health;
+          this.lastHealth = m.value.health;
+        }
         return;
       case "ack":
-        await withSpan("link.ack", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, async () => {
-          await recordAck(this.deps.db.em(), this.streamId, m.value.taskId);
-        });
+        this.unwrittenAcks.add(m.value.taskId);
+        this.ackTimer ??= setTimeout(() => void this.writeAcks(), ACK_WRITE_DELAY_MS);
         return;
       case "progress":
         await recordProgress(this.deps.db.em(), this.streamId, m.value.taskId, m.value.fraction, m.value.message);
@@ -126,11 +143,35 @@ export class LinkSession {
   private async onResult(result: TaskResult): Promise<void> {
     const outcome = result.outcome;
     if (outcome.case === undefined) throw new ConnectError("result.outcome: set output or error", Code.InvalidArgument);
+    this.unwrittenAcks.delete(result.taskId);
     const r = await recordResult(this.deps.db.em(), this.trust.id, result.taskId, outcome);
     this.release(result.taskId);
     this.send({ case: "resultAck", value: { taskId: result.taskId, attempt: result.attempt, recorded: r.recorded } }, injectTraceContext());
     if (r.recorded) this.log.info({ taskId: result.taskId, state: r.state }, "task result recorded");
     else this.log.info({ taskId: result.taskId, why: r.why }, "task result ignored");
+    this.pump();
+  }
+
+  private async writeAcks(): Promise<void> {
+    this.ackTimer = undefined;
+    const ids = [...this.unwrittenAcks];
+    this.unwrittenAcks.clear();
+    if (this.closed || ids.length === 0) return;
+    try {
+      await recordAcks(this.deps.db.em(), this.streamId, ids);
+    } catch (err) {
+      // Only the "running" display is late; the result still ends the task.
+      this.log.warn({ err, tasks: ids.length }, "could not record task acknowledgements");
+    }
+  }
+
+  /**
+   * There may be new pending tasks (a NOTIFY, a reconnect of the listener, a new stream): look again.
+   * Without a wake, a kind whose last claim came back short is not queried again (no wasted claim
+   * after every result).
+   */
+  wake(): void {
+    this.wakes++;
     this.pump();
   }
 
@@ -152,29 +193,20 @@ export class LinkSession {
       this.pumpAgain = false;
       for (const [kind, max] of this.hello.capacity) {
         const free = max - (this.heldPerKind.get(kind) ?? 0);
-        if (free <= 0 || this.closed) continue;
-        let claimed: ClaimedTask[] | "replaced";
+        if (free <= 0 || this.closed || this.drainedAt.get(kind) === this.wakes) continue;
+        const wakes = this.wakes;
+        let claimed: ClaimedTask[];
         try {
-          claimed = await this.claim(kind, free);
+          claimed = await claimPendingTasks(this.deps.db.em(), { trustId: this.trust.id, streamId: this.streamId, hubInstance: this.deps.hubInstance, kind, limit: free });
         } catch (err) {
           this.log.error({ err, kind }, "claiming tasks failed; will retry on the next wake-up");
           return;
         }
-        if (claimed === "replaced") {
-          this.log.warn("another stream owns this trust's link now; closing this one");
-          this.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
-          return;
-        }
+        // Fewer than asked: nothing else is pending, unless a wake arrived since the claim began.
+        if (claimed.length < free) this.drainedAt.set(kind, wakes);
         for (const t of claimed) this.offer(t);
       }
     } while (this.pumpAgain && !this.closed);
-  }
-
-  private async claim(kind: string, limit: number): Promise<ClaimedTask[] | "replaced"> {
-    return await this.deps.db.em().transactional(async (tx) => {
-      if (!(await streamOwnsTrust(tx, this.trust.id, this.streamId))) return "replaced" as const;
-      return await claimPendingTasks(tx, { trustId: this.trust.id, streamId: this.streamId, hubInstance: this.deps.hubInstance, kind, limit });
-    });
   }
 
   private offer(t: ClaimedTask): void {

@@ -7,8 +7,8 @@ import { encodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
 
 /**
  * Which stream owns each trust's link, kept in `trust_link`. Every claim of a task checks ownership in
- * its own transaction (FOR SHARE against the owner row), so a stream that was replaced, on this
- * replica or another, can never start an attempt.
+ * the same statement (FOR SHARE on the owner row, see claimPendingTasks), so a stream that was
+ * replaced, on this replica or another, can never start an attempt.
  */
 
 export interface OpenedStream {
@@ -51,12 +51,6 @@ export async function closeStream(em: EntityManager, c: { trustId: string; strea
     if (returned > 0) await notify(tx, TASK_READY_CHANNEL, c.trustId);
     return returned;
   });
-}
-
-/** Whether the stream still owns the trust's link; holds a share lock on the owner row until commit. */
-export async function streamOwnsTrust(tx: EntityManager, trustId: string, streamId: string): Promise<boolean> {
-  const rows = await tx.execute<{ stream_id: string }[]>("select stream_id from trust_link where trust_id = ? for share", [trustId]);
-  return rows[0]?.stream_id === streamId;
 }
 
 /** The stream that owns a trust's link now, if any. */

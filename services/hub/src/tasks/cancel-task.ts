@@ -6,7 +6,7 @@ import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
 import { encodeTaskEnded, TASK_ENDED_CHANNEL } from "./channels.js";
 import { isFinalState, Task } from "./entities.js";
 import { hubTaskError, TaskErrorCode } from "./task-json.js";
-import { UUID_RE } from "./sql-params.js";
+import { isUuid } from "../rpc/ids.js";
 
 export interface CancelRequest {
   taskId: string;
@@ -20,7 +20,7 @@ export interface CancelRequest {
  * arrives later is acknowledged but not recorded.
  */
 export async function cancelTask(em: EntityManager, req: CancelRequest): Promise<Task> {
-  if (!UUID_RE.test(req.taskId)) throw new InvalidInputError("task_id", "must be a task id (UUID)");
+  if (!isUuid(req.taskId)) throw new InvalidInputError("task_id", "must be a task id (UUID)");
   const reason = req.reason.trim();
   if (reason.length > 500) throw new InvalidInputError("reason", "must be at most 500 characters");
   return await em.transactional(async (tx) => {

@@ -1,5 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { isUuid } from "../rpc/ids.js";
 import { taskEndedNoticeSql } from "./channels.js";
 
 /** A task claimed for one stream: everything an offer needs. */
@@ -24,20 +25,25 @@ interface ClaimRow {
 }
 
 /**
- * Claims up to `limit` pending tasks of one kind for a stream, oldest first, starting their next attempt.
- * Must run in a transaction in which the caller checked the stream still owns the trust's link.
+ * Claims up to `limit` pending tasks of one kind for a stream, oldest first, starting their next
+ * attempt, in one statement. It claims nothing unless the stream owns the trust's link: the owner
+ * row is share-locked, so a stream replaced on this replica or another can never start an attempt.
  * SKIP LOCKED: a row another transaction is ending (cancel, deadline) is left to it, never waited on.
  */
 export async function claimPendingTasks(
-  tx: EntityManager,
+  em: EntityManager,
   claim: { trustId: string; streamId: string; hubInstance: string; kind: string; limit: number },
 ): Promise<ClaimedTask[]> {
   if (claim.limit <= 0) return [];
   const now = new Date();
-  const rows = await tx.execute<ClaimRow[]>(
-    `with picked as (
+  const rows = await em.execute<ClaimRow[]>(
+    `with owner as (
+       select trust_id from trust_link where trust_id = ? and stream_id = ? for share
+     ),
+     picked as (
        select id from task
        where trust_id = ? and kind = ? and state = 'pending' and attempt < max_attempts and deadline > ?
+         and exists (select 1 from owner)
        order by created_at limit ? for update skip locked
      ),
      claimed as (
@@ -50,7 +56,7 @@ export async function claimPendingTasks(
        select id, attempt, ?, ?, ? from claimed
      )
      select id, attempt, kind, spec, deadline, project_id, trace_context from claimed order by created_at`,
-    [claim.trustId, claim.kind, now, claim.limit, claim.streamId, now, claim.streamId, claim.hubInstance, now],
+    [claim.trustId, claim.streamId, claim.trustId, claim.kind, now, claim.limit, claim.streamId, now, claim.streamId, claim.hubInstance, now],
   );
   return rows.map((r) => ({
     id: r.id,
@@ -85,7 +91,7 @@ export async function takeOverTrustTasks(
   t: { trustId: string; streamId: string; inFlight: InFlightRef[]; lostReason: string },
 ): Promise<StreamTakeover> {
   const now = new Date();
-  const heldIds = t.inFlight.map((r) => r.taskId).filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+  const heldIds = t.inFlight.map((r) => r.taskId).filter(isUuid);
   const adoptedRows = heldIds.length
     ? await tx.execute<{ id: string; kind: string; attempt: number }[]>(
         `update task set state = 'running', stream_id = ?, updated_at = ?

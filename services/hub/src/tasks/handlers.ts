@@ -3,7 +3,9 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { EchoSpecSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { assertAcceptingWork } from "../admin/deployment-mode.js";
 import { isAdmin, type Principal } from "../auth/principal.js";
+import { trustAdminTrustIds } from "../identity/role-checks.js";
 import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
 import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
@@ -16,11 +18,9 @@ import { taskStateFromProto, taskToProto } from "./to-proto.js";
 
 const MAX_ECHO_MESSAGE = 4096;
 
-/** Trusts whose tasks a Trust Admin may see; undefined means every trust (Admin). */
+/** Trusts whose tasks the caller may see: undefined means every trust (Admin); a Trust Admin sees their trusts'. */
 function visibleTrusts(p: Principal): Set<string> | undefined {
-  if (isAdmin(p)) return undefined;
-  if (p.kind !== "user") return new Set();
-  return new Set(p.roles.filter((r) => r.role === "trust-admin" && r.trustId).map((r) => r.trustId!));
+  return isAdmin(p) ? undefined : new Set(trustAdminTrustIds(p));
 }
 
 export function registerTaskHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
@@ -30,6 +30,7 @@ export function registerTaskHandlers(router: ConnectRouter, { db, log }: HubDeps
         if (req.message.length > MAX_ECHO_MESSAGE) throw new InvalidInputError("message", `must be at most ${MAX_ECHO_MESSAGE} characters`);
         const em = db.em();
         const trust = await findTrust(em, req.trust);
+        await assertAcceptingWork(em);
         const timeoutMs = req.timeout ? durationMs(req.timeout) : undefined;
         const delayMs = req.delay ? durationMs(req.delay) : 0;
         if (delayMs < 0 || delayMs > 3_600_000) throw new InvalidInputError("delay", "must be from 0 to 1 hour");

@@ -4,7 +4,7 @@ import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
 import type { Page } from "../rpc/paging.js";
 import { Trust } from "../trusts/entities.js";
 import { Task, TaskAttempt, type TaskStateName } from "./entities.js";
-import { UUID_RE } from "./sql-params.js";
+import { isUuid } from "../rpc/ids.js";
 
 /** A task with the trust code it belongs to, as views show it. */
 export interface TaskView {
@@ -20,7 +20,7 @@ async function withTrustCodes(em: EntityManager, tasks: Task[]): Promise<TaskVie
 }
 
 export async function getTask(em: EntityManager, taskId: string): Promise<TaskView> {
-  if (!UUID_RE.test(taskId)) throw new InvalidInputError("task_id", "must be a task id (UUID)");
+  if (!isUuid(taskId)) throw new InvalidInputError("task_id", "must be a task id (UUID)");
   const task = await em.findOne(Task, { id: taskId }, { refresh: true });
   if (!task) throw new NotFoundError("task", taskId);
   const [view] = await withTrustCodes(em, [task]);

@@ -2,35 +2,38 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { TaskError } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { TaskOutput } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { taskKindFromName, taskKindOfOutput } from "@flip/shared/link/task-kinds.js";
-import { notify } from "../db/notifier.js";
 import { encodeTaskEnded, TASK_ENDED_CHANNEL, TASK_READY_CHANNEL } from "./channels.js";
 import { isFinalState, type TaskStateName } from "./entities.js";
 import { errorToJson, hubTaskError, outputToJson, TaskErrorCode } from "./task-json.js";
-import { jsonParam, UUID_RE } from "./sql-params.js";
+import { isUuid } from "../rpc/ids.js";
+import { jsonParam } from "./sql-params.js";
 
 /**
  * What a trust reports about its tasks, recorded idempotently. Every update names the stream (acks and
  * progress) or the trust (results) it came from, so a gateway can only touch its own trust's tasks.
  */
 
-/** The gateway accepted an offered attempt; false when the attempt is no longer this stream's. */
-export async function recordAck(em: EntityManager, streamId: string, taskId: string): Promise<boolean> {
-  if (!UUID_RE.test(taskId)) return false;
+/** The gateway accepted these offered attempts: they are running. Returns how many were still this stream's. */
+export async function recordAcks(em: EntityManager, streamId: string, taskIds: string[]): Promise<number> {
+  const ids = taskIds.filter(isUuid);
+  if (ids.length === 0) return 0;
   const now = new Date();
   const rows = await em.execute<{ id: string }[]>(
     `with acked as (
-       update task set state = 'running', updated_at = ? where id = ? and stream_id = ? and state in ('offered', 'running') returning id, attempt
+       update task set state = 'running', updated_at = ?
+       where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and stream_id = ? and state = 'offered'
+       returning id, attempt
      )
      update task_attempt a set acked_at = coalesce(a.acked_at, ?) from acked where a.task_id = acked.id and a.attempt = acked.attempt
      returning a.task_id as id`,
-    [now, taskId, streamId, now],
+    [now, JSON.stringify(ids), streamId, now],
   );
-  return rows.length > 0;
+  return rows.length;
 }
 
 /** Progress of a running attempt: 0..1, or negative when unknown. */
 export async function recordProgress(em: EntityManager, streamId: string, taskId: string, fraction: number, message: string): Promise<boolean> {
-  if (!UUID_RE.test(taskId)) return false;
+  if (!isUuid(taskId)) return false;
   const bounded = Number.isFinite(fraction) ? Math.min(fraction, 1) : -1;
   const rows = await em.execute<{ id: string }[]>(
     `update task set state = 'running', progress = ?, progress_message = ?, updated_at = ?
@@ -53,7 +56,7 @@ export type ResultRecording =
  * final every later result (a repeat after a reconnect, a second attempt's answer) is ignored.
  */
 export async function recordResult(em: EntityManager, trustId: string, taskId: string, outcome: ResultOutcome): Promise<ResultRecording> {
-  if (!UUID_RE.test(taskId)) return { recorded: false, why: "unknown" };
+  if (!isUuid(taskId)) return { recorded: false, why: "unknown" };
   return await em.transactional(async (tx) => {
     const [task] = await tx.execute<{ trust_id: string; kind: string; state: TaskStateName; attempt: number; max_attempts: number; deadline: Date }[]>(
       "select trust_id, kind, state, attempt, max_attempts, deadline from task where id = ? for update",
@@ -73,32 +76,50 @@ export async function recordResult(em: EntityManager, trustId: string, taskId: s
     }
     const retry = outcome.case === "error" && outcome.value.retryable && task.attempt < task.max_attempts && new Date(task.deadline) > now;
     if (retry) {
-      await tx.execute("update task set state = 'pending', stream_id = null, error = ?::jsonb, updated_at = ? where id = ?", [jsonParam(error), now, taskId]);
-      await tx.execute("update task_attempt set outcome = 'retry', ended_at = ?, detail = ? where task_id = ? and attempt = ? and outcome is null", [
-        now,
-        detail,
-        taskId,
-        task.attempt,
-      ]);
-      await notify(tx, TASK_READY_CHANNEL, trustId);
+      // Back to pending, with the error kept for operators until another attempt ends the task.
+      await tx.execute(
+        `with upd as (
+           update task set state = 'pending', stream_id = null, error = ?::jsonb, updated_at = ? where id = ? returning id, attempt
+         ),
+         att as (
+           update task_attempt a set outcome = 'retry', ended_at = ?, detail = ? from upd
+           where a.task_id = upd.id and a.attempt = upd.attempt and a.outcome is null
+         )
+         select pg_notify(?, ?) from upd`,
+        [jsonParam(error), now, taskId, now, detail, TASK_READY_CHANNEL, trustId],
+      );
       return { recorded: true, state: "pending", kind: task.kind } as const;
     }
     const state: TaskStateName = output !== null ? "succeeded" : "failed";
     const endReason = state === "succeeded" ? "completed at the trust" : `failed at the trust: ${detail}`;
+    // The end, its attempt and its announcement in one statement (this transaction holds the row lock).
     await tx.execute(
-      `update task set state = ?, output = ?::jsonb, error = ?::jsonb, end_reason = ?, ended_at = ?, updated_at = ?, stream_id = null,
-         progress = case when ? then 1 else progress end
-       where id = ?`,
-      [state, jsonParam(output), jsonParam(error), endReason, now, now, state === "succeeded", taskId],
+      `with upd as (
+         update task set state = ?, output = ?::jsonb, error = ?::jsonb, end_reason = ?, ended_at = ?, updated_at = ?, stream_id = null,
+           progress = case when ? then 1 else progress end
+         where id = ? returning id, attempt
+       ),
+       att as (
+         update task_attempt a set outcome = ?, ended_at = ?, detail = ? from upd
+         where a.task_id = upd.id and a.attempt = upd.attempt and a.outcome is null
+       )
+       select pg_notify(?, ?) from upd`,
+      [
+        state,
+        jsonParam(output),
+        jsonParam(error),
+        endReason,
+        now,
+        now,
+        state === "succeeded",
+        taskId,
+        state,
+        now,
+        detail,
+        TASK_ENDED_CHANNEL,
+        encodeTaskEnded({ taskId, trustId, kind: task.kind, state }),
+      ],
     );
-    await tx.execute("update task_attempt set outcome = ?, ended_at = ?, detail = ? where task_id = ? and attempt = ? and outcome is null", [
-      state,
-      now,
-      detail,
-      taskId,
-      task.attempt,
-    ]);
-    await notify(tx, TASK_ENDED_CHANNEL, encodeTaskEnded({ taskId, trustId, kind: task.kind, state }));
     return { recorded: true, state, kind: task.kind } as const;
   });
 }

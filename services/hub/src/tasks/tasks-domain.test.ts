@@ -4,7 +4,7 @@ import { TaskOutputSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_p
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { openStream, streamOwnsTrust } from "../link/stream-ownership.js";
+import { openStream } from "../link/stream-ownership.js";
 import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
 import { registerTrust, setTrustDisabled } from "../trusts/registry.js";
 import { claimPendingTasks } from "./claims.js";
@@ -12,6 +12,9 @@ import { createTask } from "./create-task.js";
 import { expireOverdueTasks } from "./expiry.js";
 import { getTask } from "./queries.js";
 import { recordResult } from "./task-outcomes.js";
+import { cancelTask } from "./cancel-task.js";
+import { TaskEvents, type TaskEnded } from "./task-events.js";
+import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
 
 interface Ctx {
   tdb: TestDatabase;
@@ -40,9 +43,7 @@ async function trustWithStream(db: Database, code: string): Promise<{ trustId: s
 }
 
 function claim(db: Database, s: { trustId: string; streamId: string }, limit: number) {
-  return db.em().transactional(async (tx) =>
-    (await streamOwnsTrust(tx, s.trustId, s.streamId)) ? await claimPendingTasks(tx, { ...s, hubInstance: "h1", kind: "echo", limit }) : "replaced",
-  );
+  return claimPendingTasks(db.em(), { ...s, hubInstance: "h1", kind: "echo", limit });
 }
 
 test("the first result for a task wins, even when several arrive at once; the rest are ignored", async (t) => {
@@ -64,23 +65,24 @@ test("two claims racing on one stream never get the same task", async (t) => {
   const s = await trustWithStream(db, "race");
   for (let i = 0; i < 6; i++) await createTask(db.em(), { trustId: s.trustId, spec: echo(`t${i}`), actor: "test" });
   const claims = await Promise.all([claim(db, s, 3), claim(db, s, 3), claim(db, s, 3)]);
-  const ids = claims.flatMap((c) => (c === "replaced" ? [] : c.map((x) => x.id)));
+  const ids = claims.flatMap((c) => c.map((x) => x.id));
   t.is(ids.length, 6);
   t.is(new Set(ids).size, 6);
 });
 
-test("a replaced stream can claim nothing, and the new owner takes over what the old one held", async (t) => {
+test("a replaced stream claims nothing, and the new owner takes over what the old one held", async (t) => {
   const { db } = t.context;
   const old = await trustWithStream(db, "replaced");
   const task = await createTask(db.em(), { trustId: old.trustId, spec: echo("moved"), actor: "test" });
-  t.not(await claim(db, old, 1), "replaced");
+  t.is((await claim(db, old, 1)).length, 1);
   t.is((await getTask(db.em(), task.id)).task.state, "offered");
   const fresh = crypto.randomUUID();
   const takeover = await openStream(db.em(), { trustId: old.trustId, streamId: fresh, hubInstance: "h2", gatewayVersion: "test", capacity: { echo: 1 }, inFlight: [] });
   t.deepEqual(takeover, { adopted: [], stop: [] });
-  t.is(await claim(db, old, 1), "replaced");
+  await createTask(db.em(), { trustId: old.trustId, spec: echo("not for the old stream"), actor: "test" });
+  t.deepEqual(await claim(db, old, 5), [], "the replaced stream claims nothing");
   const reclaimed = await claim(db, { trustId: old.trustId, streamId: fresh }, 1);
-  t.deepEqual(reclaimed !== "replaced" && reclaimed.map((c) => [c.id, c.attempt]), [[task.id, 2]]);
+  t.deepEqual(reclaimed.map((c) => [c.id, c.attempt]), [[task.id, 2]]);
 });
 
 test("overdue tasks expire exactly once however many sweepers run", async (t) => {
@@ -116,4 +118,34 @@ test("creating a task inside the caller's transaction commits or rolls back with
     { message: "caller failed" },
   );
   await t.throwsAsync(getTask(db.em(), id), { message: /not found/ });
+});
+
+test("another replica's TaskEvents hears that a task ended, with the recorded output or error", async (t) => {
+  const { db, tdb } = t.context;
+  const other = await openDatabase(tdb.url, createLogger({ service: "test", level: "silent" }));
+  const events = new TaskEvents(other, createLogger({ service: "test", level: "silent" }));
+  await events.start();
+  t.teardown(async () => {
+    events.stop();
+    await other.close();
+  });
+  const s = await trustWithStream(db, "events");
+  const done = await createTask(db.em(), { trustId: s.trustId, spec: echo("to the other replica"), actor: "test", projectId: "p-1" });
+  const dropped = await createTask(db.em(), { trustId: s.trustId, spec: echo("cancelled"), actor: "test" });
+  // Other tests in this file end tasks too: keep only this test's.
+  const heard: TaskEnded[] = [];
+  events.subscribe((e) => void (e.trustId === s.trustId && heard.push(e)), { kinds: [TaskKind.ECHO] });
+  await claim(db, s, 2);
+  await recordResult(db.em(), s.trustId, done.id, echoOut("answered"));
+  await cancelTask(db.em(), { taskId: dropped.id, reason: "not needed", actor: "test" });
+  for (let i = 0; i < 100 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  const byId = new Map(heard.map((e) => [e.taskId, e]));
+  t.is(byId.get(done.id)?.state, "succeeded");
+  t.is(byId.get(done.id)?.projectId, "p-1");
+  const out = byId.get(done.id)?.output?.kind;
+  t.is(out?.case === "echo" ? out.value.message : "", "answered");
+  t.is(byId.get(dropped.id)?.state, "cancelled");
+  t.regex(byId.get(dropped.id)?.error?.message ?? "", /not needed/);
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(heard.length, 2, "each end is heard once");
 });

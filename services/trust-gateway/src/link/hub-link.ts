@@ -2,11 +2,11 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { ROOT_CONTEXT } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { ConnectRequestSchema, KindCapacitySchema, LinkService, type ConnectRequest, type ConnectResponse, type Welcome } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { AsyncQueue } from "@flip/shared/streams/async-queue.js";
-import { clientTracing, extractTraceContext, injectTraceContext } from "@flip/shared/telemetry/trace-context.js";
+import { clientTracing, extractTraceContext, injectTraceContext, tracer } from "@flip/shared/telemetry/trace-context.js";
 import type { GatewayConfig } from "../config.js";
 import type { HealthSource } from "../health/health-reporter.js";
 import type { LinkMessage, TaskRunner } from "../tasks/task-runner.js";
@@ -131,6 +131,10 @@ export class HubLink {
     const streamAbort = new AbortController();
     const onStop = () => streamAbort.abort(this.stopping.signal.reason);
     this.stopping.signal.addEventListener("abort", onStop, { once: true });
+    // One span per stream: hello and heartbeats carry its context, so every message has a trace.
+    const streamSpan = tracer.startSpan("gateway.link", { attributes: { "flip.trust": config.trustCode } }, ROOT_CONTEXT);
+    const streamContext = trace.setSpan(ROOT_CONTEXT, streamSpan);
+    const streamCarrier = injectTraceContext(streamContext);
     const outbound = new AsyncQueue<ConnectRequest>();
     outbound.push(
       create(ConnectRequestSchema, {
@@ -144,17 +148,27 @@ export class HubLink {
             health: health.snapshot(),
           },
         },
-        traceContext: injectTraceContext(),
+        traceContext: streamCarrier,
       }),
     );
     let lastHeard = Date.now();
     let heartbeat: NodeJS.Timeout | undefined;
+    // Until Welcome there are no heartbeats to miss; a connection that never gets one (a half-open
+    // path, a stuck proxy) is abandoned after this long.
+    const welcomeTimeoutMs = Math.max(5_000, config.pingIntervalMs + config.pingTimeoutMs);
+    const welcomeTimer = setTimeout(
+      () => streamAbort.abort(new HubSilentError(`no welcome from the hub within ${Math.round(welcomeTimeoutMs / 1000)} s`)),
+      welcomeTimeoutMs,
+    );
     try {
-      const responses = this.client.connect(outbound, { signal: streamAbort.signal, headers: { authorization: `Bearer ${config.trustKey}` } });
+      const responses = context.with(streamContext, () =>
+        this.client.connect(outbound, { signal: streamAbort.signal, headers: { authorization: `Bearer ${config.trustKey}` } }),
+      );
       for await (const res of responses) {
         lastHeard = Date.now();
         if (res.message.case === "welcome") {
-          heartbeat = this.linked(res.message.value, outbound, streamAbort, () => lastHeard);
+          clearTimeout(welcomeTimer);
+          heartbeat = this.linked(res.message.value, outbound, streamAbort, streamCarrier, () => lastHeard);
           continue;
         }
         if (this.stateValue !== "linked") throw new ConnectError(`the hub sent ${res.message.case} before welcome`, Code.Internal);
@@ -162,10 +176,16 @@ export class HubLink {
       }
       return "the hub ended the stream";
     } catch (e) {
-      // Our own silence detector aborted the stream: report that, not the resulting "canceled".
-      if (streamAbort.signal.reason instanceof HubSilentError) throw streamAbort.signal.reason;
+      if (streamAbort.signal.reason instanceof HubSilentError) {
+        // Our own silence detector fired: the HTTP/2 connection itself is suspect (a half-open path
+        // looks "open" to the client), so drop it and dial a fresh one next time.
+        this.sessions.abort(streamAbort.signal.reason);
+        throw streamAbort.signal.reason;
+      }
       throw e;
     } finally {
+      streamSpan.end();
+      clearTimeout(welcomeTimer);
       clearInterval(heartbeat);
       this.stopping.signal.removeEventListener("abort", onStop);
       this.outbound = undefined;
@@ -176,7 +196,13 @@ export class HubLink {
   }
 
   /** Welcome received: check the hub named our trust, then start heartbeats and resend held results. */
-  private linked(w: Welcome, outbound: AsyncQueue<ConnectRequest>, streamAbort: AbortController, lastHeard: () => number): NodeJS.Timeout {
+  private linked(
+    w: Welcome,
+    outbound: AsyncQueue<ConnectRequest>,
+    streamAbort: AbortController,
+    traceContext: Record<string, string>,
+    lastHeard: () => number,
+  ): NodeJS.Timeout {
     const { config, runner, health, log } = this.deps;
     if (w.trustCode !== config.trustCode) throw new TrustMismatchError(config.trustCode, w.trustCode);
     this.welcomeValue = w;
@@ -185,7 +211,7 @@ export class HubLink {
     this.backoff.reset();
     const intervalMs = w.heartbeatInterval ? Math.max(100, durationMs(w.heartbeatInterval)) : 10_000;
     log.info({ trustId: w.trustId, hubInstance: w.hubInstance, heartbeatIntervalMs: intervalMs, inFlight: runner.inFlight().length }, "linked to the hub");
-    runner.resendResults();
+    runner.resendResults(traceContext);
     for (const fn of this.linkedListeners) fn(w);
     const timer = setInterval(() => {
       const silentMs = Date.now() - lastHeard();
@@ -193,7 +219,7 @@ export class HubLink {
         streamAbort.abort(new HubSilentError(`no message from the hub for ${Math.round(silentMs / 1000)} s`));
         return;
       }
-      outbound.push(create(ConnectRequestSchema, { message: { case: "heartbeat", value: { sentAt: timestampNow(), health: health.snapshot() } }, traceContext: injectTraceContext() }));
+      outbound.push(create(ConnectRequestSchema, { message: { case: "heartbeat", value: { sentAt: timestampNow(), health: health.snapshot() } }, traceContext }));
     }, intervalMs);
     timer.unref();
     return timer;

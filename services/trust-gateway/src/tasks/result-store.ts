@@ -41,7 +41,8 @@ export class FileResultStore implements ResultStore {
     private readonly dir: string,
     log: Logger,
   ) {
-    mkdirSync(dir, { recursive: true });
+    // Outputs are aggregates, never rows, but still the trust's business: owner-only.
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(dir)) {
       const m = FILE_RE.exec(name);
       if (!m) continue;
@@ -62,7 +63,7 @@ export class FileResultStore implements ResultStore {
     const file = this.file(r.taskId);
     if (!file) return;
     const tmp = `${file}.tmp`;
-    writeFileSync(tmp, toBinary(TaskResultSchema, r), { flush: true });
+    writeFileSync(tmp, toBinary(TaskResultSchema, r), { flush: true, mode: 0o600 });
     renameSync(tmp, file);
   }
 

@@ -23,11 +23,11 @@ export interface TaskLog {
 
 export class FileTaskLog implements TaskLog {
   constructor(private readonly file: string) {
-    mkdirSync(path.dirname(file), { recursive: true });
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   }
 
   append(entry: Omit<TaskLogEntry, "at">): void {
-    appendFileSync(this.file, JSON.stringify({ at: new Date().toISOString(), ...entry }) + "\n");
+    appendFileSync(this.file, JSON.stringify({ at: new Date().toISOString(), ...entry }) + "\n", { mode: 0o600 });
   }
 }
 

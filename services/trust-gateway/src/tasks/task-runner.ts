@@ -86,9 +86,9 @@ export class TaskRunner {
     return this.held.size;
   }
 
-  /** After a Welcome: deliver every result the hub has not acknowledged. */
-  resendResults(): void {
-    for (const r of this.deps.results.all()) this.deps.send({ case: "result", value: r }, {});
+  /** After a Welcome: deliver every result the hub has not acknowledged (their task spans are gone; they carry the stream's). */
+  resendResults(traceContext: Record<string, string> = {}): void {
+    for (const r of this.deps.results.all()) this.deps.send({ case: "result", value: r }, traceContext);
   }
 
   offer(offer: TaskOffer, parent: Context): void {
@@ -210,18 +210,19 @@ export class TaskRunner {
     this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, fraction, message: message.slice(0, 200) } }, injectTraceContext(task.spanContext));
   }
 
-  /** The task's signal fired: a cancellation or shutdown reports nothing; a deadline reports TIMEOUT. */
+  /**
+   * The task's signal fired. Nothing is reported: the hub already ended a cancelled task, decides
+   * expiry itself at the deadline (one authority, so the outcome does not depend on which side's
+   * clock fired first), and offers an abandoned task again after a restart.
+   */
   private stopped(task: HeldTask, reason: unknown, started: number): void {
     const why = reason instanceof TaskStopped ? reason.why : "cancelled";
-    if (why === "deadline") {
-      this.finish(task, started, { case: "error", value: { code: TaskErrorCode.TIMEOUT, message: "the task passed its deadline at the trust", retryable: false } });
-      return;
-    }
     this.forget(task);
     task.span.setStatus({ code: SpanStatusCode.ERROR, message: why });
     task.span.end();
+    this.deps.log.info({ taskId: task.taskId, kind: task.kind, outcome: why, durationMs: Date.now() - started }, "task stopped");
     this.deps.taskLog.append({
-      event: why === "shutdown" ? "abandoned" : "cancelled",
+      event: why === "shutdown" ? "abandoned" : why === "deadline" ? "timed_out" : "cancelled",
       ...this.logRef(task),
       durationMs: Date.now() - started,
       reason: reason instanceof Error ? reason.message : undefined,
