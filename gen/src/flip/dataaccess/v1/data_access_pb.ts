@@ -344,8 +344,9 @@ export const DataAccessService: GenService<{
   },
   /**
    * Runs a cohort query read-only and returns aggregate statistics with small counts suppressed.
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (rule broken),
-   * PERMISSION_DENIED (trust policy denies it for the project), DEADLINE_EXCEEDED (statement timeout),
+   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (rule broken, or a query
+   * PostgreSQL refuses, e.g. an unknown column), PERMISSION_DENIED (trust policy denies it for the project),
+   * DEADLINE_EXCEEDED (statement timeout), RESOURCE_EXHAUSTED (more rows than the trust's cap),
    * UNAVAILABLE (OMOP database down).
    *
    * @generated from rpc flip.dataaccess.v1.DataAccessService.GetCohortStatistics

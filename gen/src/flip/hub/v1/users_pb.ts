@@ -939,9 +939,10 @@ export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
  */
 export const AuthService: GenService<{
   /**
-   * Signs in with email, password and (when enrolled or required) a TOTP code.
-   * Who may call: anyone. Errors: INVALID_ARGUMENT, UNAUTHENTICATED (wrong credentials; never says which),
-   * FAILED_PRECONDITION (TOTP enrolment required first), RESOURCE_EXHAUSTED (too many attempts).
+   * Signs in with email, password and (when enrolled) a TOTP code. A user an admin requires to use TOTP
+   * who has not enrolled yet signs in, but every other RPC answers FAILED_PRECONDITION until they enrol.
+   * Who may call: anyone. Errors: INVALID_ARGUMENT, UNAUTHENTICATED (wrong credentials, never saying which;
+   * or a missing TOTP code, with the error header flip-totp-required: true), RESOURCE_EXHAUSTED (too many attempts).
    *
    * @generated from rpc flip.hub.v1.AuthService.Login
    */
