@@ -17,6 +17,7 @@ import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/post
 import { generateOmop } from "@flip/tools/omop/generate.js";
 import { spawnService, type ServiceProcess } from "../support/processes.js";
 import { ADMIN_TOKEN, linked, startGatewayProc, startHubProc, type GatewayProc, type HubProc } from "../support/link.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 const INTERNAL_KEY = "trust-internal-key-for-tests-0123";
 
@@ -83,10 +84,10 @@ test.before(async (t) => {
   await generateOmop(northDb.url, { seed: 7, persons: 1500, profile: "north" });
   await generateOmop(southDb.url, { seed: 8, persons: 800, profile: "south" });
   const hub = await startHubProc({ databaseUrl: hubDb.url });
-  const admin = createClient(TrustService, createGrpcTransport({ baseUrl: hub.url, interceptors: [(n) => (r) => (r.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), n(r))] }));
+  const admin = createClient(TrustService, createGrpcTransport({ baseUrl: hub.url, interceptors: [bearerAuth(ADMIN_TOKEN)] }));
   const keys: Record<string, string> = {};
   for (const code of ["north", "south", "east"]) keys[code] = (await admin.registerTrust({ name: `${code} hospital`, code, region: "test" })).apiKey;
-  const projects = createClient(ProjectService, createGrpcTransport({ baseUrl: hub.url, interceptors: [(n) => (r) => (r.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), n(r))] }));
+  const projects = createClient(ProjectService, createGrpcTransport({ baseUrl: hub.url, interceptors: [bearerAuth(ADMIN_TOKEN)] }));
   const { project } = await projects.createProject({ name: "Cohort discovery e2e" });
   t.context = {
     dbs: [hubDb, northDb, southDb],
@@ -94,7 +95,7 @@ test.before(async (t) => {
     omop: { north: northDb.url, south: southDb.url },
     processes: [],
     gateways: [],
-    cohorts: createClient(CohortService, createGrpcTransport({ baseUrl: hub.url, interceptors: [(n) => (r) => (r.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), n(r))] })),
+    cohorts: createClient(CohortService, createGrpcTransport({ baseUrl: hub.url, interceptors: [bearerAuth(ADMIN_TOKEN)] })),
     projectId: project!.id,
   };
   await startTrust(t.context, "north", keys.north!, northDb.url);

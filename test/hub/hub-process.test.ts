@@ -18,6 +18,7 @@ import { ModelService } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { repoRoot } from "../support/processes.js";
 import { ADMIN_TOKEN, startHubProc, type HubProc } from "../support/link.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 
 interface Ctx {
@@ -36,7 +37,7 @@ test.before(async (t) => {
   const transport = createGrpcTransport({ baseUrl: hub.url });
   const admin = createClient(TrustService, createGrpcTransport({
     baseUrl: hub.url,
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`), next(req))],
+    interceptors: [bearerAuth(ADMIN_TOKEN)],
   }));
   t.context = { db, hub, admin, anonymous: createClient(TrustService, transport) };
 });

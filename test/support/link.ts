@@ -5,12 +5,13 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { TaskService, TaskState, type Task } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { spawnService, type ServiceProcess } from "./processes.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 export const ADMIN_TOKEN = "link-test-admin-token-0123456789";
 
@@ -114,13 +115,6 @@ export async function linked(g: GatewayProc, since = 0, timeoutMs = 30_000): Pro
   await g.proc.waitForLog("linked to the hub", { since, timeoutMs });
 }
 
-const bearer =
-  (token: string): Interceptor =>
-  (next) =>
-  (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
 
 export interface AdminClients {
   trusts: Client<typeof TrustService>;
@@ -128,7 +122,7 @@ export interface AdminClients {
 }
 
 export function adminClients(hubUrl: string, token = ADMIN_TOKEN): AdminClients {
-  const transport = createGrpcTransport({ baseUrl: hubUrl, interceptors: [bearer(token)] });
+  const transport = createGrpcTransport({ baseUrl: hubUrl, interceptors: [bearerAuth(token)] });
   return { trusts: createClient(TrustService, transport), tasks: createClient(TaskService, transport) };
 }
 

@@ -10,6 +10,7 @@ import { readHubConfig } from "@flip/hub/config.js";
 import { startHub, type RunningHub } from "@flip/hub/hub.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 export const BOOTSTRAP_TOKEN = "bootstrap-admin-token-for-tests";
 export const PASSWORD = "correct horse battery staple 42";
@@ -38,7 +39,7 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     createClient(
       service,
       token
-        ? createGrpcTransport({ baseUrl: hub.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] })
+        ? createGrpcTransport({ baseUrl: hub.url, interceptors: [bearerAuth(token)] })
         : transport,
     );
   const signIn = async (email: string) => (await client(AuthService).login({ email, password: PASSWORD })).accessToken;

@@ -1,6 +1,7 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { DataAccessService } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 export type DataAccessClient = Client<typeof DataAccessService>;
 
@@ -14,9 +15,5 @@ export interface DataAccessClientOptions {
 
 /** A gRPC (HTTP/2) client for the trust's data-access service that presents the internal key on every call. */
 export function createDataAccessClient(opts: DataAccessClientOptions): DataAccessClient {
-  const withKey: Interceptor = (next) => async (req) => {
-    req.header.set("authorization", `Bearer ${opts.internalKey}`);
-    return await next(req);
-  };
-  return createClient(DataAccessService, createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: [withKey, ...(opts.interceptors ?? [])] }));
+  return createClient(DataAccessService, createGrpcTransport({ baseUrl: opts.baseUrl, interceptors: [bearerAuth(opts.internalKey), ...(opts.interceptors ?? [])] }));
 }

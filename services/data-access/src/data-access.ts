@@ -8,7 +8,7 @@ import { ensureLocalSchema, LOCAL_SCHEMA } from "./cohorts/frozen-store.js";
 import type { DataAccessConfig } from "./config.js";
 import { dataAccessRoutes } from "./connect.js";
 import { createReaderPool, ReadOnlyExecutor } from "./execution/executor.js";
-import { assertReaderIsReadOnly, deriveReaderUrl, enableReaderLogin, grantCohortReader } from "./execution/reader-role.js";
+import { assertReaderIsReadOnly, provisionReader } from "./execution/reader-role.js";
 
 export interface RunningDataAccess {
   url: string;
@@ -68,15 +68,3 @@ export async function startDataAccess(config: DataAccessConfig, log: Logger): Pr
   }
 }
 
-/** Grants the reader role read access to omop and lets it log in with its derived password. */
-async function provisionReader(owner: pg.Pool, ownerUrl: string): Promise<string> {
-  const readerUrl = deriveReaderUrl(ownerUrl);
-  const client = await owner.connect();
-  try {
-    await grantCohortReader(client);
-    await enableReaderLogin(client, readerUrl);
-  } finally {
-    client.release();
-  }
-  return readerUrl;
-}

@@ -32,14 +32,15 @@ export interface RunningHub {
 
 /** The hub's domains, in start order. */
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
+  const tasks = createTasksModule(deps);
   return [
     identity,
     { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
-    projectModule(deps),
+    tasks,
+    projectModule(deps, tasks.events),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
     { services: [AuditService], routes: (r) => registerAuditHandlers(r, deps) },
-    cohortModule(deps),
-    createTasksModule(deps),
+    cohortModule(deps, tasks.events),
     createLinkModule(deps),
     artifactModule(deps),
   ];

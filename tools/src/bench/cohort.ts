@@ -29,6 +29,7 @@ import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
 import { generateOmop } from "../omop/generate.js";
 import { DEMO_COHORT_SQL } from "../demo/study.js";
 import { percentile } from "./polling-model.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const progress = (msg: string) => process.stderr.write(`[bench cohort] ${msg}\n`);
@@ -54,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     const adminToken = randomBytes(24).toString("base64url");
     const hub = await startHub(readHubConfig({ DATABASE_URL: postgres.urlFor("hub"), FLIP_HUB_ADDR: "127.0.0.1:0", FLIP_ADMIN_TOKEN: adminToken, FLIP_HUB_DATA_DIR: path.join(dataDir, "hub"), FLIP_LOG_LEVEL: "warn" }), log);
     stops.push(() => hub.close());
-    const transport = createGrpcTransport({ baseUrl: hub.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))] });
+    const transport = createGrpcTransport({ baseUrl: hub.url, interceptors: [bearerAuth(adminToken)] });
     const profiles = ["north", "south", "central"];
     let totalPersons = 0;
     for (const [i, code] of codes.entries()) {

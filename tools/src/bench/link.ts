@@ -14,7 +14,7 @@ import { readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
@@ -24,6 +24,7 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { freePort, startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { startSimulatedGateways } from "@flip/trust-gateway/simulation/simulated-gateways.js";
 import { percentile, simulatePolling } from "./polling-model.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const ADMIN_TOKEN = randomBytes(24).toString("base64url");
@@ -119,10 +120,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const hubExited = new Promise<number | null>((r) => hub.once("exit", (code) => r(code)));
   const swarms: Awaited<ReturnType<typeof startSimulatedGateways>>[] = [];
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${ADMIN_TOKEN}`);
-    return next(req);
-  };
+  const auth = bearerAuth(ADMIN_TOKEN);
   const transport = createGrpcTransport({ baseUrl: hubUrl, interceptors: [auth] });
   try {
     const health = createClient(Health, transport);

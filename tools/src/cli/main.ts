@@ -7,6 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { allCommands } from "./commands/index.js";
 import { UsageError, type CliCommand, type CliContext } from "./command.js";
 import { readCredentials } from "./credentials.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 const commonOptions = {
   hub: { type: "string" },
@@ -76,12 +77,7 @@ export async function runCli(
     createConnectTransport({
       baseUrl: hubUrl,
       httpVersion: "2",
-      interceptors: [
-        (next) => async (req) => {
-          if (bearer) req.header.set("authorization", `Bearer ${bearer}`);
-          return await next(req);
-        },
-      ],
+      interceptors: bearer ? [bearerAuth(bearer)] : [],
     });
   const transport = transportFor(token);
   const ctx: CliContext = {

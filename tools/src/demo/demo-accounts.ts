@@ -5,6 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import type { DemoState } from "./demo-state.js";
 import { demoTrusts } from "./demo-trusts.js";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 /** A demo person: who they are, and the API token the demo itself acts with. */
 export interface DemoAccount {
@@ -22,7 +23,7 @@ export interface DemoAccounts {
 }
 
 export function authedClient<S extends DescService>(hubUrl: string, service: S, token: string): Client<S> {
-  return createClient(service, createGrpcTransport({ baseUrl: hubUrl, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }));
+  return createClient(service, createGrpcTransport({ baseUrl: hubUrl, interceptors: [bearerAuth(token)] }));
 }
 
 const password = () => `demo-${randomBytes(12).toString("base64url")}`;

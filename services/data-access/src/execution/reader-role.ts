@@ -115,3 +115,16 @@ export async function assertReaderIsReadOnly(reader: pg.ClientBase | pg.Pool, lo
   if (r.reads_local) problems.push(`can use schema ${localSchema}`);
   if (problems.length > 0) throw new ReaderRoleTooPowerfulError(r.role, problems);
 }
+
+/** Grants the reader role read access to omop and lets it log in with its derived password; returns its URL. */
+export async function provisionReader(owner: pg.Pool, ownerUrl: string): Promise<string> {
+  const readerUrl = deriveReaderUrl(ownerUrl);
+  const client = await owner.connect();
+  try {
+    await grantCohortReader(client);
+    await enableReaderLogin(client, readerUrl);
+  } finally {
+    client.release();
+  }
+  return readerUrl;
+}

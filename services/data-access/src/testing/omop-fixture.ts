@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/post
 import { generateOmop } from "@flip/tools/omop/generate.js";
 import { ensureLocalSchema } from "../cohorts/frozen-store.js";
 import { createReaderPool } from "../execution/executor.js";
-import { deriveReaderUrl, enableReaderLogin, grantCohortReader } from "../execution/reader-role.js";
+import { provisionReader } from "../execution/reader-role.js";
 
 export interface OmopFixture {
   db: TestDatabase;
@@ -25,14 +25,7 @@ export async function createOmopFixture(opts: { persons: number; seed?: number; 
   const db = await createTestDatabase("omop");
   await generateOmop(db.url, { persons: opts.persons, seed: opts.seed ?? 1, profile: opts.profile ?? "north" });
   const owner = new pg.Pool({ connectionString: db.url, max: 4 });
-  const readerUrl = deriveReaderUrl(db.url);
-  const client = await owner.connect();
-  try {
-    await grantCohortReader(client);
-    await enableReaderLogin(client, readerUrl);
-  } finally {
-    client.release();
-  }
+  const readerUrl = await provisionReader(owner, db.url);
   await ensureLocalSchema(owner);
   const reader = createReaderPool(readerUrl, 4);
   return {

@@ -4,8 +4,7 @@ import { CohortOutcome, type TaskOutput } from "@flip/gen/flip/link/v1/tasks_pb.
 import { TaskErrorCode, type TaskError } from "@flip/gen/flip/link/v1/link_pb.js";
 import { ColumnSummarySchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { notify } from "../db/notifier.js";
-import { Task } from "../tasks/entities.js";
-import { errorFromJson, outputFromJson } from "../tasks/task-json.js";
+import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
 import type { AnswerStateName } from "./entities.js";
 
 /** Channel announcing that an answer of a cohort query changed (payload: query id). */
@@ -66,15 +65,13 @@ export function columnsFromJson(j: JsonValue | null | undefined) {
  * Moves the answer of a finished cohort task from pending to its outcome. Idempotent: an answer that is
  * no longer pending is left alone, so duplicate or replayed notices change nothing.
  */
-export async function applyCohortTask(em: EntityManager, taskId: string): Promise<boolean> {
+export async function applyCohortTask(em: EntityManager, ended: TaskEnded): Promise<boolean> {
   return await em.transactional(async (tx) => {
-    const task = await tx.findOne(Task, { id: taskId });
-    if (!task || !["succeeded", "failed", "cancelled", "expired"].includes(task.state)) return false;
-    const update = answerFromTask(task.state, outputFromJson(task.output), errorFromJson(task.error));
+    const update = answerFromTask(ended.state, ended.output, ended.error);
     const rows = await tx.execute<{ query_id: string }[]>(
       `update cohort_answer set state = ?, record_count = ?, columns = ?::jsonb, threshold = ?, error = ?, answered_at = ?
        where task_id = ? and state = 'pending' returning query_id`,
-      [update.state, update.recordCount, update.columns === null ? null : JSON.stringify(update.columns), update.threshold, update.error, task.endedAt ?? new Date(), taskId],
+      [update.state, update.recordCount, update.columns === null ? null : JSON.stringify(update.columns), update.threshold, update.error, ended.endedAt, ended.taskId],
     );
     if (rows.length === 0) return false;
     await notify(tx, COHORT_ANSWER_CHANNEL, rows[0]!.query_id);
@@ -89,5 +86,8 @@ export async function reconcileCohortQuery(em: EntityManager, queryId: string): 
      where a.query_id = ? and a.state = 'pending' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')`,
     [queryId],
   );
-  for (const r of rows) await applyCohortTask(em.fork(), r.task_id);
+  for (const r of rows) {
+    const ended = await readTaskEnded(em.fork(), r.task_id);
+    if (ended) await applyCohortTask(em.fork(), ended);
+  }
 }

@@ -3,7 +3,8 @@ import { CohortService } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import type { HubModule } from "../hub-module.js";
 import { answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
-import { onTaskEndedNotice } from "../tasks/channels.js";
+import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { TaskEvents } from "../tasks/task-events.js";
 import { applyCohortTask, reconcileCohortQuery } from "./answers.js";
 import { listProjectCohortQueries, visibleCohortQuery } from "./queries.js";
 import { submitCohortQuery } from "./submit.js";
@@ -20,7 +21,7 @@ async function reconcileAll(deps: HubDeps): Promise<void> {
 }
 
 /** Cohort discovery: queries go to every trust as tasks; their results become per-trust answers. */
-export function cohortModule(deps: HubDeps): HubModule {
+export function cohortModule(deps: HubDeps, taskEvents: TaskEvents): HubModule {
   const { db, config, log } = deps;
   const unsubscribes: (() => void)[] = [];
   const onError = (err: unknown) => log.error({ err }, "applying a cohort answer failed");
@@ -28,10 +29,10 @@ export function cohortModule(deps: HubDeps): HubModule {
     services: [CohortService],
     async start() {
       unsubscribes.push(
-        await onTaskEndedNotice(db.notifier, (n) => {
-          if (n.kind === "cohort_query") applyCohortTask(db.em(), n.taskId).catch(onError);
+        taskEvents.subscribe((ended) => applyCohortTask(db.em(), ended).then(() => undefined), {
+          kinds: [TaskKind.COHORT_QUERY],
+          onMissed: () => void reconcileAll(deps).catch(onError),
         }),
-        db.notifier.onReconnect(() => void reconcileAll(deps).catch(onError)),
       );
       await reconcileAll(deps);
     },
@@ -50,8 +51,8 @@ export function cohortModule(deps: HubDeps): HubModule {
         getCohortQuery: (req, ctx) =>
           answer(log, ctx, async () => {
             const em = db.em();
-            await reconcileCohortQuery(em, (await visibleCohortQuery(em, callerOf(ctx), req.queryId)).id);
             const query = await visibleCohortQuery(em, callerOf(ctx), req.queryId);
+            await reconcileCohortQuery(em, query.id);
             return { query: await cohortQueryToProto(em, query, config.offlineAfterMs) };
           }),
         async *watchCohortQuery(req, ctx) {

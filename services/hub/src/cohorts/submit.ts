@@ -4,8 +4,7 @@ import { TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { appendAudit } from "../audit/chain.js";
 import { assertAcceptingWork } from "../admin/deployment-mode.js";
 import { actorOf, type Principal } from "../auth/principal.js";
-import { modifiableProject } from "../projects/access.js";
-import { Project } from "../projects/entities.js";
+import { lockProject, modifiableProject } from "../projects/access.js";
 import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
 import { createTask } from "../tasks/create-task.js";
 import { Trust } from "../trusts/entities.js";
@@ -31,11 +30,11 @@ export async function submitCohortQuery(em: EntityManager, caller: Principal, in
   if (name.length > 120) throw new InvalidInputError("name", "must be at most 120 characters");
   const sql = await precheckCohortSql(input.sql);
   return await em.transactional(async (tx) => {
-    const project = await modifiableProject(tx, caller, input.projectId);
+    await modifiableProject(tx, caller, input.projectId);
     await assertAcceptingWork(tx);
-    const [locked] = await tx.execute<{ status: string }[]>("select status from project where id = ? for update", [project.id]);
-    if (locked?.status !== "unstaged") {
-      throw new FailedPreconditionError(`the project is ${locked?.status}: unstage it before querying again (its staged query is what the trusts are deciding on)`);
+    const project = await lockProject(tx, input.projectId);
+    if (project.status !== "unstaged") {
+      throw new FailedPreconditionError(`the project is ${project.status}: unstage it before querying again (its staged query is what the trusts are deciding on)`);
     }
     const trusts = await tx.find(Trust, { disabledAt: null }, { orderBy: { code: "asc" } });
     if (trusts.length === 0) throw new FailedPreconditionError("no trusts are registered and enabled; register a trust first");
@@ -53,7 +52,7 @@ export async function submitCohortQuery(em: EntityManager, caller: Principal, in
       });
       tx.persist(tx.create(CohortAnswer, { queryId: query.id, trustId: trust.id, taskId: task.id, state: "pending", recordCount: 0, columns: null, threshold: 0, error: null, answeredAt: null }));
     }
-    await tx.nativeUpdate(Project, { id: project.id }, { latestQueryId: query.id });
+    project.latestQueryId = query.id;
     await tx.flush();
     await appendAudit(tx, {
       actor,

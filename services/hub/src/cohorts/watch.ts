@@ -19,7 +19,8 @@ export async function* watchCohortQuery(
   queryId: string,
   signal: AbortSignal,
 ): AsyncGenerator<CohortQueryMessage> {
-  await visibleCohortQuery(db.em(), caller, queryId);
+  // The query row never changes (only its answers do), so it is loaded and its visibility checked once.
+  const query = await visibleCohortQuery(db.em(), caller, queryId);
   let wake: (() => void) | undefined;
   // A notice that lands while the loop is reading must not be lost: it marks the state dirty.
   let dirty = false;
@@ -34,7 +35,6 @@ export async function* watchCohortQuery(
       dirty = false;
       const em = db.em();
       await reconcileCohortQuery(em, queryId);
-      const query = await visibleCohortQuery(em, caller, queryId);
       const message = await cohortQueryToProto(em, query, config.offlineAfterMs);
       const fingerprint = Buffer.from(toBinary(CohortQueryMessageSchema, message)).toString("base64");
       if (fingerprint !== last) {

@@ -48,6 +48,12 @@ export async function visibleProject(em: EntityManager, p: Principal, projectId:
   return project;
 }
 
+/** Locks the project row for the rest of the transaction (serialising changes to it) and reloads it. */
+export async function lockProject(tx: EntityManager, projectId: string): Promise<Project> {
+  await tx.execute("select id from project where id = ? for update", [projectId]);
+  return await tx.findOneOrFail(Project, { id: projectId }, { refresh: true });
+}
+
 /** Loads a live project the caller may modify: not found if invisible, permission denied if only visible. */
 export async function modifiableProject(em: EntityManager, p: Principal, projectId: string, field = "project_id"): Promise<Project> {
   const project = await visibleProject(em, p, projectId, field);

@@ -3,7 +3,7 @@ import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { findUser } from "../identity/user-lookup.js";
 import { ConcurrentChangeError, FailedPreconditionError, NotFoundError } from "../rpc/domain-errors.js";
-import { modifiableProject } from "./access.js";
+import { lockProject, modifiableProject } from "./access.js";
 import { Project, ProjectMember } from "./entities.js";
 import { projectAuditView, validateDescription, validateProjectName } from "./projects.js";
 
@@ -16,8 +16,7 @@ export async function updateProject(
 ): Promise<Project> {
   return await em.transactional(async (tx) => {
     await modifiableProject(tx, caller, projectId);
-    await tx.execute("select id from project where id = ? for update", [projectId]);
-    const project = await tx.findOneOrFail(Project, { id: projectId }, { refresh: true });
+    const project = await lockProject(tx, projectId);
     if (change.expectedVersion !== 0 && change.expectedVersion !== project.version) {
       throw new ConcurrentChangeError(`the project is at version ${project.version}, not ${change.expectedVersion}`);
     }
@@ -42,8 +41,7 @@ export async function deleteProject(em: EntityManager, caller: Principal, projec
     const project = await tx.findOne(Project, { id: projectId });
     if (project?.deletedAt) return;
     await modifiableProject(tx, caller, projectId);
-    await tx.execute("select id from project where id = ? for update", [projectId]);
-    const locked = await tx.findOneOrFail(Project, { id: projectId }, { refresh: true });
+    const locked = await lockProject(tx, projectId);
     if (locked.deletedAt) return;
     const before = projectAuditView(locked);
     locked.deletedAt = new Date();

@@ -1,6 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Task } from "../tasks/entities.js";
-import { outputFromJson } from "../tasks/task-json.js";
+import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
 import type { FreezeStateName } from "./entities.js";
 
 /**
@@ -8,19 +7,17 @@ import type { FreezeStateName } from "./entities.js";
  * reported), suppressed (fewer members than the trust's threshold), or failed. Idempotent: only a
  * pending freeze changes.
  */
-export async function applyFreezeTask(em: EntityManager, taskId: string): Promise<boolean> {
-  const task = await em.findOne(Task, { id: taskId });
-  if (!task || !["succeeded", "failed", "cancelled", "expired"].includes(task.state)) return false;
-  const output = outputFromJson(task.output);
+export async function applyFreezeTask(em: EntityManager, ended: TaskEnded): Promise<boolean> {
+  const output = ended.output;
   let state: FreezeStateName = "failed";
   let count: number | null = null;
-  if (task.state === "succeeded" && output?.kind.case === "freezeCohort") {
+  if (ended.state === "succeeded" && output?.kind.case === "freezeCohort") {
     state = output.kind.value.suppressed ? "suppressed" : "frozen";
     count = state === "frozen" ? Number(output.kind.value.personCount) : 0;
   }
   const rows = await em.execute<unknown[]>(
     "update project_trust set freeze_state = ?, frozen_person_count = ? where freeze_task_id = ? and freeze_state = 'pending' returning project_id",
-    [state, count, taskId],
+    [state, count, ended.taskId],
   );
   return rows.length > 0;
 }
@@ -31,5 +28,8 @@ export async function reconcileFreezes(em: EntityManager): Promise<void> {
     `select pt.freeze_task_id from project_trust pt join task t on t.id = pt.freeze_task_id
      where pt.freeze_state = 'pending' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')`,
   );
-  for (const r of rows) await applyFreezeTask(em.fork(), r.freeze_task_id);
+  for (const r of rows) {
+    const ended = await readTaskEnded(em.fork(), r.freeze_task_id);
+    if (ended) await applyFreezeTask(em.fork(), ended);
+  }
 }

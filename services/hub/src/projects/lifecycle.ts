@@ -8,18 +8,11 @@ import { hasRole, mayDecideForTrust } from "../identity/role-checks.js";
 import { FailedPreconditionError, InvalidInputError, PermissionError } from "../rpc/domain-errors.js";
 import { createTask } from "../tasks/create-task.js";
 import { findTrust } from "../trusts/registry.js";
-import { modifiableProject, visibleProject } from "./access.js";
-import { Project, ProjectTrust, type DecisionStateName } from "./entities.js";
+import { lockProject, modifiableProject, visibleProject } from "./access.js";
+import { ProjectTrust, type DecisionStateName, type Project } from "./entities.js";
 
 /** How long a trust has to freeze an approved cohort. */
 export const FREEZE_TASK_TIMEOUT_MS = 30 * 60_000;
-
-/** Locks the project row for the rest of the transaction, so lifecycle changes are serialised. */
-async function lockProject(tx: EntityManager, projectId: string): Promise<Project> {
-  await tx.execute("select id from project where id = ? for update", [projectId]);
-  const project = await tx.findOneOrFail(Project, { id: projectId }, { refresh: true });
-  return project;
-}
 
 /**
  * UNSTAGED → STAGED at the chosen trusts. Each must have answered the project's latest cohort query

@@ -1,9 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
+import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
 /** Sends the trust API key on every call, as the hub's ArtifactService expects. */
 export function trustKeyInterceptor(apiKey: string): Interceptor {
-  return (next) => async (req) => {
-    req.header.set("authorization", `Bearer ${apiKey}`);
-    return await next(req);
-  };
+  return bearerAuth(apiKey);
 }

@@ -1,8 +1,5 @@
-import { spawn } from "node:child_process";
-import * as path from "node:path";
 import { stringOption, UsageError, type CliCommand } from "../command.js";
-
-const repoRoot = path.resolve(import.meta.dirname, "../../../..");
+import { runServiceInForeground } from "../service-process.js";
 
 /** Flags of `flip gateway` and the gateway settings they set (the environment supplies the rest). */
 const FLAG_SETTINGS: Record<string, string> = {
@@ -29,15 +26,7 @@ export const gatewayCommands: CliCommand[] = [
       }
       if (!env.FLIP_TRUST_CODE) throw new UsageError("--trust (or FLIP_TRUST_CODE) is required");
       if (!env.FLIP_TRUST_KEY) throw new UsageError("--key (or FLIP_TRUST_KEY) is required: the key printed by `flip trust register`");
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", "--import", "@flip/shared/telemetry/register.ts", path.join(repoRoot, "services/trust-gateway/src/main.ts")],
-        { stdio: "inherit", env, cwd: process.cwd() },
-      );
-      const forward = (sig: NodeJS.Signals) => child.kill(sig);
-      process.on("SIGINT", forward);
-      process.on("SIGTERM", forward);
-      return await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 1)));
+      return await runServiceInForeground("services/trust-gateway/src/main.ts", env);
     },
   },
 ];
