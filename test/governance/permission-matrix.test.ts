@@ -64,7 +64,12 @@ test.before(async (t) => {
         case: "output",
         value: create(TaskOutputSchema, { kind: { case: "cohortQuery", value: { outcome: CohortOutcome.OK, recordCount: 50n, threshold: 10 } } }),
       });
-      await new Promise((r) => setTimeout(r, 100));
+      // The cohort module records the answer when it hears the task end (asynchronously, via NOTIFY).
+      for (let waited = 0; waited < 10_000; waited += 50) {
+        const [answer] = await em.execute<{ state: string }[]>("select state from cohort_answer where query_id = ?", [query!.id]);
+        if (answer?.state === "ok") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await hub.client(ProjectService, tokens.owner).stageProject({ projectId: project!.id, trusts: ["north"] });
       return { projectId: project!.id, queryId: query!.id };
     },

@@ -168,13 +168,16 @@ test("a newer stream of the same artifact takes over a stalled one, which record
   const data = randomBytes(100_000);
   const plan = planFor(data);
   let stall!: () => void;
+  let firstChunkWritten!: () => void;
+  const askedForMore = new Promise<void>((r) => (firstChunkWritten = r));
   async function* stalled(): AsyncGenerator<UploadChunkInput> {
     yield { offset: 0, data: data.subarray(0, 30_000) };
+    // The receiver asks for the next chunk only after it appended the first one.
+    firstChunkWritten();
     await new Promise<void>((r) => (stall = r));
   }
   const first = receiveUpload(deps, a, plan, stalled());
-  while ((await getUploadStatus(deps.db.em(), a.trustId, plan.id).catch(() => undefined)) === undefined) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 20));
+  await askedForMore;
   const second = receiveUpload(deps, a, plan, chunks(data, 30_000, 35_000));
   await t.throwsAsync(first, { instanceOf: UploadSupersededError });
   t.true((await second).complete);

@@ -104,7 +104,9 @@ test("after the hub ends a stream mid-task, the gateway reconnects, reports the 
   t.teardown(() => hub.close(100));
   const gw = await startGateway(config(hub.url, "gstt"), log, { health: staticHealth(), persistent: false });
   t.teardown(() => gw.close());
-  for (let i = 0; i < 100 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && gw.runner.inFlight().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  // A second delivery of the same result would arrive within this window.
   await new Promise((r) => setTimeout(r, 300));
   t.deepEqual(gw.runner.inFlight(), [], "acknowledged: nothing left to deliver");
   t.deepEqual(secondHello?.inFlight.map((r) => [r.taskId, r.attempt]), [["00000000-0000-4000-8000-00000000000a", 1]]);

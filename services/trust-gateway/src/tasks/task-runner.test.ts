@@ -41,7 +41,7 @@ const offer = (taskId: string, opts: { delayMs?: number; attempt?: number; deadl
 
 const ids = ["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002", "00000000-0000-4000-8000-000000000003"];
 const until = async (cond: () => boolean) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 1_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
 };
 // The runner sends results as full TaskResult messages (built with create()).
 const resultsOf = (sent: NonNullable<LinkMessage>[]) => sent.filter((m) => m.case === "result").map((m) => m.value as TaskResult);
