@@ -8,6 +8,8 @@ export interface IdentityConfig {
   refreshTokenTtlSeconds: number;
   /** No session outlives this, however often it is refreshed. */
   sessionMaxSeconds: number;
+  /** Ended sessions (expired or revoked) are deleted with their refresh tokens this long after they ended. */
+  endedSessionRetentionSeconds: number;
   /** Failed sign-ins per account within the window before sign-in is refused for a while. */
   loginMaxFailures: number;
   loginFailureWindowSeconds: number;
@@ -39,6 +41,7 @@ export function readIdentityConfig(s: SettingsReader): IdentityConfig {
     accessTokenTtlSeconds: s.int("FLIP_ACCESS_TOKEN_TTL_S", 15 * 60, 30, 3600),
     refreshTokenTtlSeconds,
     sessionMaxSeconds: s.int("FLIP_SESSION_MAX_S", 7 * DAY, refreshTokenTtlSeconds, 90 * DAY),
+    endedSessionRetentionSeconds: s.int("FLIP_ENDED_SESSION_RETENTION_S", 30 * DAY, 0, 365 * DAY),
     loginMaxFailures: s.int("FLIP_LOGIN_MAX_FAILURES", 5, 1, 1000),
     loginFailureWindowSeconds: s.int("FLIP_LOGIN_FAILURE_WINDOW_S", 15 * 60, 10, DAY),
     totpIssuer: s.string("FLIP_TOTP_ISSUER", "FLIP"),

@@ -1,4 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
+import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
 import { AuthService, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import type { TokenResolver } from "../auth/authenticate.js";
 import type { HubModule } from "../hub-module.js";
@@ -6,6 +7,7 @@ import type { HubDeps } from "../rpc/hub-context.js";
 import { registerIdentityHandlers } from "./handlers.js";
 import { OidcVerifier } from "./oidc.js";
 import { apiTokenResolver, bootstrapUntilFirstAdmin, oidcTokenResolver, sessionTokenResolver } from "./resolvers.js";
+import { SESSION_SWEEP_INTERVAL_MS, sweepEndedSessions } from "./session-sweep.js";
 import { loadSigningKey, type SigningKey } from "./signing-key.js";
 import { totpEnrollmentGate } from "./totp-gate.js";
 
@@ -25,12 +27,26 @@ export function identityModule(deps: HubDeps, now: () => Date = () => new Date()
   };
   const oidc = deps.config.identity.oidc ? new OidcVerifier(deps.config.identity.oidc) : undefined;
   const resolverDeps = { db: deps.db, log: deps.log, now };
+  const sessionSweep = new PeriodicJob(
+    "session-sweep",
+    SESSION_SWEEP_INTERVAL_MS,
+    async () => {
+      const n = await sweepEndedSessions(deps.db.em(), deps.config.identity.endedSessionRetentionSeconds);
+      if (n > 0) deps.log.info({ deleted: n }, "ended sessions deleted after their retention period");
+    },
+    deps.log,
+  );
   return {
     services: [AuthService, UserService],
     routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: key(), now })),
     async start() {
       signingKey = await loadSigningKey(deps.db.em());
       if (oidc) deps.log.info({ issuer: oidc.issuer }, "single sign-on enabled");
+      sessionSweep.start();
+      void sessionSweep.runNow();
+    },
+    async stop() {
+      await sessionSweep.stop();
     },
     resolvers: (bootstrap) => [
       bootstrapUntilFirstAdmin(bootstrap, resolverDeps),
