@@ -148,6 +148,12 @@ const rows: Row[] = [
     expect: { anonymous: "unauthenticated", viewer: "denied", owner: "denied", other: "denied", trustAdmin: "denied", admin: "allowed" },
   },
   {
+    // Without revoke_previous, so the tokens the other cases use keep working.
+    rpc: "AdminService/RotateSigningKey",
+    call: (c, tok) => c.t.client(AdminService, tok).rotateSigningKey({}),
+    expect: { anonymous: "unauthenticated", viewer: "denied", owner: "denied", other: "denied", trustAdmin: "denied", admin: "allowed" },
+  },
+  {
     rpc: "TrustService/RegisterTrust",
     call: (c, tok) => c.t.client(TrustService, tok).registerTrust({ name: "", code: "" }),
     expect: { anonymous: "unauthenticated", viewer: "denied", owner: "denied", other: "denied", trustAdmin: "denied", admin: "allowed" },

@@ -2,6 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { actorFor, answer, type HubDeps } from "../rpc/hub-context.js";
+import { rotateSigningKey } from "../identity/signing-key.js";
 import { getDeploymentMode, setDeploymentMode } from "./deployment-mode.js";
 
 export function registerAdminHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
@@ -16,6 +17,12 @@ export function registerAdminHandlers(router: ConnectRouter, { db, log }: HubDep
         const m = await setDeploymentMode(db.em(), actorFor(ctx), req.enabled);
         log.warn({ enabled: m.enabled }, "deployment mode changed");
         return { enabled: m.enabled, safeToRedeploy: m.safeToRedeploy };
+      }),
+    rotateSigningKey: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const keys = await rotateSigningKey(db.em(), actorFor(ctx), req.revokePrevious);
+        log.warn({ keyId: keys.current.kid, previousKeyId: keys.previous?.kid, revokedPrevious: req.revokePrevious }, "access-token signing key rotated");
+        return { keyId: keys.current.kid, previousKeyId: keys.previous?.kid ?? "" };
       }),
   });
 }

@@ -104,6 +104,7 @@ export const policies: Readonly<Record<string, Policy>> = {
 
   "flip.hub.v1.AdminService/GetDeploymentMode": signedIn,
   "flip.hub.v1.AdminService/SetDeploymentMode": admin,
+  "flip.hub.v1.AdminService/RotateSigningKey": admin,
 
   "flip.link.v1.LinkService/Connect": "trust-key",
   "flip.link.v1.ArtifactService/Upload": "trust-key",

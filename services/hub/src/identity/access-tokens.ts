@@ -26,10 +26,16 @@ export function isHubAccessToken(token: string): boolean {
   return looksLikeJwt(token) && unverifiedIssuer(token) === ACCESS_TOKEN_ISSUER;
 }
 
-/** Verifies signature, issuer, audience and expiry; throws a TokenRejectedError subclass. */
-export function verifyAccessToken(key: SigningKey, token: string, now: Date): AccessTokenSubject {
+/** The key id a token names in its header (nothing is verified); throws MalformedTokenError for a non-JWT. */
+export function accessTokenKeyId(token: string): string | undefined {
+  return decodeJwt(token).header.kid;
+}
+
+/** Verifies signature (with whichever of `keys` the token names), issuer, audience and expiry; throws a TokenRejectedError subclass. */
+export function verifyAccessToken(keys: readonly SigningKey[], token: string, now: Date): AccessTokenSubject {
   const jwt = decodeJwt(token);
-  if (jwt.header.kid !== key.kid) throw new UnknownSigningKeyError("the token was signed with a key this hub does not have");
+  const key = keys.find((k) => k.kid === jwt.header.kid);
+  if (!key) throw new UnknownSigningKeyError("the token was signed with a key this hub does not have (or no longer accepts)");
   verifyHs256Signature(jwt, key.secret);
   checkRegisteredClaims(jwt.claims, { issuer: ACCESS_TOKEN_ISSUER, audience: ACCESS_TOKEN_AUDIENCE, now, clockSkewSeconds: 5 });
   const sid = jwt.claims.sid;

@@ -8,7 +8,7 @@ import { registerIdentityHandlers } from "./handlers.js";
 import { OidcVerifier } from "./oidc.js";
 import { apiTokenResolver, bootstrapUntilFirstAdmin, oidcTokenResolver, sessionTokenResolver } from "./resolvers.js";
 import { SESSION_SWEEP_INTERVAL_MS, sweepEndedSessions } from "./session-sweep.js";
-import { loadSigningKey, type SigningKey } from "./signing-key.js";
+import { SigningKeyRing } from "./signing-key.js";
 import { totpEnrollmentGate } from "./totp-gate.js";
 
 /** The identity domain: AuthService and UserService, plus what the hub's interceptors need from it. */
@@ -20,11 +20,7 @@ export interface IdentityModule extends HubModule {
 }
 
 export function identityModule(deps: HubDeps, now: () => Date = () => new Date()): IdentityModule {
-  let signingKey: SigningKey | undefined;
-  const key = (): SigningKey => {
-    if (!signingKey) throw new Error("the identity module is used before start()");
-    return signingKey;
-  };
+  const keys = new SigningKeyRing(deps.db, deps.log);
   const oidc = deps.config.identity.oidc ? new OidcVerifier(deps.config.identity.oidc) : undefined;
   const resolverDeps = { db: deps.db, log: deps.log, now };
   const sessionSweep = new PeriodicJob(
@@ -38,20 +34,21 @@ export function identityModule(deps: HubDeps, now: () => Date = () => new Date()
   );
   return {
     services: [AuthService, UserService],
-    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: key(), now })),
+    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: keys.signing(), now })),
     async start() {
-      signingKey = await loadSigningKey(deps.db.em());
+      await keys.start();
       if (oidc) deps.log.info({ issuer: oidc.issuer }, "single sign-on enabled");
       sessionSweep.start();
       void sessionSweep.runNow();
     },
     async stop() {
       await sessionSweep.stop();
+      keys.stop();
     },
     resolvers: (bootstrap) => [
       bootstrapUntilFirstAdmin(bootstrap, resolverDeps),
       apiTokenResolver(resolverDeps),
-      sessionTokenResolver(resolverDeps, key),
+      sessionTokenResolver(resolverDeps, keys),
       ...(oidc ? [oidcTokenResolver(resolverDeps, oidc)] : []),
     ],
     interceptors: [totpEnrollmentGate],

@@ -3,7 +3,7 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import type { TokenResolver } from "../auth/authenticate.js";
 import type { Principal } from "../auth/principal.js";
 import type { Database, EntityManager } from "../db/database.js";
-import { isHubAccessToken, verifyAccessToken } from "./access-tokens.js";
+import { accessTokenKeyId, isHubAccessToken, verifyAccessToken } from "./access-tokens.js";
 import { authenticateApiToken, isApiToken } from "./api-tokens.js";
 import { User } from "./entities.js";
 import { AuthenticationError, identityErrorToConnect } from "./errors.js";
@@ -11,7 +11,7 @@ import { looksLikeJwt, TokenExpiredError, TokenRejectedError } from "./jwt.js";
 import type { OidcVerifier } from "./oidc.js";
 import { enabledAdminExists } from "./roles.js";
 import { sessionIsOpen } from "./sessions.js";
-import type { SigningKey } from "./signing-key.js";
+import type { SigningKeyRing } from "./signing-key.js";
 import { rolesOf } from "./user-lookup.js";
 
 /**
@@ -53,12 +53,12 @@ function refuse(log: Logger, kind: string, e: unknown): never {
 }
 
 /** The hub's own access tokens (from Login and Refresh). */
-export function sessionTokenResolver(deps: ResolverDeps, signingKey: () => SigningKey): TokenResolver {
+export function sessionTokenResolver(deps: ResolverDeps, keys: SigningKeyRing): TokenResolver {
   return async (token) => {
     if (!isHubAccessToken(token)) return undefined;
     const now = deps.now();
     try {
-      const { userId, sessionId } = verifyAccessToken(signingKey(), token, now);
+      const { userId, sessionId } = verifyAccessToken(await keys.verifying(accessTokenKeyId(token)), token, now);
       const em = deps.db.em();
       if (!(await sessionIsOpen(em, sessionId, now))) throw new AuthenticationError("the session has ended; sign in again");
       return await principalFor(em, await em.findOneOrFail(User, { id: userId }), "session");

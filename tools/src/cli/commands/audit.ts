@@ -65,4 +65,21 @@ export const auditCommands: CliCommand[] = [
       );
     },
   },
+  {
+    path: ["admin", "rotate-signing-key"],
+    summary:
+      "Replace the key that signs access tokens on every hub replica. Tokens signed with the old key keep working until they expire, " +
+      "unless --revoke-previous (for a leaked key: they are refused at once and clients refresh). Sessions and API tokens are not affected.",
+    usage: "[--revoke-previous]",
+    options: { "revoke-previous": { type: "boolean", default: false } },
+    async run(ctx, args) {
+      const revokePrevious = args.values["revoke-previous"] === true;
+      const r = await ctx.client(AdminService).rotateSigningKey({ revokePrevious });
+      ctx.print(
+        `signing key rotated: new key ${r.keyId}; ` +
+          (r.previousKeyId ? `tokens signed with ${r.previousKeyId} are accepted until they expire` : "tokens signed with the previous key are refused from now on"),
+        { keyId: r.keyId, previousKeyId: r.previousKeyId || null },
+      );
+    },
+  },
 ];

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/admin.proto.
  */
 export const file_flip_hub_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2h1Yi92MS9hZG1pbi5wcm90bxILZmxpcC5odWIudjEiGgoYR2V0RGVwbG95bWVudE1vZGVSZXF1ZXN0IrcBChlHZXREZXBsb3ltZW50TW9kZVJlc3BvbnNlEg8KB2VuYWJsZWQYASABKAgSGAoQc2FmZV90b19yZWRlcGxveRgCIAEoCBIVCg1ydW5uaW5nX3Rhc2tzGAMgASgNEhQKDHJ1bm5pbmdfam9icxgEIAEoDRIuCgpjaGFuZ2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjaGFuZ2VkX2J5GAYgASgJIisKGFNldERlcGxveW1lbnRNb2RlUmVxdWVzdBIPCgdlbmFibGVkGAEgASgIIkYKGVNldERlcGxveW1lbnRNb2RlUmVzcG9uc2USDwoHZW5hYmxlZBgBIAEoCBIYChBzYWZlX3RvX3JlZGVwbG95GAIgASgIMtYBCgxBZG1pblNlcnZpY2USYgoRR2V0RGVwbG95bWVudE1vZGUSJS5mbGlwLmh1Yi52MS5HZXREZXBsb3ltZW50TW9kZVJlcXVlc3QaJi5mbGlwLmh1Yi52MS5HZXREZXBsb3ltZW50TW9kZVJlc3BvbnNlEmIKEVNldERlcGxveW1lbnRNb2RlEiUuZmxpcC5odWIudjEuU2V0RGVwbG95bWVudE1vZGVSZXF1ZXN0GiYuZmxpcC5odWIudjEuU2V0RGVwbG95bWVudE1vZGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2h1Yi92MS9hZG1pbi5wcm90bxILZmxpcC5odWIudjEiGgoYR2V0RGVwbG95bWVudE1vZGVSZXF1ZXN0IrcBChlHZXREZXBsb3ltZW50TW9kZVJlc3BvbnNlEg8KB2VuYWJsZWQYASABKAgSGAoQc2FmZV90b19yZWRlcGxveRgCIAEoCBIVCg1ydW5uaW5nX3Rhc2tzGAMgASgNEhQKDHJ1bm5pbmdfam9icxgEIAEoDRIuCgpjaGFuZ2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjaGFuZ2VkX2J5GAYgASgJIisKGFNldERlcGxveW1lbnRNb2RlUmVxdWVzdBIPCgdlbmFibGVkGAEgASgIIkYKGVNldERlcGxveW1lbnRNb2RlUmVzcG9uc2USDwoHZW5hYmxlZBgBIAEoCBIYChBzYWZlX3RvX3JlZGVwbG95GAIgASgIIjIKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0EhcKD3Jldm9rZV9wcmV2aW91cxgBIAEoCCJDChhSb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEhcKD3ByZXZpb3VzX2tleV9pZBgCIAEoCTK3AgoMQWRtaW5TZXJ2aWNlEmIKEUdldERlcGxveW1lbnRNb2RlEiUuZmxpcC5odWIudjEuR2V0RGVwbG95bWVudE1vZGVSZXF1ZXN0GiYuZmxpcC5odWIudjEuR2V0RGVwbG95bWVudE1vZGVSZXNwb25zZRJiChFTZXREZXBsb3ltZW50TW9kZRIlLmZsaXAuaHViLnYxLlNldERlcGxveW1lbnRNb2RlUmVxdWVzdBomLmZsaXAuaHViLnYxLlNldERlcGxveW1lbnRNb2RlUmVzcG9uc2USXwoQUm90YXRlU2lnbmluZ0tleRIkLmZsaXAuaHViLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiUuZmxpcC5odWIudjEuUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Asks for deployment mode.
@@ -119,6 +119,53 @@ export const SetDeploymentModeResponseSchema: GenMessage<SetDeploymentModeRespon
   messageDesc(file_flip_hub_v1_admin, 3);
 
 /**
+ * Asks for a new access-token signing key.
+ *
+ * @generated from message flip.hub.v1.RotateSigningKeyRequest
+ */
+export type RotateSigningKeyRequest = Message<"flip.hub.v1.RotateSigningKeyRequest"> & {
+  /**
+   * Stop accepting tokens signed with the key being replaced, now rather than when they expire.
+   *
+   * @generated from field: bool revoke_previous = 1;
+   */
+  revokePrevious: boolean;
+};
+
+/**
+ * Describes the message flip.hub.v1.RotateSigningKeyRequest.
+ * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_admin, 4);
+
+/**
+ * The signing keys after the rotation, by their public key ids (the `kid` in each token's header).
+ *
+ * @generated from message flip.hub.v1.RotateSigningKeyResponse
+ */
+export type RotateSigningKeyResponse = Message<"flip.hub.v1.RotateSigningKeyResponse"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * The replaced key, still accepted for the tokens it signed; empty when revoke_previous was set.
+   *
+   * @generated from field: string previous_key_id = 2;
+   */
+  previousKeyId: string;
+};
+
+/**
+ * Describes the message flip.hub.v1.RotateSigningKeyResponse.
+ * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_admin, 5);
+
+/**
  * Platform operations.
  *
  * @generated from service flip.hub.v1.AdminService
@@ -145,6 +192,20 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof SetDeploymentModeRequestSchema;
     output: typeof SetDeploymentModeResponseSchema;
+  },
+  /**
+   * Replaces the key that signs access tokens, on every hub replica. The old key keeps verifying the
+   * access tokens it signed (they expire within FLIP_ACCESS_TOKEN_TTL_S) unless revoke_previous is set,
+   * which refuses them at once (for a leaked key); sessions survive either way, because clients get new
+   * access tokens with their refresh tokens. Audited.
+   * Who may call: Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED.
+   *
+   * @generated from rpc flip.hub.v1.AdminService.RotateSigningKey
+   */
+  rotateSigningKey: {
+    methodKind: "unary";
+    input: typeof RotateSigningKeyRequestSchema;
+    output: typeof RotateSigningKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_hub_v1_admin, 0);
