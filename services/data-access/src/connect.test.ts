@@ -3,7 +3,7 @@ import test from "ava";
 import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { DataAccessService, GetCohortStatisticsResponseSchema } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
+import { DataAccessService, GetCohortStatisticsResponseSchema, QueryRejectionSchema } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
 import { CohortOutcome } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "@flip/gen/health/v1/health_pb.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
@@ -86,6 +86,16 @@ test("bad SQL is an invalid argument that names the broken rule", async (t) => {
   t.regex(r.message, /query rejected \(omop_schema_only\): table pg_authid/);
   const v = await codeOf(client.validateQuery({ sql: "delete from person" }));
   t.regex(v.message, /\(no_writes\)/);
+});
+
+test("a rejected query carries its rule as a typed error detail, for tools that branch on it", async (t) => {
+  const rules = async (call: Promise<unknown>) => {
+    const e = await t.throwsAsync(call);
+    return ConnectError.from(e).findDetails(QueryRejectionSchema).map((d) => d.rule);
+  };
+  t.deepEqual(await rules(client.validateQuery({ sql: "delete from person" })), ["no_writes"]);
+  t.deepEqual(await rules(client.getCohortStatistics({ projectId: "p", sql: "select pg_read_file('/etc/passwd')" })), ["function_not_allowed"]);
+  t.deepEqual(await rules(client.validateQuery({ sql: "select 1; select 2" })), ["single_statement"]);
 });
 
 test("a missing field is an invalid argument that names it", async (t) => {

@@ -12,6 +12,7 @@ import {
   GetCohortStatisticsResponseSchema,
   GetFrozenCohortResponseSchema,
   ListCohortAccessionsResponseSchema,
+  QueryRejectionSchema,
   ValidateQueryResponseSchema,
 } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
@@ -112,12 +113,14 @@ async function handled<T>(log: Logger, rpc: string, ids: Record<string, string>,
 
 /** Maps domain errors to codes; anything unexpected becomes Internal with a fixed message (details in the log). */
 export function toConnectError(e: unknown, log: Logger, rpc: string, ids: Record<string, string>): ConnectError {
-  const refuse = (code: Code, message: string, level: "info" | "warn" = "info", fields: Record<string, unknown> = {}) => {
+  const refuse = (code: Code, message: string, level: "info" | "warn" = "info", fields: Record<string, unknown> = {}, details: NonNullable<ConstructorParameters<typeof ConnectError>[3]> = []) => {
     log[level]({ rpc, ...ids, code: Code[code], ...fields }, "request refused");
-    return new ConnectError(message, code);
+    return new ConnectError(message, code, undefined, details);
   };
   if (e instanceof ConnectError) return refuse(e.code, e.rawMessage);
-  if (e instanceof QueryRejectedError) return refuse(Code.InvalidArgument, `query rejected (${e.rule}): ${e.message}`, "info", { rule: e.rule });
+  if (e instanceof QueryRejectedError) {
+    return refuse(Code.InvalidArgument, `query rejected (${e.rule}): ${e.message}`, "info", { rule: e.rule }, [{ desc: QueryRejectionSchema, value: { rule: e.rule } }]);
+  }
   if (e instanceof PolicyDeniedError) return refuse(Code.PermissionDenied, e.message, "info", { action: e.action, ruleId: e.ruleId });
   if (e instanceof StatementTimeoutError) return refuse(Code.DeadlineExceeded, e.message);
   if (e instanceof DatabaseUnavailableError) return refuse(Code.Unavailable, e.message, "warn");

@@ -12,7 +12,31 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/dataaccess/v1/data_access.proto.
  */
 export const file_flip_dataaccess_v1_data_access: GenFile = /*@__PURE__*/
-  fileDesc("CiRmbGlwL2RhdGFhY2Nlc3MvdjEvZGF0YV9hY2Nlc3MucHJvdG8SEmZsaXAuZGF0YWFjY2Vzcy52MSIjChRWYWxpZGF0ZVF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkiPwoVVmFsaWRhdGVRdWVyeVJlc3BvbnNlEhYKDm5vcm1hbGl6ZWRfc3FsGAEgASgJEg4KBnRhYmxlcxgCIAMoCSJiChpHZXRDb2hvcnRTdGF0aXN0aWNzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhAKCHF1ZXJ5X2lkGAIgASgJEgsKA3NxbBgDIAEoCRIRCgltaW5fY291bnQYBCABKA0iUgobR2V0Q29ob3J0U3RhdGlzdGljc1Jlc3BvbnNlEjMKCnN0YXRpc3RpY3MYASABKAsyHy5mbGlwLmxpbmsudjEuQ29ob3J0UXVlcnlPdXRwdXQiWwoTRnJlZXplQ29ob3J0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhAKCHF1ZXJ5X2lkGAIgASgJEgsKA3NxbBgDIAEoCRIRCgltaW5fY291bnQYBCABKA0iSAoURnJlZXplQ29ob3J0UmVzcG9uc2USMAoGY29ob3J0GAEgASgLMiAuZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydE91dHB1dCIsChZHZXRGcm96ZW5Db2hvcnRSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkifAoXR2V0RnJvemVuQ29ob3J0UmVzcG9uc2USMAoGY29ob3J0GAEgASgLMiAuZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydE91dHB1dBIRCglmcm96ZW5fYXQYAiABKAkSHAoUcHJlc2VudF9wZXJzb25fY291bnQYAyABKAQiPgoUR2V0Q29ob3J0Um93c1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRISCgpiYXRjaF9zaXplGAIgASgNIk8KFUdldENvaG9ydFJvd3NSZXNwb25zZRIPCgdjb2x1bW5zGAEgAygJEiUKBHJvd3MYAiADKAsyFy5mbGlwLmRhdGFhY2Nlc3MudjEuUm93IhUKA1JvdxIOCgZ2YWx1ZXMYASADKAkiMQobTGlzdENvaG9ydEFjY2Vzc2lvbnNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkiOQocTGlzdENvaG9ydEFjY2Vzc2lvbnNSZXNwb25zZRIZChFhY2Nlc3Npb25fbnVtYmVycxgBIAMoCTKjBQoRRGF0YUFjY2Vzc1NlcnZpY2USZAoNVmFsaWRhdGVRdWVyeRIoLmZsaXAuZGF0YWFjY2Vzcy52MS5WYWxpZGF0ZVF1ZXJ5UmVxdWVzdBopLmZsaXAuZGF0YWFjY2Vzcy52MS5WYWxpZGF0ZVF1ZXJ5UmVzcG9uc2USdgoTR2V0Q29ob3J0U3RhdGlzdGljcxIuLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRDb2hvcnRTdGF0aXN0aWNzUmVxdWVzdBovLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRDb2hvcnRTdGF0aXN0aWNzUmVzcG9uc2USYQoMRnJlZXplQ29ob3J0EicuZmxpcC5kYXRhYWNjZXNzLnYxLkZyZWV6ZUNvaG9ydFJlcXVlc3QaKC5mbGlwLmRhdGFhY2Nlc3MudjEuRnJlZXplQ29ob3J0UmVzcG9uc2USagoPR2V0RnJvemVuQ29ob3J0EiouZmxpcC5kYXRhYWNjZXNzLnYxLkdldEZyb3plbkNvaG9ydFJlcXVlc3QaKy5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0RnJvemVuQ29ob3J0UmVzcG9uc2USZgoNR2V0Q29ob3J0Um93cxIoLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRDb2hvcnRSb3dzUmVxdWVzdBopLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRDb2hvcnRSb3dzUmVzcG9uc2UwARJ5ChRMaXN0Q29ob3J0QWNjZXNzaW9ucxIvLmZsaXAuZGF0YWFjY2Vzcy52MS5MaXN0Q29ob3J0QWNjZXNzaW9uc1JlcXVlc3QaMC5mbGlwLmRhdGFhY2Nlc3MudjEuTGlzdENvaG9ydEFjY2Vzc2lvbnNSZXNwb25zZWIGcHJvdG8z", [file_flip_link_v1_tasks]);
+  fileDesc("CiRmbGlwL2RhdGFhY2Nlc3MvdjEvZGF0YV9hY2Nlc3MucHJvdG8SEmZsaXAuZGF0YWFjY2Vzcy52MSIeCg5RdWVyeVJlamVjdGlvbhIMCgRydWxlGAEgASgJIiMKFFZhbGlkYXRlUXVlcnlSZXF1ZXN0EgsKA3NxbBgBIAEoCSI/ChVWYWxpZGF0ZVF1ZXJ5UmVzcG9uc2USFgoObm9ybWFsaXplZF9zcWwYASABKAkSDgoGdGFibGVzGAIgAygJImIKGkdldENvaG9ydFN0YXRpc3RpY3NSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJSChtHZXRDb2hvcnRTdGF0aXN0aWNzUmVzcG9uc2USMwoKc3RhdGlzdGljcxgBIAEoCzIfLmZsaXAubGluay52MS5Db2hvcnRRdWVyeU91dHB1dCJbChNGcmVlemVDb2hvcnRSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJIChRGcmVlemVDb2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0IiwKFkdldEZyb3plbkNvaG9ydFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSJ8ChdHZXRGcm96ZW5Db2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0EhEKCWZyb3plbl9hdBgCIAEoCRIcChRwcmVzZW50X3BlcnNvbl9jb3VudBgDIAEoBCI+ChRHZXRDb2hvcnRSb3dzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhIKCmJhdGNoX3NpemUYAiABKA0iTwoVR2V0Q29ob3J0Um93c1Jlc3BvbnNlEg8KB2NvbHVtbnMYASADKAkSJQoEcm93cxgCIAMoCzIXLmZsaXAuZGF0YWFjY2Vzcy52MS5Sb3ciFQoDUm93Eg4KBnZhbHVlcxgBIAMoCSIxChtMaXN0Q29ob3J0QWNjZXNzaW9uc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSI5ChxMaXN0Q29ob3J0QWNjZXNzaW9uc1Jlc3BvbnNlEhkKEWFjY2Vzc2lvbl9udW1iZXJzGAEgAygJMqMFChFEYXRhQWNjZXNzU2VydmljZRJkCg1WYWxpZGF0ZVF1ZXJ5EiguZmxpcC5kYXRhYWNjZXNzLnYxLlZhbGlkYXRlUXVlcnlSZXF1ZXN0GikuZmxpcC5kYXRhYWNjZXNzLnYxLlZhbGlkYXRlUXVlcnlSZXNwb25zZRJ2ChNHZXRDb2hvcnRTdGF0aXN0aWNzEi4uZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFN0YXRpc3RpY3NSZXF1ZXN0Gi8uZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFN0YXRpc3RpY3NSZXNwb25zZRJhCgxGcmVlemVDb2hvcnQSJy5mbGlwLmRhdGFhY2Nlc3MudjEuRnJlZXplQ29ob3J0UmVxdWVzdBooLmZsaXAuZGF0YWFjY2Vzcy52MS5GcmVlemVDb2hvcnRSZXNwb25zZRJqCg9HZXRGcm96ZW5Db2hvcnQSKi5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0RnJvemVuQ29ob3J0UmVxdWVzdBorLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRGcm96ZW5Db2hvcnRSZXNwb25zZRJmCg1HZXRDb2hvcnRSb3dzEiguZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFJvd3NSZXF1ZXN0GikuZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFJvd3NSZXNwb25zZTABEnkKFExpc3RDb2hvcnRBY2Nlc3Npb25zEi8uZmxpcC5kYXRhYWNjZXNzLnYxLkxpc3RDb2hvcnRBY2Nlc3Npb25zUmVxdWVzdBowLmZsaXAuZGF0YWFjY2Vzcy52MS5MaXN0Q29ob3J0QWNjZXNzaW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_flip_link_v1_tasks]);
+
+/**
+ * Error detail of INVALID_ARGUMENT when a query breaks one of the trust's validation rules (ValidateQuery,
+ * GetCohortStatistics, FreezeCohort), so tools can branch on the rule rather than parse the message.
+ *
+ * @generated from message flip.dataaccess.v1.QueryRejection
+ */
+export type QueryRejection = Message<"flip.dataaccess.v1.QueryRejection"> & {
+  /**
+   * Stable rule id: max_length, parse_error, single_statement, select_only, no_writes, omop_schema_only,
+   * function_not_allowed, operator_not_allowed, type_not_allowed, literal_limit, unsupported_syntax,
+   * person_id_required.
+   *
+   * @generated from field: string rule = 1;
+   */
+  rule: string;
+};
+
+/**
+ * Describes the message flip.dataaccess.v1.QueryRejection.
+ * Use `create(QueryRejectionSchema)` to create a new message.
+ */
+export const QueryRejectionSchema: GenMessage<QueryRejection> = /*@__PURE__*/
+  messageDesc(file_flip_dataaccess_v1_data_access, 0);
 
 /**
  * Validates SQL.
@@ -31,7 +55,7 @@ export type ValidateQueryRequest = Message<"flip.dataaccess.v1.ValidateQueryRequ
  * Use `create(ValidateQueryRequestSchema)` to create a new message.
  */
 export const ValidateQueryRequestSchema: GenMessage<ValidateQueryRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 0);
+  messageDesc(file_flip_dataaccess_v1_data_access, 1);
 
 /**
  * The normalised query the trust would run.
@@ -57,7 +81,7 @@ export type ValidateQueryResponse = Message<"flip.dataaccess.v1.ValidateQueryRes
  * Use `create(ValidateQueryResponseSchema)` to create a new message.
  */
 export const ValidateQueryResponseSchema: GenMessage<ValidateQueryResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 1);
+  messageDesc(file_flip_dataaccess_v1_data_access, 2);
 
 /**
  * Asks for cohort statistics.
@@ -93,7 +117,7 @@ export type GetCohortStatisticsRequest = Message<"flip.dataaccess.v1.GetCohortSt
  * Use `create(GetCohortStatisticsRequestSchema)` to create a new message.
  */
 export const GetCohortStatisticsRequestSchema: GenMessage<GetCohortStatisticsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 2);
+  messageDesc(file_flip_dataaccess_v1_data_access, 3);
 
 /**
  * Cohort statistics.
@@ -112,7 +136,7 @@ export type GetCohortStatisticsResponse = Message<"flip.dataaccess.v1.GetCohortS
  * Use `create(GetCohortStatisticsResponseSchema)` to create a new message.
  */
 export const GetCohortStatisticsResponseSchema: GenMessage<GetCohortStatisticsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 3);
+  messageDesc(file_flip_dataaccess_v1_data_access, 4);
 
 /**
  * Freezes a cohort.
@@ -146,7 +170,7 @@ export type FreezeCohortRequest = Message<"flip.dataaccess.v1.FreezeCohortReques
  * Use `create(FreezeCohortRequestSchema)` to create a new message.
  */
 export const FreezeCohortRequestSchema: GenMessage<FreezeCohortRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 4);
+  messageDesc(file_flip_dataaccess_v1_data_access, 5);
 
 /**
  * Counts of the frozen cohort.
@@ -165,7 +189,7 @@ export type FreezeCohortResponse = Message<"flip.dataaccess.v1.FreezeCohortRespo
  * Use `create(FreezeCohortResponseSchema)` to create a new message.
  */
 export const FreezeCohortResponseSchema: GenMessage<FreezeCohortResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 5);
+  messageDesc(file_flip_dataaccess_v1_data_access, 6);
 
 /**
  * Asks for a frozen cohort.
@@ -184,7 +208,7 @@ export type GetFrozenCohortRequest = Message<"flip.dataaccess.v1.GetFrozenCohort
  * Use `create(GetFrozenCohortRequestSchema)` to create a new message.
  */
 export const GetFrozenCohortRequestSchema: GenMessage<GetFrozenCohortRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 6);
+  messageDesc(file_flip_dataaccess_v1_data_access, 7);
 
 /**
  * A frozen cohort's counts.
@@ -215,7 +239,7 @@ export type GetFrozenCohortResponse = Message<"flip.dataaccess.v1.GetFrozenCohor
  * Use `create(GetFrozenCohortResponseSchema)` to create a new message.
  */
 export const GetFrozenCohortResponseSchema: GenMessage<GetFrozenCohortResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 7);
+  messageDesc(file_flip_dataaccess_v1_data_access, 8);
 
 /**
  * Asks for cohort rows.
@@ -241,7 +265,7 @@ export type GetCohortRowsRequest = Message<"flip.dataaccess.v1.GetCohortRowsRequ
  * Use `create(GetCohortRowsRequestSchema)` to create a new message.
  */
 export const GetCohortRowsRequestSchema: GenMessage<GetCohortRowsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 8);
+  messageDesc(file_flip_dataaccess_v1_data_access, 9);
 
 /**
  * One batch of rows, column-oriented; values as JSON-encoded strings.
@@ -265,7 +289,7 @@ export type GetCohortRowsResponse = Message<"flip.dataaccess.v1.GetCohortRowsRes
  * Use `create(GetCohortRowsResponseSchema)` to create a new message.
  */
 export const GetCohortRowsResponseSchema: GenMessage<GetCohortRowsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 9);
+  messageDesc(file_flip_dataaccess_v1_data_access, 10);
 
 /**
  * A row of values, in `columns` order; null is the empty JSON value "null".
@@ -284,7 +308,7 @@ export type Row = Message<"flip.dataaccess.v1.Row"> & {
  * Use `create(RowSchema)` to create a new message.
  */
 export const RowSchema: GenMessage<Row> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 10);
+  messageDesc(file_flip_dataaccess_v1_data_access, 11);
 
 /**
  * Asks for accession numbers.
@@ -303,7 +327,7 @@ export type ListCohortAccessionsRequest = Message<"flip.dataaccess.v1.ListCohort
  * Use `create(ListCohortAccessionsRequestSchema)` to create a new message.
  */
 export const ListCohortAccessionsRequestSchema: GenMessage<ListCohortAccessionsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 11);
+  messageDesc(file_flip_dataaccess_v1_data_access, 12);
 
 /**
  * Accession numbers of the frozen cohort.
@@ -322,7 +346,7 @@ export type ListCohortAccessionsResponse = Message<"flip.dataaccess.v1.ListCohor
  * Use `create(ListCohortAccessionsResponseSchema)` to create a new message.
  */
 export const ListCohortAccessionsResponseSchema: GenMessage<ListCohortAccessionsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_dataaccess_v1_data_access, 12);
+  messageDesc(file_flip_dataaccess_v1_data_access, 13);
 
 /**
  * The trust's front to its OMOP CDM database. Reachable only inside the trust; every caller presents
@@ -333,7 +357,8 @@ export const ListCohortAccessionsResponseSchema: GenMessage<ListCohortAccessions
 export const DataAccessService: GenService<{
   /**
    * Checks cohort SQL with the PostgreSQL parser and the trust's rules, without running it.
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (names the broken rule).
+   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (names the broken rule in the
+   * message and in a QueryRejection error detail).
    *
    * @generated from rpc flip.dataaccess.v1.DataAccessService.ValidateQuery
    */
