@@ -29,6 +29,12 @@ export interface HubConfig {
   artifactDir: string;
   /** Largest artifact a trust may upload, in bytes. */
   artifactMaxBytes: number;
+  /**
+   * Key that seals TOTP secrets in the database (64 hex characters). Default with the embedded database:
+   * `<dataDir>/secrets.key`, created on first start. With DATABASE_URL it must be set explicitly (the same
+   * file on every replica); unset, secrets are stored unsealed and the hub warns.
+   */
+  secretsKeyFile: { path: string; createIfMissing: boolean } | undefined;
 }
 
 /** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
@@ -52,11 +58,14 @@ export function readHubConfig(env: Env): HubConfig {
     throw new ConfigError("FLIP_ADMIN_TOKEN", "at least 16 characters", "<hidden>");
   }
   const heartbeatIntervalMs = s.int("FLIP_HEARTBEAT_INTERVAL_MS", 10_000, 100, 300_000);
+  const databaseUrl = s.url("DATABASE_URL", undefined, ["postgres", "postgresql"]);
+  const dataDir = s.string("FLIP_HUB_DATA_DIR", ".flip/hub");
+  const keyFile = s.optionalString("FLIP_SECRETS_KEY_FILE");
   return {
     host,
     port,
-    databaseUrl: s.url("DATABASE_URL", undefined, ["postgres", "postgresql"]),
-    dataDir: s.string("FLIP_HUB_DATA_DIR", ".flip/hub"),
+    databaseUrl,
+    dataDir,
     embeddedPostgresPort: s.int("FLIP_EMBEDDED_PG_PORT", 0, 0, 65535),
     adminToken,
     tls: certPath && keyPath ? { cert: readPem("FLIP_HUB_TLS_CERT", certPath), key: readPem("FLIP_HUB_TLS_KEY", keyPath) } : undefined,
@@ -68,5 +77,10 @@ export function readHubConfig(env: Env): HubConfig {
     identity: readIdentityConfig(s),
     artifactDir: s.string("FLIP_HUB_ARTIFACT_DIR", path.join(s.string("FLIP_HUB_DATA_DIR", ".flip/hub"), "artifacts")),
     artifactMaxBytes: s.int("FLIP_ARTIFACT_MAX_BYTES", 8 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
+    secretsKeyFile: keyFile
+      ? { path: keyFile, createIfMissing: false }
+      : databaseUrl
+        ? undefined
+        : { path: path.join(dataDir, "secrets.key"), createIfMissing: true },
   };
 }

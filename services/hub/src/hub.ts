@@ -58,7 +58,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
   const deps: HubDeps = { db, config, log };
   const identity = identityModule(deps);
   const modules = hubModules(deps, identity);
-  for (const m of modules) await m.start?.();
+  const started: HubModule[] = [];
+  try {
+    for (const m of modules) {
+      await m.start?.();
+      started.push(m);
+    }
+  } catch (e) {
+    // A module that cannot start (e.g. the wrong secrets key) stops the hub; close what was opened.
+    for (const m of started.reverse()) await m.stop?.().catch(() => undefined);
+    await db.close();
+    await embedded?.stop();
+    throw e;
+  }
   const server = await serve({
     host: config.host,
     port: config.port,

@@ -10,4 +10,9 @@ if (!config.adminToken) log.warn("FLIP_ADMIN_TOKEN is not set: admin RPCs can on
 // Signals are handled from the start, so a SIGTERM during start-up still closes what was opened.
 const starting = startHub(config, log);
 stopOnSignals(log, async () => (await starting).close());
-await starting;
+try {
+  await starting;
+} catch (e) {
+  log.fatal({ err: e instanceof Error ? e.message : String(e) }, "the hub could not start");
+  process.exit(1);
+}

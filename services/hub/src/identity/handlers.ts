@@ -52,10 +52,10 @@ export function registerIdentityHandlers(router: ConnectRouter, { db, config, lo
         await logout(db.em(), session(), req.refreshToken);
         return {};
       }),
-    beginTotpEnrollment: (_req, ctx) => run(ctx, () => beginTotpEnrollment(db.em(), callerUserId(ctx), config.identity.totpIssuer)),
+    beginTotpEnrollment: (_req, ctx) => run(ctx, () => beginTotpEnrollment(db.em(), session().secrets, callerUserId(ctx), config.identity.totpIssuer)),
     confirmTotpEnrollment: (req, ctx) =>
       run(ctx, async () => {
-        await confirmTotpEnrollment(db.em(), callerUserId(ctx), req.code, new Date());
+        await confirmTotpEnrollment(db.em(), session().secrets, callerUserId(ctx), req.code, new Date());
         return {};
       }),
     createApiToken: (req, ctx) =>

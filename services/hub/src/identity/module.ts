@@ -8,6 +8,7 @@ import { registerIdentityHandlers } from "./handlers.js";
 import { OidcVerifier } from "./oidc.js";
 import { apiTokenResolver, bootstrapUntilFirstAdmin, oidcTokenResolver, sessionTokenResolver } from "./resolvers.js";
 import { SESSION_SWEEP_INTERVAL_MS, sweepEndedSessions } from "./session-sweep.js";
+import { prepareSecretSealer, readSecretsKeyFile, type SecretSealer } from "./secret-sealer.js";
 import { SigningKeyRing } from "./signing-key.js";
 import { totpEnrollmentGate } from "./totp-gate.js";
 
@@ -21,6 +22,11 @@ export interface IdentityModule extends HubModule {
 
 export function identityModule(deps: HubDeps, now: () => Date = () => new Date()): IdentityModule {
   const keys = new SigningKeyRing(deps.db, deps.log);
+  let sealer: SecretSealer | undefined;
+  const secrets = (): SecretSealer => {
+    if (!sealer) throw new Error("the identity module is used before start()");
+    return sealer;
+  };
   const oidc = deps.config.identity.oidc ? new OidcVerifier(deps.config.identity.oidc) : undefined;
   const resolverDeps = { db: deps.db, log: deps.log, now };
   const sessionSweep = new PeriodicJob(
@@ -34,9 +40,11 @@ export function identityModule(deps: HubDeps, now: () => Date = () => new Date()
   );
   return {
     services: [AuthService, UserService],
-    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: keys.signing(), now })),
+    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: keys.signing(), secrets: secrets(), now })),
     async start() {
       await keys.start();
+      const keyFile = deps.config.secretsKeyFile;
+      sealer = await prepareSecretSealer(deps.db.em(), keyFile ? readSecretsKeyFile(keyFile.path, keyFile.createIfMissing) : undefined, deps.log);
       if (oidc) deps.log.info({ issuer: oidc.issuer }, "single sign-on enabled");
       sessionSweep.start();
       void sessionSweep.runNow();

@@ -10,6 +10,7 @@ import { AuthenticationError, TotpCodeRequiredError } from "./errors.js";
 import type { IdentityConfig } from "./identity-config.js";
 import { attemptFailed, attemptSucceeded, beginAttempt, forgetAttempt } from "./login-throttle.js";
 import { verifyAgainstNothing, verifyPassword } from "./passwords.js";
+import { totpContext, type SecretSealer } from "./secret-sealer.js";
 import type { SigningKey } from "./signing-key.js";
 import { matchTotp } from "./totp.js";
 import { emailKeyOf, rolesOf } from "./user-lookup.js";
@@ -18,6 +19,8 @@ import { emailKeyOf, rolesOf } from "./user-lookup.js";
 export interface SessionDeps {
   config: IdentityConfig;
   signingKey: SigningKey;
+  /** Opens the sealed TOTP secrets. */
+  secrets: SecretSealer;
   now(): Date;
 }
 
@@ -71,7 +74,7 @@ export async function login(em: EntityManager, deps: SessionDeps, input: LoginIn
       await forgetAttempt(em, attempt);
       throw new TotpCodeRequiredError("this account uses a second factor: send the 6-digit code from the authenticator app in totp_code");
     }
-    const step = matchTotp(base32Decode(user.totpSecret), input.totpCode.trim(), deps.now(), user.totpLastStep ?? undefined);
+    const step = matchTotp(base32Decode(deps.secrets.open(user.totpSecret, totpContext(user.id))), input.totpCode.trim(), deps.now(), user.totpLastStep ?? undefined);
     if (step === undefined || !(await claimTotpStep(em, user.id, step))) return await fail("wrong totp code", "the TOTP code is wrong or was already used");
   }
 
