@@ -10,7 +10,7 @@ import anyTest, { type TestFn } from "ava";
 import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { CohortOutcome, TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
-import { runCli } from "@flip/tools/cli/main.js";
+import { runCliCaptured } from "@flip/tools/cli/run-captured.js";
 import { PASSWORD, startTestHub, type TestHub } from "../support/test-hub.js";
 
 interface Ctx {
@@ -21,12 +21,8 @@ interface Ctx {
 const test = anyTest as TestFn<Ctx>;
 
 /** Runs `flip …` in this process against the test hub, as the person whose config dir is `home`. */
-async function flip(ctx: Ctx, home: string, argv: string[], extraEnv: Record<string, string> = {}) {
-  let out = "";
-  let err = "";
-  const sink = (add: (s: string) => void) => ({ write: (s: string | Uint8Array) => (add(String(s)), true) }) as unknown as NodeJS.WritableStream;
-  const code = await runCli(argv, { FLIP_CONFIG_DIR: home, FLIP_HUB_URL: ctx.t.hub.url, ...extraEnv }, sink((s) => (out += s)), sink((s) => (err += s)));
-  return { code, out, err };
+function flip(ctx: Ctx, home: string, argv: string[], extraEnv: Record<string, string> = {}) {
+  return runCliCaptured(argv, { FLIP_CONFIG_DIR: home, FLIP_HUB_URL: ctx.t.hub.url, ...extraEnv });
 }
 
 test.before(async (t) => {

@@ -2,7 +2,6 @@ import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
@@ -11,7 +10,7 @@ import { readHubConfig } from "@flip/hub/config.js";
 import { startHub, type RunningHub } from "@flip/hub/hub.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
-import { runCli } from "@flip/tools/cli/main.js";
+import { runCliCaptured } from "@flip/tools/cli/run-captured.js";
 import { BOOTSTRAP_TOKEN, PASSWORD, startTestHub, type TestHub } from "../support/test-hub.js";
 
 /** Hub A (from startTestHub) and hub B, a second replica on the same database. */
@@ -63,12 +62,8 @@ async function acceptedAt(url: string, token: string): Promise<string | undefine
   return undefined;
 }
 
-async function flip(t: ExecutionContext<Ctx>, ...argv: string[]): Promise<{ code: number; out: string }> {
-  const stdout = new PassThrough();
-  let out = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString()));
-  const code = await runCli([...argv, "--hub", t.context.a.hub.url, "--token", t.context.adminToken], {}, stdout as unknown as typeof process.stdout, new PassThrough() as unknown as typeof process.stderr);
-  return { code, out };
+function flip(t: ExecutionContext<Ctx>, ...argv: string[]) {
+  return runCliCaptured([...argv, "--hub", t.context.a.hub.url, "--token", t.context.adminToken]);
 }
 
 test.serial("a rotated key signs new tokens on every replica, the old one verifies its own tokens until revoked, and sessions survive", async (t) => {

@@ -2,7 +2,6 @@
  * The trust link end to end: a hub process and a gateway process over real HTTP/2, tasks created
  * through TaskService. Every scenario checks each task ended exactly once with the right outcome.
  */
-import { PassThrough } from "node:stream";
 import anyTest, { type TestFn } from "ava";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -13,7 +12,7 @@ import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { GpuSource } from "@flip/gen/flip/common/v1/common_pb.js";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
-import { runCli } from "@flip/tools/cli/main.js";
+import { runCliCaptured } from "@flip/tools/cli/run-captured.js";
 import { spawnService } from "../support/processes.js";
 import {
   ADMIN_TOKEN,
@@ -191,16 +190,8 @@ async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
 }
 
 /** Runs the flip CLI in this process; returns its exit code and output. */
-async function flip(hubUrl: string, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString()));
-  stderr.on("data", (d: Buffer) => (err += d.toString()));
-  // runCli is typed for process.stdout and process.stderr; it only ever calls write().
-  const code = await runCli([...argv, "--hub", hubUrl, "--token", ADMIN_TOKEN], {}, stdout as unknown as typeof process.stdout, stderr as unknown as typeof process.stderr);
-  return { code, out, err };
+function flip(hubUrl: string, ...argv: string[]) {
+  return runCliCaptured([...argv, "--hub", hubUrl, "--token", ADMIN_TOKEN]);
 }
 
 test.serial("flip gateway links a trust, and a task created with flip task echo completes there and shows as succeeded", async (t) => {

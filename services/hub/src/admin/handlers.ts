@@ -20,8 +20,8 @@ export function registerAdminHandlers(router: ConnectRouter, { db, log }: HubDep
       }),
     rotateSigningKey: (req, ctx) =>
       answer(log, ctx, async () => {
+        // Every replica, this one included, logs the rotation when it reloads the keys (SigningKeyRing).
         const keys = await rotateSigningKey(db.em(), actorFor(ctx), req.revokePrevious);
-        log.warn({ keyId: keys.current.kid, previousKeyId: keys.previous?.kid, revokedPrevious: req.revokePrevious }, "access-token signing key rotated");
         return { keyId: keys.current.kid, previousKeyId: keys.previous?.kid ?? "" };
       }),
   });

@@ -26,11 +26,6 @@ export function isHubAccessToken(token: string): boolean {
   return looksLikeJwt(token) && unverifiedIssuer(token) === ACCESS_TOKEN_ISSUER;
 }
 
-/** The key id a token names in its header (nothing is verified); throws MalformedTokenError for a non-JWT. */
-export function accessTokenKeyId(token: string): string | undefined {
-  return decodeJwt(token).header.kid;
-}
-
 /** Verifies signature (with whichever of `keys` the token names), issuer, audience and expiry; throws a TokenRejectedError subclass. */
 export function verifyAccessToken(keys: readonly SigningKey[], token: string, now: Date): AccessTokenSubject {
   const jwt = decodeJwt(token);

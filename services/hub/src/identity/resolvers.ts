@@ -3,11 +3,11 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import type { TokenResolver } from "../auth/authenticate.js";
 import type { Principal } from "../auth/principal.js";
 import type { Database, EntityManager } from "../db/database.js";
-import { accessTokenKeyId, isHubAccessToken, verifyAccessToken } from "./access-tokens.js";
+import { isHubAccessToken, verifyAccessToken, type AccessTokenSubject } from "./access-tokens.js";
 import { authenticateApiToken, isApiToken } from "./api-tokens.js";
 import { User } from "./entities.js";
 import { AuthenticationError, identityErrorToConnect } from "./errors.js";
-import { looksLikeJwt, TokenExpiredError, TokenRejectedError } from "./jwt.js";
+import { looksLikeJwt, TokenExpiredError, TokenRejectedError, UnknownSigningKeyError } from "./jwt.js";
 import type { OidcVerifier } from "./oidc.js";
 import { enabledAdminExists } from "./roles.js";
 import { sessionIsOpen } from "./sessions.js";
@@ -52,13 +52,23 @@ function refuse(log: Logger, kind: string, e: unknown): never {
   throw err;
 }
 
+/** Verifies with this replica's keys; a token naming a key it does not hold may come from a rotation it has not heard of yet. */
+async function verifyWithKeyReload(keys: SigningKeyRing, token: string, now: Date): Promise<AccessTokenSubject> {
+  try {
+    return verifyAccessToken(keys.verifying(), token, now);
+  } catch (e) {
+    if (!(e instanceof UnknownSigningKeyError) || !(await keys.reloadAfterUnknownKey())) throw e;
+    return verifyAccessToken(keys.verifying(), token, now);
+  }
+}
+
 /** The hub's own access tokens (from Login and Refresh). */
 export function sessionTokenResolver(deps: ResolverDeps, keys: SigningKeyRing): TokenResolver {
   return async (token) => {
     if (!isHubAccessToken(token)) return undefined;
     const now = deps.now();
     try {
-      const { userId, sessionId } = verifyAccessToken(await keys.verifying(accessTokenKeyId(token)), token, now);
+      const { userId, sessionId } = await verifyWithKeyReload(keys, token, now);
       const em = deps.db.em();
       if (!(await sessionIsOpen(em, sessionId, now))) throw new AuthenticationError("the session has ended; sign in again");
       return await principalFor(em, await em.findOneOrFail(User, { id: userId }), "session");

@@ -125,7 +125,8 @@ export async function prepareSecretSealer(em: EntityManager, key: Buffer | undef
     let sealed = 0;
     for (const column of SEALED_COLUMNS) {
       const rows = await tx.execute<{ id: string; value: string }[]>(
-        `select id, ${column} as value from app_user where ${column} is not null and ${column} not like 'v1:%' for update`,
+        `select id, ${column} as value from app_user where ${column} is not null and ${column} not like ? for update`,
+        [`${SEALED_PREFIX}%`],
       );
       for (const r of rows) await tx.execute(`update app_user set ${column} = ? where id = ?`, [sealer.seal(r.value, totpContext(r.id)), r.id]);
       sealed += rows.length;

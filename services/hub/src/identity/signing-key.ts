@@ -72,8 +72,8 @@ const RELOAD_ON_UNKNOWN_KID_MS = 1_000;
 
 /**
  * This replica's copy of the signing keys. A rotation anywhere reaches it through NOTIFY; a token that
- * names a key it does not hold (signed by a replica that heard first) makes it re-read the keys, at most
- * once a second, so a forged `kid` cannot turn into a query per request.
+ * names a key it does not hold (signed by a replica that heard first) makes the caller ask for a re-read,
+ * granted at most once a second, so a forged `kid` cannot turn into a query per request.
  */
 export class SigningKeyRing {
   private keys: SigningKeys | undefined;
@@ -109,11 +109,16 @@ export class SigningKeyRing {
     return this.keys.current;
   }
 
-  /** The keys that verify a token naming `kid`: the current key and the one it replaced. */
-  async verifying(kid: string | undefined): Promise<SigningKey[]> {
+  /** The keys that verify tokens: the current key and the one it replaced. */
+  verifying(): SigningKey[] {
     if (!this.keys) throw new Error("the signing keys are used before start()");
-    const known = (k: SigningKeys) => k.current.kid === kid || k.previous?.kid === kid;
-    if (kid !== undefined && !known(this.keys) && Date.now() - this.lastLoadAt >= RELOAD_ON_UNKNOWN_KID_MS) await this.reload();
     return [this.keys.current, ...(this.keys.previous ? [this.keys.previous] : [])];
+  }
+
+  /** Re-reads the keys after a token named one this replica does not hold; false when it re-read them too recently. */
+  async reloadAfterUnknownKey(): Promise<boolean> {
+    if (Date.now() - this.lastLoadAt < RELOAD_ON_UNKNOWN_KID_MS) return false;
+    await this.reload();
+    return true;
   }
 }

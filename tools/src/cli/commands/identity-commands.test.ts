@@ -1,14 +1,13 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Writable } from "node:stream";
 import anyTest, { type TestFn } from "ava";
 import { AuthService, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { base32Decode } from "@flip/hub/identity/base32.js";
 import { totpCode } from "@flip/hub/identity/totp.js";
 import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../../../../test/support/test-hub.js";
 import { credentialsPath, readCredentials } from "../credentials.js";
-import { runCli } from "../main.js";
+import { runCliCaptured } from "../run-captured.js";
 
 interface Ctx {
   h: TestHub;
@@ -26,18 +25,8 @@ test.after.always(async (t) => {
 
 /** Runs `flip …` in-process against the test hub; FLIP_ADMIN_TOKEN is set throughout, as in a demo shell. */
 async function flip(ctx: Ctx, argv: string[], extraEnv: Record<string, string> = {}) {
-  let out = "";
-  let err = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        append(chunk.toString());
-        done();
-      },
-    });
-  const env = { FLIP_HUB_URL: ctx.h.hub.url, FLIP_CONFIG_DIR: ctx.configDir, FLIP_ADMIN_TOKEN: BOOTSTRAP_TOKEN, ...extraEnv };
-  const code = await runCli(argv, env, sink((s) => (out += s)) as unknown as typeof process.stdout, sink((s) => (err += s)) as unknown as typeof process.stderr);
-  return { code, out, err, json: () => JSON.parse(out) as Record<string, unknown> };
+  const run = await runCliCaptured(argv, { FLIP_HUB_URL: ctx.h.hub.url, FLIP_CONFIG_DIR: ctx.configDir, FLIP_ADMIN_TOKEN: BOOTSTRAP_TOKEN, ...extraEnv });
+  return { ...run, json: () => JSON.parse(run.out) as Record<string, unknown> };
 }
 
 const env = (ctx: Ctx) => ({ FLIP_CONFIG_DIR: ctx.configDir });

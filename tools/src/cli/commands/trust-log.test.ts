@@ -1,16 +1,9 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import test from "ava";
-import { runCli } from "../main.js";
+import { runCliCaptured } from "../run-captured.js";
 
-function capture() {
-  const s = new PassThrough();
-  let text = "";
-  s.on("data", (d: Buffer) => (text += d.toString()));
-  return { stream: s, text: () => text };
-}
 
 test("an operator reads the trust's own task record without the hub, filtered by project", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "flip-tasklog-"));
@@ -20,16 +13,14 @@ test("an operator reads the trust's own task record without the hub, filtered by
     { at: "2026-11-22T10:01:00.000Z", event: "failed", taskId: "t2", attempt: 1, kind: "cohort_query", projectId: "p2", error: { code: "INVALID", message: "rule" } },
   ];
   writeFileSync(path.join(dir, "tasks.jsonl"), lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
-  const out = capture();
-  const code = await runCli(["gateway", "log", "--state-dir", dir, "--project", "p1", "--json", "--hub", "http://127.0.0.1:1"], {}, out.stream, capture().stream);
+  const { code, out } = await runCliCaptured(["gateway", "log", "--state-dir", dir, "--project", "p1", "--json", "--hub", "http://127.0.0.1:1"]);
   t.is(code, 0);
-  const { entries } = JSON.parse(out.text()) as { entries: { taskId: string; event: string }[] };
+  const { entries } = JSON.parse(out) as { entries: { taskId: string; event: string }[] };
   t.deepEqual(entries.map((e) => `${e.taskId}:${e.event}`), ["t1:accepted", "t1:succeeded"]);
 });
 
 test("a missing task log is a usage error that names where it looked", async (t) => {
-  const err = capture();
-  const code = await runCli(["gateway", "log", "--state-dir", "/nonexistent/flip"], {}, capture().stream, err.stream);
+  const { code, err } = await runCliCaptured(["gateway", "log", "--state-dir", "/nonexistent/flip"]);
   t.is(code, 2);
-  t.regex(err.text(), /no task log at \/nonexistent\/flip\/tasks\.jsonl/);
+  t.regex(err, /no task log at \/nonexistent\/flip\/tasks\.jsonl/);
 });
