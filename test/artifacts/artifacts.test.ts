@@ -8,9 +8,10 @@ import anyTest, { type TestFn } from "ava";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { isMessage } from "@bufbuild/protobuf";
-import { ArtifactService, GetUploadStatusResponseSchema } from "@flip/gen/flip/link/v1/link_pb.js";
+import { ArtifactService, GetUploadStatusRequestSchema, GetUploadStatusResponseSchema } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { grantArtifactAccess } from "@flip/hub/artifacts/access.js";
+import { Artifact } from "@flip/hub/artifacts/entities.js";
 import { AuditEntry } from "@flip/hub/audit/entities.js";
 import { createArtifactClient, type ArtifactClient } from "@flip/trust-gateway/artifacts/client.js";
 import { downloadArtifact } from "@flip/trust-gateway/artifacts/download.js";
@@ -55,9 +56,14 @@ test.after.always(async (t) => {
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Records the offsets the hub reported to a client, to check where uploads resumed. */
-function statusRecorder() {
+/**
+ * Records the stored offset of every GetUploadStatus answer. `beforeStatus` runs before each status
+ * call is passed on, with the artifact it asks about.
+ */
+function statusRecorder(beforeStatus: (artifactId: string) => Promise<void> = async () => undefined) {
   const offsets: number[] = [];
   const interceptor: Interceptor = (next) => async (req) => {
+    if (!req.stream && isMessage(req.message, GetUploadStatusRequestSchema)) await beforeStatus(req.message.artifactId);
     const res = await next(req);
     if (!res.stream && isMessage(res.message, GetUploadStatusResponseSchema)) offsets.push(Number(res.message.storedBytes));
     return res;
@@ -110,12 +116,25 @@ test.serial("a 20 MiB artifact uploads and downloads over HTTP/2 with a real tru
 });
 
 test.serial("an upload cut mid-stream resumes from the hub's stored offset instead of starting over", async (t) => {
-  const { proxy, alpha, file20 } = t.context;
-  const rec = statusRecorder();
+  const { hub, proxy, alpha, file20 } = t.context;
+  let cutDone = false;
+  // The client retries within milliseconds; the hub records the offset once it has noticed the broken
+  // stream and synced the part. Resuming before that would (correctly) start from the last checkpoint.
+  const rec = statusRecorder(async (artifactId) => {
+    if (!cutDone) return;
+    for (const end = Date.now() + 15_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+      const row = await hub.hub.db.em().findOne(Artifact, { id: artifactId });
+      if ((row?.storedBytes ?? 0) > 0) return;
+    }
+    throw new Error(`the hub did not record an offset for ${artifactId} within 15 s of the cut`);
+  });
   const client = createArtifactClient({ baseUrl: proxy.url, apiKey: alpha.apiKey, interceptors: [rec.interceptor] });
   const size = file20.bytes.length;
   let upAtCut = 0;
-  const cut = proxy.cutAfter(8 * MiB, "up").then(() => (upAtCut = proxy.bytes("up")));
+  const cut = proxy.cutAfter(8 * MiB, "up").then(() => {
+    upAtCut = proxy.bytes("up");
+    cutDone = true;
+  });
   const up = await uploadArtifact(client, { purpose: "result", source: file20.path }, { retry: FAST_RETRY });
   await cut;
   t.is(up.sha256, sha(file20.bytes));

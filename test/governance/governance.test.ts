@@ -62,11 +62,13 @@ async function freezeDone(ctx: Ctx, projectId: string, trust: string, persons: n
   });
 }
 
-async function waitFor<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+/** Reads until `ok` holds; throws after `ms`, so a fixture that never settles fails here, not later. */
+async function waitFor<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await read();
-    if (ok(v) || Date.now() > end) return v;
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`the awaited state did not arrive within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

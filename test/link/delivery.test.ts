@@ -3,7 +3,7 @@
  * through TaskService. Every scenario checks each task ended exactly once with the right outcome.
  */
 import anyTest, { type TestFn } from "ava";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
@@ -57,24 +57,27 @@ test.after.always(async (t) => {
 
 test.serial("an echo task is pushed at once, completes on the trust, and is recorded once as succeeded", async (t) => {
   const { admin, ends, gateway, db } = t.context;
-  const started = Date.now();
   const { task } = await admin.tasks.createEchoTask({ trust: "gstt", message: "hello trust" });
   t.is(task!.state, TaskState.PENDING);
   const done = await waitForTask(admin.tasks, task!.id);
-  t.true(Date.now() - started < 2_000, "pushed, not polled");
   t.is(done.state, TaskState.SUCCEEDED);
+  // The hub has no polling interval to wait out: created to ended is one round trip (generous bound
+  // for a loaded machine; BENCHMARKS.md has the real latency).
+  t.true(timestampMs(done.endedAt!) - timestampMs(done.createdAt!) < 5_000, "pushed, not polled");
   const out = done.output?.kind;
   t.is(out?.case, "echo");
   t.deepEqual(out?.case === "echo" ? { message: out.value.message, trustCode: out.value.trustCode } : undefined, { message: "hello trust", trustCode: "gstt" });
   t.is(done.attempt, 1);
   t.is(done.progress, 1);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["succeeded"]);
   const local = gateway.taskLog().filter((e) => e.taskId === task!.id).map((e) => e.event);
   t.deepEqual(local, ["accepted", "started", "succeeded"], "the trust keeps its own record");
 });
 
 test.serial("the hub shows the trust online, with when it was last seen and its health", async (t) => {
+  // Heartbeats in this file are 300 ms apart; a loaded machine may briefly miss one, so wait (bounded).
+  await waitForAsync(async () => (await t.context.admin.trusts.getTrust({ trust: "gstt" })).trust!.linkStatus === LinkStatus.ONLINE);
   const { trust } = await t.context.admin.trusts.getTrust({ trust: "gstt" });
   t.is(trust!.linkStatus, LinkStatus.ONLINE);
   t.true(Date.now() - Number(trust!.lastSeenAt!.seconds) * 1000 < 5_000);
@@ -87,7 +90,7 @@ test.serial("progress of a running task is visible at the hub", async (t) => {
   t.regex(running.progressMessage, /waited/);
   const done = await waitForTask(t.context.admin.tasks, task!.id);
   t.is(done.state, TaskState.SUCCEEDED);
-  t.deepEqual(t.context.ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await t.context.ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("a task that fails at the trust ends failed with the trust's error, without another attempt", async (t) => {
@@ -97,7 +100,7 @@ test.serial("a task that fails at the trust ends failed with the trust's error, 
   t.is(done.error?.code, TaskErrorCode.INVALID);
   t.regex(done.error?.message ?? "", /asked to fail/);
   t.is(done.attempt, 1);
-  t.deepEqual(t.context.ends.endsOf(task!.id), ["failed"]);
+  t.deepEqual(await t.context.ends.endsOf(task!.id), ["failed"]);
 });
 
 test.serial("cancelling a running task ends it at the hub and stops it at the gateway", async (t) => {
@@ -113,7 +116,7 @@ test.serial("cancelling a running task ends it at the hub and stops it at the ga
   const again = await admin.tasks.cancelTask({ taskId: task!.id, reason: "twice" });
   t.is(again.task!.state, TaskState.CANCELLED, "cancelling is idempotent");
   t.regex(again.task!.endReason, /no longer needed/);
-  t.deepEqual(ends.endsOf(task!.id), ["cancelled"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["cancelled"]);
 });
 
 test.serial("a task whose deadline passes expires with the reason recorded, and the gateway stops it", async (t) => {
@@ -124,27 +127,30 @@ test.serial("a task whose deadline passes expires with the reason recorded, and 
   t.regex(done.endReason, /deadline passed while the task was running/);
   t.is(done.error?.code, TaskErrorCode.TIMEOUT);
   await waitFor(() => gateway.taskLog().some((e) => e.taskId === task!.id && (e.event === "cancelled" || e.event === "timed_out")));
-  t.deepEqual(ends.endsOf(task!.id), ["expired"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["expired"]);
 });
 
 test.serial("the hub never runs more tasks of a kind than the gateway declared, and a slow task does not hold up the others", async (t) => {
   const { admin, gateway, ends } = t.context;
-  const slow = (await admin.tasks.createEchoTask({ trust: "gstt", message: "slow", delay: durationFromMs(4_000) })).task!;
+  const slow = (await admin.tasks.createEchoTask({ trust: "gstt", message: "slow", delay: durationFromMs(60_000) })).task!;
   const quick = [];
   for (let i = 0; i < 6; i++) quick.push((await admin.tasks.createEchoTask({ trust: "gstt", message: `quick ${i}`, delay: durationFromMs(300) })).task!);
   for (const q of quick) t.is((await waitForTask(admin.tasks, q.id)).state, TaskState.SUCCEEDED);
-  t.not((await admin.tasks.getTask({ taskId: slow.id })).task!.state, TaskState.SUCCEEDED, "the quick tasks finished while the slow one still ran");
-  t.is((await waitForTask(admin.tasks, slow.id)).state, TaskState.SUCCEEDED);
+  t.is((await admin.tasks.getTask({ taskId: slow.id })).task!.state, TaskState.RUNNING, "the quick tasks finished while the slow one still ran");
+  await admin.tasks.cancelTask({ taskId: slow.id, reason: "long enough" });
+  await waitFor(() => gateway.taskLog().some((e) => e.taskId === slow.id && e.event === "cancelled"));
   // Replay the trust's own log: at no moment were more than 2 echo tasks running.
   const ids = new Set([slow.id, ...quick.map((q) => q.id)]);
   let running = 0;
   let peak = 0;
   for (const e of gateway.taskLog().filter((x) => ids.has(x.taskId))) {
     if (e.event === "started") peak = Math.max(peak, ++running);
-    if (e.event === "succeeded") running--;
+    if (e.event === "succeeded" || e.event === "cancelled") running--;
   }
   t.is(peak, 2);
-  for (const id of ids) t.deepEqual(ends.endsOf(id), ["succeeded"]);
+  t.is(running, 0);
+  for (const q of quick) t.deepEqual(await ends.endsOf(q.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(slow.id), ["cancelled"]);
 });
 
 test.serial("a task's trace starts at the RPC that created it and continues in the gateway", async (t) => {
@@ -164,7 +170,8 @@ test.serial("ListTasks shows the trust's tasks newest first, filtered by state",
   t.deepEqual(created, [...created].sort((a, b) => b - a));
   t.true(tasks.every((x) => x.trustCode === "gstt"));
   const cancelled = await t.context.admin.tasks.listTasks({ trust: "gstt", states: [TaskState.CANCELLED] });
-  t.is(cancelled.tasks.length, 1);
+  t.is(cancelled.tasks.length, 2, "the long task and the slow one, both cancelled above");
+  t.true(cancelled.tasks.every((x) => x.state === TaskState.CANCELLED));
 });
 
 test.serial("while the hub is in deployment mode, new echo tasks are refused with FailedPrecondition", async (t) => {
@@ -182,8 +189,12 @@ test.serial("while the hub is in deployment mode, new echo tasks are refused wit
 });
 
 async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  await waitForAsync(async () => cond(), timeoutMs);
+}
+
+async function waitForAsync(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 50));
   }

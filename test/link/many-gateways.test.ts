@@ -55,6 +55,6 @@ test.serial("a task for every one of them completes, each exactly once", async (
   for (const id of ids) {
     const done = await waitForTask(admin.tasks, id);
     t.is(done.state, TaskState.SUCCEEDED);
-    t.deepEqual(ends.endsOf(id), ["succeeded"]);
+    t.deepEqual(await ends.endsOf(id), ["succeeded"]);
   }
 });

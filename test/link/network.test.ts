@@ -64,7 +64,7 @@ test.serial("a dropped TCP connection mid-task: the gateway reconnects and the t
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 1);
   t.is(startsOf(live.gateway, task!.id), 1);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("latency on the link slows tasks down but loses none", async (t) => {
@@ -75,7 +75,7 @@ test.serial("latency on the link slows tasks down but loses none", async (t) => 
     for (let i = 0; i < 5; i++) ids.push((await admin.tasks.createEchoTask({ trust: "ouh", message: `slow link ${i}` })).task!.id);
     for (const id of ids) {
       t.is((await waitForTask(admin.tasks, id)).state, TaskState.SUCCEEDED);
-      t.deepEqual(ends.endsOf(id), ["succeeded"]);
+      t.deepEqual(await ends.endsOf(id), ["succeeded"]);
     }
   } finally {
     proxy.setDelay(0);
@@ -97,7 +97,7 @@ test.serial("a link that goes silent without a reset is noticed by heartbeats an
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 1);
   t.is(startsOf(live.gateway, task!.id), 1);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("a result finished while the link is down survives a gateway restart and is recorded once", async (t) => {
@@ -114,5 +114,5 @@ test.serial("a result finished while the link is down survives a gateway restart
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 1, "the stored result was delivered; the task was not run again");
   t.is(startsOf(live.gateway, task!.id), 1);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });

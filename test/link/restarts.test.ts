@@ -73,7 +73,7 @@ test.serial("a gateway killed mid-task and started again runs the task as its ne
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 2);
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["lost", "succeeded"]);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("a hub killed mid-task and started again records the result once; the gateway kept the task running", async (t) => {
@@ -93,7 +93,7 @@ test.serial("a hub killed mid-task and started again records the result once; th
   t.is(done.attempt, 1, "not run again");
   t.is(startsOf(t.context.live.gateway, task!.id), 1);
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["succeeded"]);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("a hub stopped cleanly mid-task hands the task back; the gateway resumes it with that hub's successor", async (t) => {
@@ -111,7 +111,7 @@ test.serial("a hub stopped cleanly mid-task hands the task back; the gateway res
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 1);
   t.is(startsOf(t.context.live.gateway, task!.id), 1);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test.serial("tasks created while the trust is offline are delivered when its gateway comes back", async (t) => {
@@ -128,6 +128,6 @@ test.serial("tasks created while the trust is offline are delivered when its gat
     const done = await waitForTask(admin.tasks, id);
     t.is(done.state, TaskState.SUCCEEDED);
     t.is(done.attempt, 1);
-    t.deepEqual(ends.endsOf(id), ["succeeded"]);
+    t.deepEqual(await ends.endsOf(id), ["succeeded"]);
   }
 });

@@ -66,7 +66,7 @@ test("a duplicate result is acknowledged but not recorded, before and after a re
   const done = (await admin.tasks.getTask({ taskId: task!.id })).task!;
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.output?.kind.case === "echo" ? done.output.kind.value.message : "", "once", "the first result wins");
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test("a task the gateway still holds after a reconnect continues on the new stream and is not offered again", async (t) => {
@@ -90,7 +90,7 @@ test("a task the gateway still holds after a reconnect continues on the new stre
   t.is(done.state, TaskState.SUCCEEDED);
   t.is(done.attempt, 1);
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["succeeded"]);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test("a task the gateway does not report after a reconnect is offered again as its next attempt", async (t) => {
@@ -110,7 +110,7 @@ test("a task the gateway does not report after a reconnect is offered again as i
   t.true((await second.next("resultAck")).recorded);
   second.close();
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["lost", "succeeded"]);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test("a task lost on every attempt fails when its attempts run out, with the reason recorded", async (t) => {
@@ -129,7 +129,7 @@ test("a task lost on every attempt fails when its attempts run out, with the rea
   t.is(done.state, TaskState.FAILED);
   t.regex(done.endReason, /no attempts left/);
   t.is(done.attempt, 2);
-  t.deepEqual(ends.endsOf(task!.id), ["failed"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["failed"]);
 });
 
 test("a result for another trust's task is ignored", async (t) => {
@@ -147,7 +147,7 @@ test("a result for another trust's task is ignored", async (t) => {
   t.true((await victim.next("resultAck")).recorded);
   victim.close();
   other.close();
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test("a gateway that comes back holding a task cancelled meanwhile is told to stop it", async (t) => {
@@ -165,7 +165,7 @@ test("a gateway that comes back holding a task cancelled meanwhile is told to st
   t.false((await second.next("resultAck")).recorded);
   second.close();
   t.is((await admin.tasks.getTask({ taskId: task!.id })).task!.state, TaskState.CANCELLED);
-  t.deepEqual(ends.endsOf(task!.id), ["cancelled"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["cancelled"]);
 });
 
 test("a retryable error sends the task back for another attempt; a later success is recorded", async (t) => {
@@ -183,7 +183,7 @@ test("a retryable error sends the task back for another attempt; a later success
   l.close();
   t.is((await admin.tasks.getTask({ taskId: task!.id })).task!.state, TaskState.SUCCEEDED);
   t.deepEqual((await attemptsOf(db.url, task!.id)).map((a) => a.outcome), ["retry", "succeeded"]);
-  t.deepEqual(ends.endsOf(task!.id), ["succeeded"]);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
 });
 
 test("a trust shows online while its link is up and offline once its heartbeats stop", async (t) => {

@@ -12,6 +12,7 @@ import { TaskService, TaskState, type Task } from "@flip/gen/flip/hub/v1/tasks_p
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { spawnService, type ServiceProcess } from "./processes.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
+import { TASK_ENDED_CHANNEL } from "@flip/hub/tasks/channels.js";
 
 export const ADMIN_TOKEN = "link-test-admin-token-0123456789";
 
@@ -146,6 +147,8 @@ export async function waitForTask(tasks: Client<typeof TaskService>, taskId: str
  */
 export class TaskEndWatcher {
   private readonly ends = new Map<string, string[]>();
+  private readonly waiters = new Set<() => void>();
+  private barriers = 0;
   private constructor(private readonly client: pg.Client) {}
 
   static async start(databaseUrl: string): Promise<TaskEndWatcher> {
@@ -155,14 +158,41 @@ export class TaskEndWatcher {
     client.on("notification", (n) => {
       const { taskId, state } = JSON.parse(n.payload ?? "{}") as { taskId: string; state: string };
       w.ends.set(taskId, [...(w.ends.get(taskId) ?? []), state]);
+      for (const wake of w.waiters) wake();
     });
-    await client.query("listen flip_task_ended");
+    await client.query(`listen ${TASK_ENDED_CHANNEL}`);
     return w;
   }
 
-  /** The final states announced for a task, in order (exactly one when all is well). */
-  endsOf(taskId: string): string[] {
+  /**
+   * The final states announced for a task, in order (exactly one when all is well). Waits for the
+   * first one (the hub announces an end in the transaction that records it, so it may arrive just
+   * after the RPC that caused it has answered), then sends a notification of its own on the same
+   * channel and waits for it: PostgreSQL delivers notifications in commit order, so every end
+   * committed before that barrier (a duplicate included) has been seen by the time it returns.
+   */
+  async endsOf(taskId: string, waitMs = 10_000): Promise<string[]> {
+    await this.until(() => this.ends.has(taskId), waitMs);
+    const barrier = `barrier-${++this.barriers}`;
+    await this.client.query("select pg_notify($1, $2)", [TASK_ENDED_CHANNEL, JSON.stringify({ taskId: barrier, state: "barrier" })]);
+    await this.until(() => this.ends.has(barrier), waitMs);
     return this.ends.get(taskId) ?? [];
+  }
+
+  private async until(done: () => boolean, waitMs: number): Promise<void> {
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (done()) finish();
+      };
+      const timer = setTimeout(finish, waitMs);
+      this.waiters.add(check);
+    });
   }
 
   async stop(): Promise<void> {

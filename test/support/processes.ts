@@ -94,11 +94,19 @@ export function spawnService(opts: SpawnOptions): ServiceProcess {
     }
     for (const w of waiters) w();
   });
+  // Resolved once the process has exited and its output has been read to the end ("close"), so a
+  // last log line is never missed. A grandchild holding the pipes open must not hold this up: after
+  // the exit, "close" gets one second.
   const exited = new Promise<Exit>((resolve) =>
     child.once("exit", (code, signal) => {
       live.delete(child);
-      resolve({ code, signal });
-      for (const w of waiters) w();
+      const settle = () => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+        for (const w of waiters) w();
+      };
+      const timer = setTimeout(settle, 1_000);
+      child.once("close", settle);
     }),
   );
   let exit: Exit | undefined;

@@ -14,12 +14,11 @@ test.after.always(async () => {
   await db?.drop();
 });
 
-test("5,000 persons load in a few seconds, and loading again replaces the data", async (t) => {
+test("5,000 persons load, and loading again replaces the data rather than adding to it", async (t) => {
   const started = Date.now();
   const summary = await generateOmop(db.url, { seed: 1, persons: 5000, profile: "north" });
   const elapsed = Date.now() - started;
   t.log(`loaded ${Object.values(summary.rows).reduce((s, n) => s + n, 0)} rows in ${elapsed} ms`);
-  t.true(elapsed < 20_000);
   t.is(summary.rows.person, 5000);
   const again = await generateOmop(db.url, { seed: 1, persons: 5000, profile: "north" });
   t.deepEqual(again.rows, summary.rows);

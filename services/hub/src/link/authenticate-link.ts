@@ -19,10 +19,14 @@ export async function authenticateLink(em: EntityManager, header: Headers): Prom
   const key = bearerToken(header);
   if (!key) throw new ConnectError("send the trust API key as 'Authorization: Bearer <key>'", Code.Unauthenticated);
   const check = await authenticateTrustKey(em, key);
-  if (!check.ok) {
-    // "disabled" is only reported to a caller holding the trust's valid key.
-    if (check.reason === "disabled") throw new ConnectError("this trust is disabled at the hub; ask the hub admin to enable it", Code.PermissionDenied);
-    throw new ConnectError("the trust API key is not valid (wrong, rotated or revoked); configure the trust's current key", Code.Unauthenticated);
-  }
+  // "disabled" is only reported to a caller holding the trust's valid key.
+  if (!check.ok) throw linkRefused(check.reason === "disabled");
   return { id: check.trust.id, code: check.trust.code, name: check.trust.name, keyHash: check.trust.keyHash };
+}
+
+/** The error a gateway gets when its key is not (or no longer) valid, or its trust is disabled. */
+export function linkRefused(disabled: boolean): ConnectError {
+  return disabled
+    ? new ConnectError("this trust is disabled at the hub; ask the hub admin to enable it", Code.PermissionDenied)
+    : new ConnectError("the trust API key is not valid (wrong, rotated or revoked); configure the trust's current key", Code.Unauthenticated);
 }

@@ -1,6 +1,12 @@
 /** A stream became the owner of a trust's link (payload: "<trustId> <streamId>"); older streams end. */
 export const LINK_OPENED_CHANNEL = "flip_link_opened";
 
+/**
+ * A trust's link was released because no replica had recorded hearing from it (payload as above): the
+ * replica still holding that stream, if it is alive after all, closes it so the gateway dials again.
+ */
+export const LINK_RELEASED_CHANNEL = "flip_link_released";
+
 export function encodeLinkOpened(trustId: string, streamId: string): string {
   return `${trustId} ${streamId}`;
 }

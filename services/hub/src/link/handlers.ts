@@ -3,7 +3,8 @@ import { context, propagation } from "@opentelemetry/api";
 import { LinkService, type ConnectRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { Database } from "../db/database.js";
-import { authenticateLink } from "./authenticate-link.js";
+import { authenticateLink, linkRefused } from "./authenticate-link.js";
+import { LinkNoLongerAllowedError } from "./stream-ownership.js";
 import { readHello } from "./hello.js";
 import type { LinkRegistry } from "./link-registry.js";
 import type { LinkSession } from "./link-session.js";
@@ -68,7 +69,9 @@ export function registerLinkHandlers(router: ConnectRouter, { db, log, registry 
           Code.PermissionDenied,
         );
       }
-      const session = await registry.open(trust, hello, streamTraceCarrier(ctx));
+      const session = await registry.open(trust, hello, streamTraceCarrier(ctx)).catch((err: unknown) => {
+        throw err instanceof LinkNoLongerAllowedError ? linkRefused(err.disabled) : err;
+      });
       let reason = "";
       const onAbort = () => {
         const why = ConnectError.from(ctx.signal.reason);

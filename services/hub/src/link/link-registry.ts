@@ -8,7 +8,7 @@ import { Trust } from "../trusts/entities.js";
 import { healthToJson } from "../trusts/health-json.js";
 import { TRUST_CHANGED_CHANNEL } from "../trusts/registry.js";
 import type { LinkedTrust } from "./authenticate-link.js";
-import { decodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
+import { decodeLinkOpened, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 import type { LinkHello } from "./hello.js";
 import { LinkSession } from "./link-session.js";
 import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
@@ -31,6 +31,8 @@ export class LinkRegistry {
   private readonly byTrust = new Map<string, LinkSession>();
   private readonly unsubscribers: (() => void)[] = [];
   private readonly closing = new Set<Promise<unknown>>();
+  private readonly unwrittenSeen = new Set<LinkSession>();
+  private seenWrite: Promise<void> | undefined;
   private tickCount = 0;
   private opened = 0;
   private readonly tick: PeriodicJob;
@@ -58,6 +60,7 @@ export class LinkRegistry {
       await notifier.subscribe(TASK_READY_CHANNEL, (trustId) => this.byTrust.get(trustId)?.wake()),
       await onTaskEndedNotice(notifier, (n) => this.byTrust.get(n.trustId)?.taskEnded(n)),
       await notifier.subscribe(LINK_OPENED_CHANNEL, (payload) => void this.onLinkOpened(payload)),
+      await notifier.subscribe(LINK_RELEASED_CHANNEL, (payload) => this.onLinkReleased(payload)),
       await notifier.subscribe(TRUST_CHANGED_CHANNEL, (trustId) => void this.onTrustChanged(trustId)),
       // Notices sent while the listener was reconnecting are lost: look at the tables again.
       notifier.onReconnect(() => {
@@ -72,6 +75,7 @@ export class LinkRegistry {
     for (const u of this.unsubscribers.splice(0)) u();
     await this.tick.stop();
     await this.staleLinks.stop();
+    await this.seenWrite;
     await Promise.allSettled([...this.closing]);
   }
 
@@ -91,6 +95,7 @@ export class LinkRegistry {
     session.slice = this.opened++ % TICK_SLICES;
     const takeover = await openStream(db.em(), {
       trustId: trust.id,
+      keyHash: trust.keyHash,
       streamId: session.streamId,
       hubInstance: config.instanceId,
       gatewayVersion: hello.gatewayVersion,
@@ -142,7 +147,25 @@ export class LinkRegistry {
         s.heartbeat();
       }
     }
-    await this.writeSeen(due);
+    this.writeSeenInBackground(due);
+  }
+
+  /**
+   * Heartbeats must not wait for the database: a slow write would delay every heartbeat after it and
+   * make gateways think the hub went silent. Writes run one at a time; sessions due meanwhile are
+   * written by the next one.
+   */
+  private writeSeenInBackground(due: LinkSession[]): void {
+    for (const s of due) this.unwrittenSeen.add(s);
+    if (this.seenWrite || this.unwrittenSeen.size === 0) return;
+    const batch = [...this.unwrittenSeen];
+    this.unwrittenSeen.clear();
+    this.seenWrite = this.writeSeen(batch)
+      .catch((err: unknown) => {
+        this.deps.log.warn({ err, sessions: batch.length }, "could not record when trusts were last seen; retrying with the next heartbeat");
+        for (const s of batch) if (!s.closed) this.unwrittenSeen.add(s);
+      })
+      .finally(() => (this.seenWrite = undefined));
   }
 
   /** One UPDATE for every session heard from since its last write. */
@@ -176,6 +199,15 @@ export class LinkRegistry {
     }
     local.log.warn("a newer stream of this trust opened elsewhere; closing this one");
     local.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
+  }
+
+  /** Our stream's link was released by the stale-link sweep (this replica stalled): close it, the gateway dials again. */
+  private onLinkReleased(payload: string): void {
+    const released = decodeLinkOpened(payload);
+    const local = released && this.byTrust.get(released.trustId);
+    if (!local || local.streamId !== released.streamId) return;
+    local.log.warn("this link was released after no replica recorded hearing from the trust; closing it so the gateway reconnects");
+    local.close(new ConnectError("the hub released this link after it went unrecorded for too long; reconnect", Code.Unavailable));
   }
 
   /** A trust's key was rotated, or it was disabled: cut its open stream at once if the key no longer holds. */

@@ -3,7 +3,7 @@ import type { EntityManager } from "../db/database.js";
 import { notify } from "../db/notifier.js";
 import { TASK_READY_CHANNEL } from "../tasks/channels.js";
 import { returnAttemptsToPending, takeOverTrustTasks, type InFlightRef, type StreamTakeover } from "../tasks/claims.js";
-import { encodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
+import { encodeLinkOpened, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 
 /**
  * Which stream owns each trust's link, kept in `trust_link`. Every claim of a task checks ownership in
@@ -13,6 +13,8 @@ import { encodeLinkOpened, LINK_OPENED_CHANNEL } from "./channels.js";
 
 export interface OpenedStream {
   trustId: string;
+  /** The hash of the key the stream authenticated with; the trust must still have it when the stream opens. */
+  keyHash: string;
   streamId: string;
   hubInstance: string;
   gatewayVersion: string;
@@ -20,9 +22,27 @@ export interface OpenedStream {
   inFlight: InFlightRef[];
 }
 
-/** Makes a stream the owner of its trust's link and moves the trust's open attempts onto it. */
+/**
+ * The trust's key was rotated or revoked, or the trust disabled, between authenticating a stream and
+ * opening it. `disabled` tells which, for the error the gateway gets.
+ */
+export class LinkNoLongerAllowedError extends Error {
+  override readonly name = "LinkNoLongerAllowedError";
+  constructor(readonly disabled: boolean) {
+    super(disabled ? "the trust was disabled while its stream was opening" : "the trust's key changed while its stream was opening");
+  }
+}
+
+/**
+ * Makes a stream the owner of its trust's link and moves the trust's open attempts onto it. The trust
+ * row is read FOR SHARE first: a key rotation or disable either committed before (and the stream is
+ * refused here) or waits for this transaction and then cuts the registered stream by its notice.
+ */
 export async function openStream(em: EntityManager, s: OpenedStream): Promise<StreamTakeover> {
   return await em.transactional(async (tx) => {
+    const [trust] = await tx.execute<{ key_hash: string; disabled_at: Date | string | null }[]>("select key_hash, disabled_at from trust where id = ? for share", [s.trustId]);
+    if (!trust || trust.key_hash !== s.keyHash) throw new LinkNoLongerAllowedError(false);
+    if (trust.disabled_at !== null) throw new LinkNoLongerAllowedError(true);
     await tx.execute(
       `insert into trust_link (trust_id, stream_id, hub_instance, connected_at, gateway_version, capacity)
        values (?, ?, ?, ?, ?, ?::jsonb)
@@ -62,11 +82,21 @@ export async function currentStreamOf(em: EntityManager, trustId: string): Promi
 /**
  * Releases links whose trust has not been seen since `seenBefore`: their replica died without closing
  * them (a crash). Their attempts go back to pending, so the trust's tasks do not look "running" on a
- * stream that no longer exists. Returns the trusts released.
+ * stream that no longer exists. Each release is announced, so a replica that was only stalled closes
+ * the stream it still holds instead of keeping a link that can no longer claim work. Returns the
+ * trusts released.
  */
 export async function releaseStaleLinks(em: EntityManager, seenBefore: Date): Promise<string[]> {
   const now = new Date();
-  const rows = await em.execute<{ trust_id: string }[]>(
+  return await em.transactional(async (tx) => {
+    const released = await releaseStaleLinkRows(tx, seenBefore, now);
+    for (const r of released) await notify(tx, LINK_RELEASED_CHANNEL, encodeLinkOpened(r.trust_id, r.stream_id));
+    return released.map((r) => r.trust_id);
+  });
+}
+
+async function releaseStaleLinkRows(em: EntityManager, seenBefore: Date, now: Date): Promise<{ trust_id: string; stream_id: string }[]> {
+  return await em.execute<{ trust_id: string; stream_id: string }[]>(
     `with stale as (
        select l.trust_id, l.stream_id from trust_link l join trust t on t.id = l.trust_id
        where l.connected_at < ? and coalesce(t.last_seen_at, l.connected_at) < ?
@@ -85,10 +115,9 @@ export async function releaseStaleLinks(em: EntityManager, seenBefore: Date): Pr
        update task_attempt a set outcome = 'lost', ended_at = ?, detail = 'the hub replica holding the link stopped answering'
        from lost where a.task_id = lost.id and a.attempt = lost.attempt and a.outcome is null
      )
-     select trust_id from gone`,
+     select trust_id, stream_id from gone`,
     [seenBefore, seenBefore, now, now],
   );
-  return rows.map((r) => r.trust_id);
 }
 
 /** Writes when trusts were last heard from, and their newest health snapshot, in one statement. */

@@ -4,9 +4,9 @@ import { TaskOutputSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_p
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { openStream } from "../link/stream-ownership.js";
+import { currentStreamOf, LinkNoLongerAllowedError, openStream } from "../link/stream-ownership.js";
 import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
-import { registerTrust, setTrustDisabled } from "../trusts/registry.js";
+import { registerTrust, rotateTrustKey, setTrustDisabled } from "../trusts/registry.js";
 import { claimPendingTasks } from "./claims.js";
 import { createTask } from "./create-task.js";
 import { expireOverdueTasks } from "./expiry.js";
@@ -35,11 +35,11 @@ test.after.always(async (t) => {
 const echo = (message: string) => create(TaskSpecSchema, { kind: { case: "echo", value: { message } } });
 const echoOut = (message: string) => ({ case: "output" as const, value: create(TaskOutputSchema, { kind: { case: "echo", value: { message, trustCode: "x" } } }) });
 
-async function trustWithStream(db: Database, code: string): Promise<{ trustId: string; streamId: string }> {
+async function trustWithStream(db: Database, code: string): Promise<{ trustId: string; keyHash: string; streamId: string }> {
   const { trust } = await registerTrust(db.em(), "test", { name: `${code} hospital`, code, region: "" });
   const streamId = crypto.randomUUID();
-  await openStream(db.em(), { trustId: trust.id, streamId, hubInstance: "h1", gatewayVersion: "test", capacity: { echo: 10 }, inFlight: [] });
-  return { trustId: trust.id, streamId };
+  await openStream(db.em(), { trustId: trust.id, keyHash: trust.keyHash, streamId, hubInstance: "h1", gatewayVersion: "test", capacity: { echo: 10 }, inFlight: [] });
+  return { trustId: trust.id, keyHash: trust.keyHash, streamId };
 }
 
 function claim(db: Database, s: { trustId: string; streamId: string }, limit: number) {
@@ -70,6 +70,21 @@ test("two claims racing on one stream never get the same task", async (t) => {
   t.is(new Set(ids).size, 6);
 });
 
+test("a stream whose key was rotated, or whose trust was disabled, after it authenticated does not become the owner", async (t) => {
+  const { db } = t.context;
+  const linked = await trustWithStream(db, "rotating");
+  await rotateTrustKey(db.em(), "test", "rotating");
+  const stale = { trustId: linked.trustId, keyHash: linked.keyHash, streamId: crypto.randomUUID(), hubInstance: "h1", gatewayVersion: "test", capacity: {}, inFlight: [] };
+  const rotated = await t.throwsAsync(() => openStream(db.em(), stale), { instanceOf: LinkNoLongerAllowedError });
+  t.false(rotated.disabled);
+  t.is(await currentStreamOf(db.em(), linked.trustId), linked.streamId, "the refused stream did not take the link");
+
+  const other = await trustWithStream(db, "disabling");
+  await setTrustDisabled(db.em(), "test", "disabling", true, "test");
+  const fresh = { trustId: other.trustId, keyHash: other.keyHash, streamId: crypto.randomUUID(), hubInstance: "h1", gatewayVersion: "test", capacity: {}, inFlight: [] };
+  t.true((await t.throwsAsync(() => openStream(db.em(), fresh), { instanceOf: LinkNoLongerAllowedError })).disabled);
+});
+
 test("a replaced stream claims nothing, and the new owner takes over what the old one held", async (t) => {
   const { db } = t.context;
   const old = await trustWithStream(db, "replaced");
@@ -77,7 +92,7 @@ test("a replaced stream claims nothing, and the new owner takes over what the ol
   t.is((await claim(db, old, 1)).length, 1);
   t.is((await getTask(db.em(), task.id)).task.state, "offered");
   const fresh = crypto.randomUUID();
-  const takeover = await openStream(db.em(), { trustId: old.trustId, streamId: fresh, hubInstance: "h2", gatewayVersion: "test", capacity: { echo: 1 }, inFlight: [] });
+  const takeover = await openStream(db.em(), { trustId: old.trustId, keyHash: old.keyHash, streamId: fresh, hubInstance: "h2", gatewayVersion: "test", capacity: { echo: 1 }, inFlight: [] });
   t.deepEqual(takeover, { adopted: [], stop: [] });
   await createTask(db.em(), { trustId: old.trustId, spec: echo("not for the old stream"), actor: "test" });
   t.deepEqual(await claim(db, old, 5), [], "the replaced stream claims nothing");
@@ -138,7 +153,8 @@ test("another replica's TaskEvents hears that a task ended, with the recorded ou
   await claim(db, s, 2);
   await recordResult(db.em(), s.trustId, done.id, echoOut("answered"));
   await cancelTask(db.em(), { taskId: dropped.id, reason: "not needed", actor: "test" });
-  for (let i = 0; i < 100 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  t.is(heard.length, 2, "both ends were heard within 10 s");
   const byId = new Map(heard.map((e) => [e.taskId, e]));
   t.is(byId.get(done.id)?.state, "succeeded");
   t.is(byId.get(done.id)?.projectId, "p-1");
