@@ -3,10 +3,10 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "../logging/logger.js";
 import { serverTracing } from "../telemetry/trace-context.js";
 import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
+import { connectNodeHandler } from "./node-handler.js";
 import { registerReflection } from "./reflection.js";
 import { Health } from "@flip/gen/health/v1/health_pb.js";
 import { ServerReflection } from "@flip/gen/grpc/reflection/v1/reflection_pb.js";
@@ -52,7 +52,8 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
-  const handler = connectNodeAdapter({
+  const handler = connectNodeHandler({
+    log: opts.log,
     routes(router) {
       opts.routes(router);
       registerHealth(router, health);
