@@ -1,6 +1,7 @@
 import pg from "pg";
 import { DataAccessService } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
+import { closePool } from "@flip/shared/postgres/close-pool.js";
 import { serve } from "@flip/shared/server/serve.js";
 import { requireInternalKey } from "./auth/internal-key.js";
 import type { CohortDeps } from "./cohorts/deps.js";
@@ -57,13 +58,13 @@ export async function startDataAccess(config: DataAccessConfig, log: Logger): Pr
       port: server.port,
       async close() {
         await server.close();
-        await readerPool.end();
-        await owner.end();
+        await closePool(readerPool);
+        await closePool(owner);
       },
     };
   } catch (e) {
-    await reader?.end().catch(() => undefined);
-    await owner.end().catch(() => undefined);
+    if (reader) await closePool(reader).catch(() => undefined);
+    await closePool(owner).catch(() => undefined);
     throw e;
   }
 }

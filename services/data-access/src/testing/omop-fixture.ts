@@ -4,6 +4,7 @@
  */
 import pg from "pg";
 import { createLogger, type Logger } from "@flip/shared/logging/logger.js";
+import { closePool } from "@flip/shared/postgres/close-pool.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { generateOmop } from "@flip/tools/omop/generate.js";
 import { ensureLocalSchema } from "../cohorts/frozen-store.js";
@@ -35,8 +36,8 @@ export async function createOmopFixture(opts: { persons: number; seed?: number; 
     readerUrl,
     log: createLogger({ service: "data-access-test", level: "silent" }),
     async close() {
-      await reader.end();
-      await owner.end();
+      await closePool(reader);
+      await closePool(owner);
       await db.drop();
     },
   };

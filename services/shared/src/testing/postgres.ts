@@ -48,8 +48,19 @@ export async function createTestDatabase(prefix = "t"): Promise<TestDatabase> {
     async drop() {
       const c = new pg.Client({ connectionString: serverUrl });
       await c.connect();
-      await c.query(`drop database if exists "${name}" with (force)`);
-      await c.end();
+      try {
+        // A pool's end() resolves once its clients were told to close, not once their backends are gone.
+        // Forcing the drop while one is still closing makes its client emit an unhandled error (and the
+        // test process exit), so give them a moment; force only what is left after that.
+        for (let waited = 0; waited < 5_000; waited += 50) {
+          const { rows } = await c.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = $1", [name]);
+          if (rows[0]!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await c.query(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await c.end();
+      }
     },
   };
 }
