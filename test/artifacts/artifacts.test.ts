@@ -13,6 +13,7 @@ import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { grantArtifactAccess } from "@flip/hub/artifacts/access.js";
 import { Artifact } from "@flip/hub/artifacts/entities.js";
 import { AuditEntry } from "@flip/hub/audit/entities.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 import { createArtifactClient, type ArtifactClient } from "@flip/trust-gateway/artifacts/client.js";
 import { downloadArtifact } from "@flip/trust-gateway/artifacts/download.js";
 import { ArtifactAuthError, ArtifactRejectedError } from "@flip/trust-gateway/artifacts/errors.js";
@@ -122,11 +123,11 @@ test.serial("an upload cut mid-stream resumes from the hub's stored offset inste
   // stream and synced the part. Resuming before that would (correctly) start from the last checkpoint.
   const rec = statusRecorder(async (artifactId) => {
     if (!cutDone) return;
-    for (const end = Date.now() + 15_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
-      const row = await hub.hub.db.em().findOne(Artifact, { id: artifactId });
-      if ((row?.storedBytes ?? 0) > 0) return;
-    }
-    throw new Error(`the hub did not record an offset for ${artifactId} within 15 s of the cut`);
+    await eventually(() => hub.hub.db.em().findOne(Artifact, { id: artifactId }), (row) => (row?.storedBytes ?? 0) > 0, {
+      timeoutMs: 15_000,
+      everyMs: 20,
+      what: `an offset recorded for ${artifactId} after the cut`,
+    });
   });
   const client = createArtifactClient({ baseUrl: proxy.url, apiKey: alpha.apiKey, interceptors: [rec.interceptor] });
   const size = file20.bytes.length;

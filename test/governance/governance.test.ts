@@ -9,6 +9,7 @@ import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { CohortOutcome, TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { TaskErrorCode, TaskErrorSchema } from "@flip/gen/flip/link/v1/link_pb.js";
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 import pg from "pg";
 import { startTestHub, type TestHub } from "../support/test-hub.js";
 
@@ -62,17 +63,6 @@ async function freezeDone(ctx: Ctx, projectId: string, trust: string, persons: n
   });
 }
 
-/** Reads until `ok` holds; throws after `ms`, so a fixture that never settles fails here, not later. */
-async function waitFor<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`the awaited state did not arrive within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** A project of `owner` with an answered cohort query: north 120, south 45, east suppressed. */
 async function answeredProject(ctx: Ctx, owner: string, name: string): Promise<string> {
   const { project } = await ctx.t.client(ProjectService, owner).createProject({ name, description: "test" });
@@ -80,7 +70,7 @@ async function answeredProject(ctx: Ctx, owner: string, name: string): Promise<s
   await answer(ctx, query!.id, "north", { count: 120 });
   await answer(ctx, query!.id, "south", { count: 45 });
   await answer(ctx, query!.id, "east", "suppressed");
-  await waitFor(() => ctx.t.client(CohortService, owner).getCohortQuery({ queryId: query!.id }), (r) => r.query!.complete);
+  await eventually(() => ctx.t.client(CohortService, owner).getCohortQuery({ queryId: query!.id }), (r) => r.query!.complete, { timeoutMs: 15_000, what: "every answer recorded" });
   return project!.id;
 }
 
@@ -113,7 +103,7 @@ test.serial("a researcher's cohort query shows each trust's answer and the total
   await answer(t.context, query!.id, "north", { count: 120 });
   await answer(t.context, query!.id, "south", "error");
   await answer(t.context, query!.id, "east", "suppressed");
-  const done = (await waitFor(() => cohorts.getCohortQuery({ queryId: query!.id }), (r) => r.query!.complete)).query!;
+  const done = (await eventually(() => cohorts.getCohortQuery({ queryId: query!.id }), (r) => r.query!.complete, { timeoutMs: 15_000, what: "every answer recorded" })).query!;
   const byTrust = Object.fromEntries(done.answers.map((a) => [a.trustCode, a]));
   t.is(byTrust.north!.state, TrustAnswerState.OK);
   t.is(byTrust.north!.recordCount, 120n);
@@ -160,9 +150,10 @@ test.serial("only a trust's own Trust Admin decides for it; the hub Admin decide
   t.is(declined.decisions.find((d) => d.trustCode === "south")!.state, DecisionState.DECLINED);
 
   await freezeDone(t.context, projectId, "north", 117);
-  const frozen = await waitFor(
+  const frozen = await eventually(
     async () => (await t.context.t.client(ProjectService, t.context.alice).getProject({ projectId })).project!,
     (p) => p.decisions.find((d) => d.trustCode === "north")!.freezeState === FreezeState.FROZEN,
+    { timeoutMs: 15_000, what: "north's freeze recorded" },
   );
   t.is(frozen.decisions.find((d) => d.trustCode === "north")!.frozenPersonCount, 117n, "the hub learns only the frozen count");
 

@@ -9,6 +9,7 @@ import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { CohortOutcome, TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 import { startTestHub, type TestHub } from "../support/test-hub.js";
 
 /**
@@ -67,12 +68,11 @@ test.before(async (t) => {
         value: create(TaskOutputSchema, { kind: { case: "cohortQuery", value: { outcome: CohortOutcome.OK, recordCount: 50n, threshold: 10 } } }),
       });
       // The cohort module records the answer when it hears the task end (asynchronously, via NOTIFY).
-      for (let waited = 0; ; waited += 50) {
-        const [answer] = await em.execute<{ state: string }[]>("select state from cohort_answer where query_id = ?", [query!.id]);
-        if (answer?.state === "ok") break;
-        if (waited > 15_000) throw new Error(`fixture: the cohort answer was not recorded within 15 s (state ${answer?.state})`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await eventually(
+        async () => (await em.execute<{ state: string }[]>("select state from cohort_answer where query_id = ?", [query!.id]))[0]?.state,
+        (state) => state === "ok",
+        { timeoutMs: 15_000, what: "fixture: the cohort answer recorded as ok" },
+      );
       await hub.client(ProjectService, tokens.owner).stageProject({ projectId: project!.id, trusts: ["north"] });
       return { projectId: project!.id, queryId: query!.id };
     },

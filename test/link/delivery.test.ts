@@ -11,6 +11,7 @@ import { TaskState } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { GpuSource } from "@flip/gen/flip/common/v1/common_pb.js";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { runCliCaptured } from "@flip/tools/cli/run-captured.js";
 import { spawnService } from "../support/processes.js";
@@ -77,7 +78,7 @@ test.serial("an echo task is pushed at once, completes on the trust, and is reco
 
 test.serial("the hub shows the trust online, with when it was last seen and its health", async (t) => {
   // Heartbeats in this file are 300 ms apart; a loaded machine may briefly miss one, so wait (bounded).
-  await waitForAsync(async () => (await t.context.admin.trusts.getTrust({ trust: "gstt" })).trust!.linkStatus === LinkStatus.ONLINE);
+  await eventually(async () => (await t.context.admin.trusts.getTrust({ trust: "gstt" })).trust!.linkStatus === LinkStatus.ONLINE);
   const { trust } = await t.context.admin.trusts.getTrust({ trust: "gstt" });
   t.is(trust!.linkStatus, LinkStatus.ONLINE);
   t.true(Date.now() - Number(trust!.lastSeenAt!.seconds) * 1000 < 5_000);
@@ -112,7 +113,7 @@ test.serial("cancelling a running task ends it at the hub and stops it at the ga
   t.is(cancelled!.state, TaskState.CANCELLED);
   t.regex(cancelled!.endReason, /no longer needed/);
   await gateway.proc.waitForLog((r) => r.msg === "hub cancelled a task; stopping it" && r.taskId === task!.id, { since });
-  await waitFor(() => gateway.taskLog().some((e) => e.taskId === task!.id && e.event === "cancelled"));
+  await eventually(() => gateway.taskLog().some((e) => e.taskId === task!.id && e.event === "cancelled"));
   const again = await admin.tasks.cancelTask({ taskId: task!.id, reason: "twice" });
   t.is(again.task!.state, TaskState.CANCELLED, "cancelling is idempotent");
   t.regex(again.task!.endReason, /no longer needed/);
@@ -126,7 +127,7 @@ test.serial("a task whose deadline passes expires with the reason recorded, and 
   t.is(done.state, TaskState.EXPIRED);
   t.regex(done.endReason, /deadline passed while the task was running/);
   t.is(done.error?.code, TaskErrorCode.TIMEOUT);
-  await waitFor(() => gateway.taskLog().some((e) => e.taskId === task!.id && (e.event === "cancelled" || e.event === "timed_out")));
+  await eventually(() => gateway.taskLog().some((e) => e.taskId === task!.id && (e.event === "cancelled" || e.event === "timed_out")));
   t.deepEqual(await ends.endsOf(task!.id), ["expired"]);
 });
 
@@ -138,7 +139,7 @@ test.serial("the hub never runs more tasks of a kind than the gateway declared, 
   for (const q of quick) t.is((await waitForTask(admin.tasks, q.id)).state, TaskState.SUCCEEDED);
   t.is((await admin.tasks.getTask({ taskId: slow.id })).task!.state, TaskState.RUNNING, "the quick tasks finished while the slow one still ran");
   await admin.tasks.cancelTask({ taskId: slow.id, reason: "long enough" });
-  await waitFor(() => gateway.taskLog().some((e) => e.taskId === slow.id && e.event === "cancelled"));
+  await eventually(() => gateway.taskLog().some((e) => e.taskId === slow.id && e.event === "cancelled"));
   // Replay the trust's own log: at no moment were more than 2 echo tasks running.
   const ids = new Set([slow.id, ...quick.map((q) => q.id)]);
   let running = 0;
@@ -187,18 +188,6 @@ test.serial("while the hub is in deployment mode, new echo tasks are refused wit
     await admin.setDeploymentMode({ enabled: false }, auth);
   }
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  await waitForAsync(async () => cond(), timeoutMs);
-}
-
-async function waitForAsync(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Runs the flip CLI in this process; returns its exit code and output. */
 function flip(hubUrl: string, ...argv: string[]) {

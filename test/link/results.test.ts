@@ -7,6 +7,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskState } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { adminClients, attemptsOf, startHubProc, TaskEndWatcher, waitForTask, type AdminClients, type HubProc } from "../support/link.js";
 import { RawLink } from "../support/raw-link.js";
@@ -191,16 +192,9 @@ test("a trust shows online while its link is up and offline once its heartbeats 
   const l = link(t, "offline");
   await l.next("welcome");
   l.send({ case: "heartbeat", value: {} });
-  await waitFor(async () => (await admin.trusts.getTrust({ trust: "offline" })).trust!.linkStatus === LinkStatus.ONLINE);
+  const status = async () => (await admin.trusts.getTrust({ trust: "offline" })).trust!.linkStatus;
+  await eventually(status, (s) => s === LinkStatus.ONLINE, { what: "the trust showing online" });
   l.close();
-  await waitFor(async () => (await admin.trusts.getTrust({ trust: "offline" })).trust!.linkStatus === LinkStatus.OFFLINE, 5_000);
+  await eventually(status, (s) => s === LinkStatus.OFFLINE, { timeoutMs: 5_000, what: "the trust showing offline" });
   t.truthy((await admin.trusts.getTrust({ trust: "offline" })).trust!.lastSeenAt);
 });
-
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

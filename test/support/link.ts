@@ -13,6 +13,7 @@ import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { spawnService, type ServiceProcess } from "./processes.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
 import { TASK_ENDED_CHANNEL } from "@flip/hub/tasks/channels.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
 
 export const ADMIN_TOKEN = "link-test-admin-token-0123456789";
 
@@ -147,7 +148,6 @@ export async function waitForTask(tasks: Client<typeof TaskService>, taskId: str
  */
 export class TaskEndWatcher {
   private readonly ends = new Map<string, string[]>();
-  private readonly waiters = new Set<() => void>();
   private barriers = 0;
   private constructor(private readonly client: pg.Client) {}
 
@@ -158,7 +158,6 @@ export class TaskEndWatcher {
     client.on("notification", (n) => {
       const { taskId, state } = JSON.parse(n.payload ?? "{}") as { taskId: string; state: string };
       w.ends.set(taskId, [...(w.ends.get(taskId) ?? []), state]);
-      for (const wake of w.waiters) wake();
     });
     await client.query(`listen ${TASK_ENDED_CHANNEL}`);
     return w;
@@ -179,20 +178,9 @@ export class TaskEndWatcher {
     return this.ends.get(taskId) ?? [];
   }
 
+  /** Waits (bounded) until `done` holds; on timeout returns quietly and the caller's assertion tells. */
   private async until(done: () => boolean, waitMs: number): Promise<void> {
-    if (done()) return;
-    await new Promise<void>((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const check = () => {
-        if (done()) finish();
-      };
-      const timer = setTimeout(finish, waitMs);
-      this.waiters.add(check);
-    });
+    await eventually(done, Boolean, { timeoutMs: waitMs, everyMs: 10 }).catch(() => undefined);
   }
 
   async stop(): Promise<void> {

@@ -8,7 +8,7 @@ import { Trust } from "../trusts/entities.js";
 import { healthToJson } from "../trusts/health-json.js";
 import { TRUST_CHANGED_CHANNEL } from "../trusts/registry.js";
 import type { LinkedTrust } from "./authenticate-link.js";
-import { decodeLinkOpened, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
+import { decodeLinkRef, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 import type { LinkHello } from "./hello.js";
 import { LinkSession } from "./link-session.js";
 import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
@@ -187,7 +187,7 @@ export class LinkRegistry {
 
   /** Another stream of a trust opened: close ours if the table agrees it is no longer the owner. */
   private async onLinkOpened(payload: string): Promise<void> {
-    const opened = decodeLinkOpened(payload);
+    const opened = decodeLinkRef(payload);
     const local = opened && this.byTrust.get(opened.trustId);
     if (!opened || !local || local.streamId === opened.streamId) return;
     try {
@@ -203,7 +203,7 @@ export class LinkRegistry {
 
   /** Our stream's link was released by the stale-link sweep (this replica stalled): close it, the gateway dials again. */
   private onLinkReleased(payload: string): void {
-    const released = decodeLinkOpened(payload);
+    const released = decodeLinkRef(payload);
     const local = released && this.byTrust.get(released.trustId);
     if (!local || local.streamId !== released.streamId) return;
     local.log.warn("this link was released after no replica recorded hearing from the trust; closing it so the gateway reconnects");

@@ -3,7 +3,7 @@ import type { EntityManager } from "../db/database.js";
 import { notify } from "../db/notifier.js";
 import { TASK_READY_CHANNEL } from "../tasks/channels.js";
 import { returnAttemptsToPending, takeOverTrustTasks, type InFlightRef, type StreamTakeover } from "../tasks/claims.js";
-import { encodeLinkOpened, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
+import { encodeLinkRef, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 
 /**
  * Which stream owns each trust's link, kept in `trust_link`. Every claim of a task checks ownership in
@@ -50,7 +50,7 @@ export async function openStream(em: EntityManager, s: OpenedStream): Promise<St
          connected_at = excluded.connected_at, gateway_version = excluded.gateway_version, capacity = excluded.capacity`,
       [s.trustId, s.streamId, s.hubInstance, new Date(), s.gatewayVersion, JSON.stringify(s.capacity)],
     );
-    await notify(tx, LINK_OPENED_CHANNEL, encodeLinkOpened(s.trustId, s.streamId));
+    await notify(tx, LINK_OPENED_CHANNEL, encodeLinkRef(s.trustId, s.streamId));
     return await takeOverTrustTasks(tx, {
       trustId: s.trustId,
       streamId: s.streamId,
@@ -90,7 +90,7 @@ export async function releaseStaleLinks(em: EntityManager, seenBefore: Date): Pr
   const now = new Date();
   return await em.transactional(async (tx) => {
     const released = await releaseStaleLinkRows(tx, seenBefore, now);
-    for (const r of released) await notify(tx, LINK_RELEASED_CHANNEL, encodeLinkOpened(r.trust_id, r.stream_id));
+    for (const r of released) await notify(tx, LINK_RELEASED_CHANNEL, encodeLinkRef(r.trust_id, r.stream_id));
     return released.map((r) => r.trust_id);
   });
 }

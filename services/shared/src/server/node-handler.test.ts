@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "@flip/gen/health/v1/health_pb.js";
 import { ArtifactService } from "@flip/gen/flip/link/v1/link_pb.js";
 import { createLogger } from "../logging/logger.js";
@@ -17,6 +17,14 @@ function capturedLogger() {
     },
   });
   return { log: createLogger({ service: "test", level: "debug", destination }), lines };
+}
+
+/** Serves `handler` over h2c on a free port until the test ends; returns the base URL. */
+async function listen(t: ExecutionContext, handler: ReturnType<typeof connectNodeHandler>): Promise<string> {
+  const server = http2.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 test("a caller that goes away mid-stream is logged at debug through pino, never printed with console.error", async (t) => {
@@ -38,11 +46,8 @@ test("a caller that goes away mid-stream is logged at debug through pino, never 
       });
     },
   });
-  const server = http2.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   // The connection drops (as when a network path breaks), not a polite cancel of the one call.
-  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const session = http2.connect(await listen(t, handler));
   const req = session.request({ ":path": "/flip.link.v1.ArtifactService/Download", ":method": "POST", "content-type": "application/grpc", te: "trailers" });
   req.end(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x01, 0x78])); // gRPC frame: DownloadRequest{artifact_id: "x"}
   let received = 0;
@@ -65,10 +70,7 @@ test("a caller that goes away mid-stream is logged at debug through pino, never 
 
 test("an unknown path is answered 404 and nothing is logged", async (t) => {
   const { log, lines } = capturedLogger();
-  const server = http2.createServer(connectNodeHandler({ log, routes: (router) => router.service(Health, { check: () => ({ status: Status.SERVING }) }) }));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const session = http2.connect(await listen(t, connectNodeHandler({ log, routes: (router) => router.service(Health, { check: () => ({ status: Status.SERVING }) }) })));
   t.teardown(() => session.close());
   const status = await new Promise<number>((resolve, reject) => {
     const req = session.request({ ":path": "/no.such.Service/Method", ":method": "POST" });
