@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
+import { SERVICE_NODE_FLAGS } from "@flip/shared/process/service-node-flags.js";
 import { createInterface } from "node:readline";
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -61,7 +62,7 @@ process.once("exit", () => {
 });
 
 export function spawnService(opts: SpawnOptions): ServiceProcess {
-  const nodeArgs = ["--import", "tsx"];
+  const nodeArgs = [...SERVICE_NODE_FLAGS, "--import", "tsx"];
   if (opts.telemetry) nodeArgs.push("--import", path.join(repoRoot, "services/shared/src/telemetry/register.ts"));
   const env: Record<string, string | undefined> = {
     ...process.env,

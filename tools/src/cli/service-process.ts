@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import * as path from "node:path";
+import { SERVICE_NODE_FLAGS } from "@flip/shared/process/service-node-flags.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
@@ -9,7 +10,7 @@ const repoRoot = path.resolve(import.meta.dirname, "../../..");
  * exit code.
  */
 export async function runServiceInForeground(entry: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const child = spawn(process.execPath, ["--import", "tsx", "--import", "@flip/shared/telemetry/register.ts", path.join(repoRoot, entry)], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", "--import", "@flip/shared/telemetry/register.ts", path.join(repoRoot, entry)], {
     stdio: "inherit",
     env,
     cwd: process.cwd(),

@@ -6,6 +6,8 @@ import { Code, ConnectError, type ConnectRouter, type ContextValues, type Interc
 import type { Logger } from "../logging/logger.js";
 import { serverTracing } from "../telemetry/trace-context.js";
 import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
+import { routeDirectCalls, type DirectRoute } from "../direct/direct-routes.js";
+import { MAX_FRAME_BYTES, WINDOW_BYTES } from "../direct/http2-wire.js";
 import { connectNodeHandler } from "./node-handler.js";
 import { registerReflection } from "./reflection.js";
 import { Health } from "@flip/gen/health/v1/health_pb.js";
@@ -28,6 +30,16 @@ export interface ServeOptions {
   pingTimeoutMs?: number;
   /** Largest request message accepted, in bytes. */
   readMaxBytes?: number;
+  /**
+   * RPCs that gRPC binary callers reach straight on their HTTP/2 stream (the hot paths: the link,
+   * artifact bytes); each must also be registered in `routes`, which serves every other protocol.
+   */
+  direct?: DirectRoute[];
+  /**
+   * HTTP/2 flow-control window per stream and per connection, in bytes. Larger windows let bulk
+   * transfers fill the pipe without waiting for WINDOW_UPDATEs; default 16 MiB.
+   */
+  http2WindowBytes?: number;
 }
 
 export interface RunningServer {
@@ -44,6 +56,7 @@ export interface RunningServer {
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
+
 /**
  * Serves Connect, gRPC and gRPC-Web on one port, with grpc.health.v1 and gRPC reflection.
  * Cleartext: a first-bytes sniff sends HTTP/2 prior-knowledge connections to the h2 server and the rest
@@ -52,6 +65,8 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
+  const readMaxBytes = opts.readMaxBytes ?? 16 * 1024 * 1024;
+  const windowBytes = opts.http2WindowBytes ?? WINDOW_BYTES;
   const handler = connectNodeHandler({
     log: opts.log,
     routes(router) {
@@ -62,8 +77,11 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     interceptors: [serverTracing, ...(opts.interceptors ?? [])],
     shutdownSignal: shutdown.signal,
     contextValues: opts.contextValues,
-    readMaxBytes: opts.readMaxBytes ?? 16 * 1024 * 1024,
+    readMaxBytes,
   });
+  const routeDirect = (server: http2.Http2Server | http2.Http2SecureServer) =>
+    routeDirectCalls(server, { routes: opts.direct ?? [], log: opts.log, shutdownSignal: shutdown.signal, maxMessageBytes: readMaxBytes });
+  const http2Settings: http2.Settings = { initialWindowSize: windowBytes, maxFrameSize: MAX_FRAME_BYTES };
 
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
@@ -71,6 +89,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const pingTimeout = opts.pingTimeoutMs ?? 10_000;
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    // The connection's own window starts at 64 KiB whatever the settings say; widen it like the streams'.
+    session.setLocalWindowSize(windowBytes);
     const timer = setInterval(() => {
       if (session.closed || session.destroyed) return;
       const guard = setTimeout(() => session.destroy(new Error("HTTP/2 ping timeout")), pingTimeout);
@@ -91,11 +111,13 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let listener: net.Server;
   let h1: http.Server | undefined;
   if (opts.tls) {
-    const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true }, handler);
+    const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true, settings: http2Settings }, handler);
+    routeDirect(secure);
     secure.on("session", onSession);
     listener = secure;
   } else {
-    const h2 = http2.createServer({}, handler);
+    const h2 = http2.createServer({ settings: http2Settings }, handler);
+    routeDirect(h2);
     h2.on("session", onSession);
     h1 = http.createServer(handler);
     // Long server streams over HTTP/1.1 must not be cut at Node's default 5 minutes.
