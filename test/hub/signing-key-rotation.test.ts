@@ -102,7 +102,7 @@ test.serial("a rotated key signs new tokens on every replica, the old one verifi
   const renewed = await client(urlA, AuthService).refresh({ refreshToken: signedAfter.refreshToken });
   t.is(await acceptedAt(urlB, renewed.accessToken), "rita@hub.test", "the session survives: its refresh token gets a token signed with the new key");
 
-  const audit = await a.hub.db.em().execute<{ after_json: string }[]>("select after_json from audit_entry where action = 'identity.signing_key_rotated' order by seq");
+  const audit = await a.hub.db.em().execute<{ after_json: string }[]>("select after_json from audit_entry where action = 'identity.signing_key_rotated' order by id");
   t.deepEqual(
     audit.map((r) => JSON.parse(r.after_json) as unknown),
     [

@@ -3,13 +3,12 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import { startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { serve, type RunningServer } from "@flip/shared/server/serve.js";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
-import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { registerAdminHandlers } from "./admin/handlers.js";
 import { artifactModule } from "./artifacts/module.js";
-import { registerAuditHandlers } from "./audit/handlers.js";
+import { auditModule } from "./audit/module.js";
 import { authenticationInterceptor, bootstrapTokenResolver } from "./auth/authenticate.js";
-import { hubServices } from "./auth/policies.js";
+import { hubServices, policies } from "./auth/policies.js";
 import { cohortModule } from "./cohorts/module.js";
 import type { HubConfig } from "./config.js";
 import { hubRoutes } from "./connect.js";
@@ -34,16 +33,27 @@ export interface RunningHub {
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
   const tasks = createTasksModule(deps);
   return [
+    // First, so it is listening before any other module appends to the audit log; stopped last.
+    auditModule(deps),
     identity,
     { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
     tasks,
     projectModule(deps, tasks.events),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
-    { services: [AuditService], routes: (r) => registerAuditHandlers(r, deps) },
     cohortModule(deps, tasks.events),
     createLinkModule(deps),
     artifactModule(deps),
   ];
+}
+
+/** The modules' direct routes; each must authenticate its caller itself, since interceptors do not run for it. */
+function directRoutes(modules: HubModule[]) {
+  const routes = modules.flatMap((m) => m.direct?.() ?? []);
+  for (const r of routes) {
+    const rpc = `${r.method.parent.typeName}/${r.method.name}`;
+    if (policies[rpc] !== "trust-key") throw new Error(`${rpc} cannot be a direct route: only trust-key RPCs authenticate their caller themselves`);
+  }
+  return routes;
 }
 
 /** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */
@@ -76,6 +86,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     port: config.port,
     services: hubServices,
     routes: hubRoutes(modules),
+    direct: directRoutes(modules),
     log,
     interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,

@@ -3,30 +3,27 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { answer, type HubDeps } from "../rpc/hub-context.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
-import { verifyAuditChain } from "./chain.js";
-import { AuditEntry } from "./entities.js";
+import { listAuditEntries } from "./queries.js";
+import { verifyAuditChain } from "./verify.js";
 
 export function registerAuditHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
   router.service(AuditService, {
     listAuditEntries: (req, ctx) =>
       answer(log, ctx, async () => {
         const page = readPage(req.page);
-        const where: Record<string, unknown> = {};
-        if (req.actionPrefix) where.action = { $like: `${req.actionPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%` };
-        if (req.target) where.target = req.target;
-        if (req.actor) where.actor = req.actor;
-        const entries = await db.em().find(AuditEntry, where, { orderBy: { seq: "asc" }, offset: page.offset, limit: page.limit });
+        const entries = await listAuditEntries(db.em(), { actionPrefix: req.actionPrefix, target: req.target, actor: req.actor }, page);
         return {
           entries: entries.map((e) => ({
-            seq: BigInt(e.seq),
+            // Only chained entries are listed, so seq and the hashes are set.
+            seq: BigInt(e.seq ?? 0),
             at: timestampFromDate(e.at),
             actor: e.actor,
             action: e.action,
             target: e.target,
             beforeJson: e.beforeJson ?? "",
             afterJson: e.afterJson ?? "",
-            hash: e.hash,
-            prevHash: e.prevHash,
+            hash: e.hash ?? "",
+            prevHash: e.prevHash ?? "",
           })),
           page: { nextPageToken: nextPageToken(page, entries.length) },
         };

@@ -47,6 +47,7 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.TrustService/EnableTrust": admin,
 
   "flip.hub.v1.TaskService/CreateEchoTask": admin,
+  "flip.hub.v1.TaskService/CreateEchoTasks": admin,
   "flip.hub.v1.TaskService/GetTask": signedIn,
   "flip.hub.v1.TaskService/ListTasks": signedIn,
   "flip.hub.v1.TaskService/CancelTask": admin,

@@ -6,7 +6,7 @@ import { assertAcceptingWork } from "../admin/deployment-mode.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { lockProject, modifiableProject } from "../projects/access.js";
 import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
-import { createTask } from "../tasks/create-task.js";
+import { createTasks } from "../tasks/create-task.js";
 import { Trust } from "../trusts/entities.js";
 import { CohortAnswer, CohortQuery } from "./entities.js";
 import { precheckCohortSql } from "./precheck.js";
@@ -42,15 +42,10 @@ export async function submitCohortQuery(em: EntityManager, caller: Principal, in
     const query = tx.create(CohortQuery, { projectId: project.id, name, sql, createdBy: actor });
     tx.persist(query);
     await tx.flush();
-    for (const trust of trusts) {
-      const task = await createTask(tx, {
-        trustId: trust.id,
-        projectId: project.id,
-        actor,
-        timeoutMs: COHORT_TASK_TIMEOUT_MS,
-        spec: create(TaskSpecSchema, { kind: { case: "cohortQuery", value: { projectId: project.id, queryId: query.id, sql } } }),
-      });
-      tx.persist(tx.create(CohortAnswer, { queryId: query.id, trustId: trust.id, taskId: task.id, state: "pending", recordCount: 0, columns: null, threshold: 0, error: null, answeredAt: null }));
+    const spec = create(TaskSpecSchema, { kind: { case: "cohortQuery", value: { projectId: project.id, queryId: query.id, sql } } });
+    const tasks = await createTasks(tx, trusts.map((trust) => ({ trustId: trust.id, projectId: project.id, timeoutMs: COHORT_TASK_TIMEOUT_MS, spec })), { actor });
+    for (const task of tasks) {
+      tx.persist(tx.create(CohortAnswer, { queryId: query.id, trustId: task.trustId, taskId: task.id, state: "pending", recordCount: 0, columns: null, threshold: 0, error: null, answeredAt: null }));
     }
     project.latestQueryId = query.id;
     await tx.flush();

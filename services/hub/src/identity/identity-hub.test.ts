@@ -2,7 +2,7 @@ import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
-import { verifyAuditChain } from "../audit/chain.js";
+import { verifyAuditChain } from "../audit/verify.js";
 import { base32Decode } from "./base32.js";
 import { TOTP_REQUIRED_HEADER } from "./errors.js";
 import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../../../../test/support/test-hub.js";
@@ -51,7 +51,7 @@ async function signIn(t: ExecutionContext<Ctx>, email: string, totp = "") {
 }
 
 async function auditActions(t: ExecutionContext<Ctx>, target: string): Promise<string[]> {
-  const rows = await t.context.h.hub.db.em().execute<{ action: string }[]>("select action from audit_entry where target = ? order by seq", [target]);
+  const rows = await t.context.h.hub.db.em().execute<{ action: string }[]>("select action from audit_entry where target = ? order by id", [target]);
   return rows.map((r) => r.action);
 }
 

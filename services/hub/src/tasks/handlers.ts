@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { durationMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, type Duration } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { EchoSpecSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
@@ -9,14 +9,37 @@ import { trustAdminTrustIds } from "../identity/role-checks.js";
 import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
 import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
-import { findTrust } from "../trusts/registry.js";
+import { findTrust, findTrusts } from "../trusts/registry.js";
 import { cancelTask } from "./cancel-task.js";
-import { createTask } from "./create-task.js";
+import { createTask, createTasks, type TaskRequest } from "./create-task.js";
 import type { TaskStateName } from "./entities.js";
 import { getTask, listTasks } from "./queries.js";
 import { taskStateFromProto, taskToProto } from "./to-proto.js";
 
 const MAX_ECHO_MESSAGE = 4096;
+/** Most trusts one CreateEchoTasks call may name: bounds the request, the response and its audit entry. */
+const MAX_ECHO_BATCH = 10_000;
+
+/** What CreateEchoTask and CreateEchoTasks share. */
+interface EchoOptions {
+  message: string;
+  delay?: Duration;
+  fail: boolean;
+  timeout?: Duration;
+  maxAttempts: number;
+}
+
+/** The echo task an RPC asks for, less its trust; the domain checks the timeout and attempts. */
+function echoTask(req: EchoOptions): Omit<TaskRequest, "trustId"> {
+  if (req.message.length > MAX_ECHO_MESSAGE) throw new InvalidInputError("message", `must be at most ${MAX_ECHO_MESSAGE} characters`);
+  const delayMs = req.delay ? durationMs(req.delay) : 0;
+  if (delayMs < 0 || delayMs > 3_600_000) throw new InvalidInputError("delay", "must be from 0 to 1 hour");
+  return {
+    spec: create(TaskSpecSchema, { kind: { case: "echo", value: create(EchoSpecSchema, { message: req.message, delay: req.delay, fail: req.fail }) } }),
+    timeoutMs: req.timeout ? durationMs(req.timeout) : undefined,
+    maxAttempts: req.maxAttempts === 0 ? undefined : req.maxAttempts,
+  };
+}
 
 /** Trusts whose tasks the caller may see: undefined means every trust (Admin); a Trust Admin sees their trusts'. */
 function visibleTrusts(p: Principal): Set<string> | undefined {
@@ -27,22 +50,25 @@ export function registerTaskHandlers(router: ConnectRouter, { db, log }: HubDeps
   router.service(TaskService, {
     createEchoTask: (req, ctx) =>
       answer(log, ctx, async () => {
-        if (req.message.length > MAX_ECHO_MESSAGE) throw new InvalidInputError("message", `must be at most ${MAX_ECHO_MESSAGE} characters`);
+        const echo = echoTask(req);
         const em = db.em();
         const trust = await findTrust(em, req.trust);
         await assertAcceptingWork(em);
-        const timeoutMs = req.timeout ? durationMs(req.timeout) : undefined;
-        const delayMs = req.delay ? durationMs(req.delay) : 0;
-        if (delayMs < 0 || delayMs > 3_600_000) throw new InvalidInputError("delay", "must be from 0 to 1 hour");
-        const task = await createTask(em, {
-          trustId: trust.id,
-          spec: create(TaskSpecSchema, { kind: { case: "echo", value: create(EchoSpecSchema, { message: req.message, delay: req.delay, fail: req.fail }) } }),
-          timeoutMs,
-          maxAttempts: req.maxAttempts === 0 ? undefined : req.maxAttempts,
-          actor: actorFor(ctx),
-        });
+        const task = await createTask(em, { ...echo, trustId: trust.id, actor: actorFor(ctx) });
         log.info({ taskId: task.id, trustId: trust.id, kind: task.kind }, "task created");
         return { task: taskToProto({ task, trustCode: trust.code }) };
+      }),
+    createEchoTasks: (req, ctx) =>
+      answer(log, ctx, async () => {
+        if (req.trusts.length === 0) throw new InvalidInputError("trusts", "give at least one trust id or code");
+        if (req.trusts.length > MAX_ECHO_BATCH) throw new InvalidInputError("trusts", `at most ${MAX_ECHO_BATCH} per call, got ${req.trusts.length}`);
+        const echo = echoTask(req);
+        const em = db.em();
+        const trusts = await findTrusts(em, req.trusts);
+        await assertAcceptingWork(em);
+        const tasks = await createTasks(em, trusts.map((trust) => ({ ...echo, trustId: trust.id })), { actor: actorFor(ctx) });
+        log.info({ tasks: tasks.length, kind: "echo" }, "tasks created");
+        return { tasks: tasks.map((task, i) => taskToProto({ task, trustCode: trusts[i]!.code })) };
       }),
     getTask: (req, ctx) =>
       answer(log, ctx, async () => {

@@ -60,6 +60,40 @@ export async function findTrust(em: EntityManager, ref: string, field = "trust")
   return trust;
 }
 
+/** What a caller naming many trusts needs of each. */
+export interface TrustRef {
+  id: string;
+  code: string;
+}
+
+/**
+ * Finds many trusts by id or code in one query, in the order given. A missing one is NotFound naming
+ * it; an empty reference, or two naming the same trust, is InvalidInput naming its place.
+ */
+export async function findTrusts(em: EntityManager, refs: string[], field = "trusts"): Promise<TrustRef[]> {
+  refs.forEach((ref, i) => {
+    if (ref.trim() === "") throw new InvalidInputError(`${field}[${i}]`, "give a trust id or code");
+  });
+  const key = (ref: string) => (isUuid(ref) ? ref.toLowerCase() : ref);
+  const found = await em.execute<TrustRef[]>(
+    `select id, code from trust
+     where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+        or code in (select value from jsonb_array_elements_text(?::jsonb))`,
+    // JSON, not arrays: execute() would spread a JavaScript array into a list.
+    [JSON.stringify(refs.filter(isUuid).map(key)), JSON.stringify(refs.filter((r) => !isUuid(r)))],
+  );
+  const byRef = new Map(found.flatMap((t) => [[t.id, t] as const, [t.code, t] as const]));
+  const seen = new Map<string, number>();
+  return refs.map((ref, i) => {
+    const trust = byRef.get(key(ref));
+    if (!trust) throw new NotFoundError("trust", ref);
+    const first = seen.get(trust.id);
+    if (first !== undefined) throw new InvalidInputError(`${field}[${i}]`, `names trust "${trust.code}" again (as ${field}[${first}] did); give each trust once`);
+    seen.set(trust.id, i);
+    return trust;
+  });
+}
+
 export async function listTrusts(em: EntityManager, page: Page, includeDisabled: boolean): Promise<Trust[]> {
   return await em.find(Trust, includeDisabled ? {} : { disabledAt: null }, { orderBy: { code: "asc" }, offset: page.offset, limit: page.limit });
 }

@@ -60,6 +60,25 @@ async function waitForEnd(ctx: CliContext, task: Task): Promise<Task> {
   return last;
 }
 
+/** Polls until every task ends; prints how many have in human mode. Returns them in the order given. */
+async function waitForAll(ctx: CliContext, tasks: Task[]): Promise<Task[]> {
+  const client = ctx.client(TaskService);
+  const latest = new Map(tasks.map((t) => [t.id, t]));
+  let shown = 0;
+  for (;;) {
+    const open = [...latest.values()].filter((t) => !FINAL.has(t.state));
+    if (open.length === 0) return tasks.map((t) => latest.get(t.id)!);
+    const ended = tasks.length - open.length;
+    if (!ctx.json && ended !== shown) ctx.stderr.write(`  ${ended} of ${tasks.length} ended\n`);
+    shown = ended;
+    await new Promise((r) => setTimeout(r, 200));
+    for (const t of open) latest.set(t.id, (await client.getTask({ taskId: t.id })).task ?? t);
+  }
+}
+
+const tasksTable = (tasks: Task[]) =>
+  table(["ID", "TRUST", "STATE", "OUTCOME"], tasks.map((t) => [t.id, t.trustCode, stateLabel(t.state), outcomeOf(t).slice(0, 60)]));
+
 function parseStates(args: CliArgs): TaskState[] {
   const raw = stringOption(args, "state");
   if (!raw) return [];
@@ -73,10 +92,12 @@ function parseStates(args: CliArgs): TaskState[] {
 export const taskCommands: CliCommand[] = [
   {
     path: ["task", "echo"],
-    summary: "Send a diagnostic echo task to a trust; with --wait, wait for its result (exit 1 unless it succeeded).",
-    usage: "--trust <code|id> [--message <text>] [--delay 2s] [--fail] [--timeout 5m] [--attempts 3] [--wait]",
+    summary:
+      "Send a diagnostic echo task to a trust, or to each of several trusts at once (all or none); " +
+      "with --wait, wait for the results (exit 1 unless every task succeeded).",
+    usage: "--trust <code|id> [--trust ...] [--message <text>] [--delay 2s] [--fail] [--timeout 5m] [--attempts 3] [--wait]",
     options: {
-      trust: { type: "string" },
+      trust: { type: "string", multiple: true },
       message: { type: "string" },
       delay: { type: "string" },
       fail: { type: "boolean", default: false },
@@ -85,18 +106,30 @@ export const taskCommands: CliCommand[] = [
       wait: { type: "boolean", default: false },
     },
     async run(ctx, args) {
-      const trust = stringOption(args, "trust");
-      if (!trust) throw new UsageError("--trust is required");
+      const trusts = (args.values.trust as string[] | undefined) ?? [];
+      if (trusts.length === 0) throw new UsageError("--trust is required");
       const attempts = stringOption(args, "attempts");
       if (attempts && !/^\d+$/.test(attempts)) throw new UsageError("--attempts: expected a whole number");
-      const { task } = await ctx.client(TaskService).createEchoTask({
-        trust,
+      const options = {
         message: stringOption(args, "message", "ping"),
         delay: args.values.delay ? durationFromMs(parseDurationMs("delay", stringOption(args, "delay"))) : undefined,
         fail: Boolean(args.values.fail),
         timeout: args.values.timeout ? durationFromMs(parseDurationMs("timeout", stringOption(args, "timeout"))) : undefined,
         maxAttempts: attempts ? Number(attempts) : 0,
-      });
+      };
+      if (trusts.length > 1) {
+        const { tasks } = await ctx.client(TaskService).createEchoTasks({ trusts, ...options });
+        if (!args.values.wait) {
+          ctx.print(`created ${tasks.length} tasks\n${tasksTable(tasks)}`, { tasks: tasks.map(taskJson) });
+          return;
+        }
+        if (!ctx.json) ctx.stderr.write(`created ${tasks.length} tasks; waiting for their results\n`);
+        const done = await waitForAll(ctx, tasks);
+        const succeeded = done.filter((t) => t.state === TaskState.SUCCEEDED).length;
+        ctx.print(`${succeeded} of ${done.length} tasks succeeded\n${tasksTable(done)}`, { tasks: done.map(taskJson) });
+        return succeeded === done.length ? 0 : 1;
+      }
+      const { task } = await ctx.client(TaskService).createEchoTask({ trust: trusts[0]!, ...options });
       if (!task) return 1;
       if (!args.values.wait) {
         ctx.print(`created task ${task.id} for trust ${task.trustCode} (${stateLabel(task.state)})`, { task: taskJson(task) });

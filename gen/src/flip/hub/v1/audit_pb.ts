@@ -203,7 +203,8 @@ export const VerifyAuditChainResponseSchema: GenMessage<VerifyAuditChainResponse
  */
 export const AuditService: GenService<{
   /**
-   * Lists audit entries, oldest first, filtered by action prefix, target and actor.
+   * Lists audit entries in chain order (oldest first), filtered by action prefix, target and actor. Every
+   * entry committed before the call is chained first, so it is listed.
    * Who may call: Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT.
    *
    * @generated from rpc flip.hub.v1.AuditService.ListAuditEntries
@@ -214,7 +215,8 @@ export const AuditService: GenService<{
     output: typeof ListAuditEntriesResponseSchema;
   },
   /**
-   * Recomputes the hash chain and names the first broken entry, if any.
+   * Chains every entry committed before the call, then recomputes the hash chain and names the first
+   * missing, re-pointed or altered entry, if any.
    * Who may call: Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED.
    *
    * @generated from rpc flip.hub.v1.AuditService.VerifyAuditChain

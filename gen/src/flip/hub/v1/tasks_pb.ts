@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/tasks.proto.
  */
 export const file_flip_hub_v1_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2h1Yi92MS90YXNrcy5wcm90bxILZmxpcC5odWIudjEihAQKBFRhc2sSCgoCaWQYASABKAkSEAoIdHJ1c3RfaWQYAiABKAkSEgoKdHJ1c3RfY29kZRgDIAEoCRIkCgRraW5kGAQgASgOMhYuZmxpcC5saW5rLnYxLlRhc2tLaW5kEiUKBXN0YXRlGAUgASgOMhYuZmxpcC5odWIudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBiABKA0SFAoMbWF4X2F0dGVtcHRzGAcgASgNEiQKBHNwZWMYCCABKAsyFi5mbGlwLmxpbmsudjEuVGFza1NwZWMSKAoGb3V0cHV0GAkgASgLMhguZmxpcC5saW5rLnYxLlRhc2tPdXRwdXQSJgoFZXJyb3IYCiABKAsyFy5mbGlwLmxpbmsudjEuVGFza0Vycm9yEhIKCmVuZF9yZWFzb24YCyABKAkSEAoIcHJvZ3Jlc3MYDCABKAESGAoQcHJvZ3Jlc3NfbWVzc2FnZRgNIAEoCRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnByb2plY3RfaWQYESABKAkisQEKFUNyZWF0ZUVjaG9UYXNrUmVxdWVzdBINCgV0cnVzdBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEigKBWRlbGF5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBGZhaWwYBCABKAgSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBiABKA0iOQoWQ3JlYXRlRWNob1Rhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEuZmxpcC5odWIudjEuVGFzayIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEuZmxpcC5odWIudjEuVGFzayJ0ChBMaXN0VGFza3NSZXF1ZXN0Eg0KBXRydXN0GAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLmZsaXAuaHViLnYxLlRhc2tTdGF0ZRIpCgRwYWdlGAMgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QiYQoRTGlzdFRhc2tzUmVzcG9uc2USIAoFdGFza3MYASADKAsyES5mbGlwLmh1Yi52MS5UYXNrEioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES5mbGlwLmh1Yi52MS5UYXNrKtIBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhYKElRBU0tfU1RBVEVfT0ZGRVJFRBACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAGEhYKElRBU0tfU1RBVEVfRVhQSVJFRBAHMskCCgtUYXNrU2VydmljZRJZCg5DcmVhdGVFY2hvVGFzaxIiLmZsaXAuaHViLnYxLkNyZWF0ZUVjaG9UYXNrUmVxdWVzdBojLmZsaXAuaHViLnYxLkNyZWF0ZUVjaG9UYXNrUmVzcG9uc2USRAoHR2V0VGFzaxIbLmZsaXAuaHViLnYxLkdldFRhc2tSZXF1ZXN0GhwuZmxpcC5odWIudjEuR2V0VGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLmZsaXAuaHViLnYxLkxpc3RUYXNrc1JlcXVlc3QaHi5mbGlwLmh1Yi52MS5MaXN0VGFza3NSZXNwb25zZRJNCgpDYW5jZWxUYXNrEh4uZmxpcC5odWIudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy5mbGlwLmh1Yi52MS5DYW5jZWxUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_flip_common_v1_common, file_flip_link_v1_link, file_flip_link_v1_tasks, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2h1Yi92MS90YXNrcy5wcm90bxILZmxpcC5odWIudjEihAQKBFRhc2sSCgoCaWQYASABKAkSEAoIdHJ1c3RfaWQYAiABKAkSEgoKdHJ1c3RfY29kZRgDIAEoCRIkCgRraW5kGAQgASgOMhYuZmxpcC5saW5rLnYxLlRhc2tLaW5kEiUKBXN0YXRlGAUgASgOMhYuZmxpcC5odWIudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBiABKA0SFAoMbWF4X2F0dGVtcHRzGAcgASgNEiQKBHNwZWMYCCABKAsyFi5mbGlwLmxpbmsudjEuVGFza1NwZWMSKAoGb3V0cHV0GAkgASgLMhguZmxpcC5saW5rLnYxLlRhc2tPdXRwdXQSJgoFZXJyb3IYCiABKAsyFy5mbGlwLmxpbmsudjEuVGFza0Vycm9yEhIKCmVuZF9yZWFzb24YCyABKAkSEAoIcHJvZ3Jlc3MYDCABKAESGAoQcHJvZ3Jlc3NfbWVzc2FnZRgNIAEoCRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnByb2plY3RfaWQYESABKAkisQEKFUNyZWF0ZUVjaG9UYXNrUmVxdWVzdBINCgV0cnVzdBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEigKBWRlbGF5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEgwKBGZhaWwYBCABKAgSKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxtYXhfYXR0ZW1wdHMYBiABKA0iOQoWQ3JlYXRlRWNob1Rhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEuZmxpcC5odWIudjEuVGFzayKzAQoWQ3JlYXRlRWNob1Rhc2tzUmVxdWVzdBIOCgZ0cnVzdHMYASADKAkSDwoHbWVzc2FnZRgCIAEoCRIoCgVkZWxheRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIMCgRmYWlsGAQgASgIEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMbWF4X2F0dGVtcHRzGAYgASgNIjsKF0NyZWF0ZUVjaG9UYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEuZmxpcC5odWIudjEuVGFzayIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEuZmxpcC5odWIudjEuVGFzayJ0ChBMaXN0VGFza3NSZXF1ZXN0Eg0KBXRydXN0GAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLmZsaXAuaHViLnYxLlRhc2tTdGF0ZRIpCgRwYWdlGAMgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QiYQoRTGlzdFRhc2tzUmVzcG9uc2USIAoFdGFza3MYASADKAsyES5mbGlwLmh1Yi52MS5UYXNrEioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES5mbGlwLmh1Yi52MS5UYXNrKtIBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhYKElRBU0tfU1RBVEVfT0ZGRVJFRBACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAGEhYKElRBU0tfU1RBVEVfRVhQSVJFRBAHMqcDCgtUYXNrU2VydmljZRJZCg5DcmVhdGVFY2hvVGFzaxIiLmZsaXAuaHViLnYxLkNyZWF0ZUVjaG9UYXNrUmVxdWVzdBojLmZsaXAuaHViLnYxLkNyZWF0ZUVjaG9UYXNrUmVzcG9uc2USXAoPQ3JlYXRlRWNob1Rhc2tzEiMuZmxpcC5odWIudjEuQ3JlYXRlRWNob1Rhc2tzUmVxdWVzdBokLmZsaXAuaHViLnYxLkNyZWF0ZUVjaG9UYXNrc1Jlc3BvbnNlEkQKB0dldFRhc2sSGy5mbGlwLmh1Yi52MS5HZXRUYXNrUmVxdWVzdBocLmZsaXAuaHViLnYxLkdldFRhc2tSZXNwb25zZRJKCglMaXN0VGFza3MSHS5mbGlwLmh1Yi52MS5MaXN0VGFza3NSZXF1ZXN0Gh4uZmxpcC5odWIudjEuTGlzdFRhc2tzUmVzcG9uc2USTQoKQ2FuY2VsVGFzaxIeLmZsaXAuaHViLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8uZmxpcC5odWIudjEuQ2FuY2VsVGFza1Jlc3BvbnNlYgZwcm90bzM", [file_flip_common_v1_common, file_flip_link_v1_link, file_flip_link_v1_tasks, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A task as recorded at the hub.
@@ -191,6 +191,75 @@ export const CreateEchoTaskResponseSchema: GenMessage<CreateEchoTaskResponse> = 
   messageDesc(file_flip_hub_v1_tasks, 2);
 
 /**
+ * Creates a diagnostic echo task for each of many trusts, with the same options for all.
+ *
+ * @generated from message flip.hub.v1.CreateEchoTasksRequest
+ */
+export type CreateEchoTasksRequest = Message<"flip.hub.v1.CreateEchoTasksRequest"> & {
+  /**
+   * Trust ids (UUID) or codes, each trust once; 1 to 10,000 of them.
+   *
+   * @generated from field: repeated string trusts = 1;
+   */
+  trusts: string[];
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * @generated from field: google.protobuf.Duration delay = 3;
+   */
+  delay?: Duration | undefined;
+
+  /**
+   * @generated from field: bool fail = 4;
+   */
+  fail: boolean;
+
+  /**
+   * Time allowed from creation to result; default 5 minutes, at most 24 hours.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Attempts allowed; default 3, at most 10.
+   *
+   * @generated from field: uint32 max_attempts = 6;
+   */
+  maxAttempts: number;
+};
+
+/**
+ * Describes the message flip.hub.v1.CreateEchoTasksRequest.
+ * Use `create(CreateEchoTasksRequestSchema)` to create a new message.
+ */
+export const CreateEchoTasksRequestSchema: GenMessage<CreateEchoTasksRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_tasks, 3);
+
+/**
+ * The created tasks, in the order of the request's trusts.
+ *
+ * @generated from message flip.hub.v1.CreateEchoTasksResponse
+ */
+export type CreateEchoTasksResponse = Message<"flip.hub.v1.CreateEchoTasksResponse"> & {
+  /**
+   * @generated from field: repeated flip.hub.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message flip.hub.v1.CreateEchoTasksResponse.
+ * Use `create(CreateEchoTasksResponseSchema)` to create a new message.
+ */
+export const CreateEchoTasksResponseSchema: GenMessage<CreateEchoTasksResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_tasks, 4);
+
+/**
  * Gets a task.
  *
  * @generated from message flip.hub.v1.GetTaskRequest
@@ -207,7 +276,7 @@ export type GetTaskRequest = Message<"flip.hub.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 3);
+  messageDesc(file_flip_hub_v1_tasks, 5);
 
 /**
  * One task.
@@ -226,7 +295,7 @@ export type GetTaskResponse = Message<"flip.hub.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 4);
+  messageDesc(file_flip_hub_v1_tasks, 6);
 
 /**
  * Lists tasks.
@@ -259,7 +328,7 @@ export type ListTasksRequest = Message<"flip.hub.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 5);
+  messageDesc(file_flip_hub_v1_tasks, 7);
 
 /**
  * A page of tasks.
@@ -283,7 +352,7 @@ export type ListTasksResponse = Message<"flip.hub.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 6);
+  messageDesc(file_flip_hub_v1_tasks, 8);
 
 /**
  * Cancels a task.
@@ -307,7 +376,7 @@ export type CancelTaskRequest = Message<"flip.hub.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 7);
+  messageDesc(file_flip_hub_v1_tasks, 9);
 
 /**
  * The task after cancellation.
@@ -326,7 +395,7 @@ export type CancelTaskResponse = Message<"flip.hub.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_tasks, 8);
+  messageDesc(file_flip_hub_v1_tasks, 10);
 
 /**
  * The life of a task at the hub.
@@ -406,6 +475,20 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof CreateEchoTaskRequestSchema;
     output: typeof CreateEchoTaskResponseSchema;
+  },
+  /**
+   * Creates one diagnostic echo task for each of many trusts (up to 10,000) in one transaction, with one
+   * audit entry: every trust gets its task or none does. Each is pushed at once if its trust is connected.
+   * Who may call: Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (no trusts, too many,
+   * a trust named twice, bad options), NOT_FOUND (a trust), FAILED_PRECONDITION (a trust disabled, or the
+   * hub is in deployment mode).
+   *
+   * @generated from rpc flip.hub.v1.TaskService.CreateEchoTasks
+   */
+  createEchoTasks: {
+    methodKind: "unary";
+    input: typeof CreateEchoTasksRequestSchema;
+    output: typeof CreateEchoTasksResponseSchema;
   },
   /**
    * Gets one task with its state, attempts and outcome.
