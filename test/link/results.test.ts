@@ -22,7 +22,7 @@ interface Ctx {
 const test = anyTest as TestFn<Ctx>;
 
 // One trust per test: each test holds its trust's only stream.
-const TRUSTS = ["dup", "adopt", "reoffer", "bounded", "other", "victim", "away", "retry", "offline"];
+const TRUSTS = ["dup", "connect", "adopt", "reoffer", "bounded", "other", "victim", "away", "retry", "offline"];
 
 test.before(async (t) => {
   const db = await createTestDatabase("link_results");
@@ -41,9 +41,26 @@ test.after.always(async (t) => {
 
 const echoOutput = (message: string, trustCode: string) => ({ case: "output" as const, value: { kind: { case: "echo" as const, value: { message, trustCode } } } });
 
-function link(t: { context: Ctx }, code: string, inFlight: { taskId: string; attempt: number }[] = []): RawLink {
-  return RawLink.open(t.context.hub.url, t.context.keys[code], { trustCode: code, hello: { capacity: [{ kind: 1, maxConcurrent: 4 }], inFlight } });
+function link(t: { context: Ctx }, code: string, inFlight: { taskId: string; attempt: number }[] = [], protocol: "grpc" | "connect" = "grpc"): RawLink {
+  return RawLink.open(t.context.hub.url, t.context.keys[code], { trustCode: code, hello: { capacity: [{ kind: 1, maxConcurrent: 4 }], inFlight } }, protocol);
 }
+
+test("a gateway speaking the Connect protocol instead of gRPC gets the same link: offers, results, acknowledgements", async (t) => {
+  const { admin, ends } = t.context;
+  const gateway = link(t, "connect", [], "connect");
+  t.is((await gateway.next("welcome")).trustCode, "connect");
+  const { task } = await admin.tasks.createEchoTask({ trust: "connect", message: "over connect" });
+  const offer = await gateway.next("offer");
+  t.is(offer.taskId, task!.id);
+  gateway.send({ case: "ack", value: { taskId: offer.taskId, attempt: offer.attempt } });
+  const result = { taskId: offer.taskId, attempt: offer.attempt, outcome: echoOutput("over connect", "connect") };
+  gateway.send({ case: "result", value: result });
+  gateway.send({ case: "result", value: result });
+  t.true((await gateway.next("resultAck")).recorded);
+  t.false((await gateway.next("resultAck")).recorded);
+  t.deepEqual(await ends.endsOf(task!.id), ["succeeded"]);
+  gateway.close();
+});
 
 test("a duplicate result is acknowledged but not recorded, before and after a reconnect; the task ends once", async (t) => {
   const { admin, ends } = t.context;

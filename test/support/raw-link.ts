@@ -4,7 +4,7 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ConnectRequestSchema, HelloSchema, LinkService, type ConnectResponse } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { AsyncQueue } from "@flip/shared/streams/async-queue.js";
@@ -22,8 +22,10 @@ export class RawLink {
   /** Like a real gateway, keep the stream alive with heartbeats (the hub closes silent streams). */
   private readonly heartbeat = setInterval(() => this.out.push(create(ConnectRequestSchema, { message: { case: "heartbeat", value: {} } })), 200).unref();
 
-  private constructor(hubUrl: string, key: string | undefined) {
-    const client = createClient(LinkService, createGrpcTransport({ baseUrl: hubUrl }));
+  private constructor(hubUrl: string, key: string | undefined, protocol: "grpc" | "connect") {
+    // gRPC reaches the hub's direct path for the link; the Connect protocol reaches Connect's handler.
+    const transport = protocol === "grpc" ? createGrpcTransport({ baseUrl: hubUrl }) : createConnectTransport({ baseUrl: hubUrl, httpVersion: "2" });
+    const client = createClient(LinkService, transport);
     const headers: Record<string, string> = key === undefined ? {} : { authorization: `Bearer ${key}` };
     void (async () => {
       try {
@@ -40,13 +42,14 @@ export class RawLink {
     })();
   }
 
-  /** Opens a stream and sends `first` (by default a Hello for `trustCode` with echo capacity 4). */
+  /** Opens a stream (gRPC unless told otherwise) and sends `first` (by default a Hello for `trustCode` with echo capacity 4). */
   static open(
     hubUrl: string,
     key: string | undefined,
     first: MessageInitShape<typeof ConnectRequestSchema>["message"] | { trustCode: string; hello?: Omit<MessageInitShape<typeof HelloSchema>, "$typeName"> },
+    protocol: "grpc" | "connect" = "grpc",
   ): RawLink {
-    const link = new RawLink(hubUrl, key);
+    const link = new RawLink(hubUrl, key, protocol);
     if (first && "trustCode" in first) {
       link.send({ case: "hello", value: create(HelloSchema, { trustCode: first.trustCode, capacity: [{ kind: TaskKind.ECHO, maxConcurrent: 4 }], ...first.hello }) });
     } else {

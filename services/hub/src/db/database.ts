@@ -39,7 +39,9 @@ export async function openDatabase(databaseUrl: string, log: Logger, poolMax = 2
     entities,
     extensions: [Migrator],
     migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
-    pool: { min: 0, max: poolMax },
+    // Opening a connection starts a PostgreSQL backend (milliseconds): connections opened for a burst stay
+    // open for minutes rather than pg's default 10 s, so the next task does not pay for a new one.
+    pool: { min: 2, max: poolMax, idleTimeoutMillis: 300_000 },
     debug: false,
     allowGlobalContext: false,
   });

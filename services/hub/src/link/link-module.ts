@@ -1,6 +1,7 @@
 import { LinkService } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { HubModule } from "../hub-module.js";
 import type { HubDeps } from "../rpc/hub-context.js";
+import { directLinkRoute } from "./direct-link.js";
 import { registerLinkHandlers } from "./handlers.js";
 import { LinkRegistry } from "./link-registry.js";
 
@@ -15,6 +16,7 @@ export function createLinkModule(deps: HubDeps): LinkModule {
   return {
     services: [LinkService],
     routes: (router) => registerLinkHandlers(router, { db: deps.db, log: deps.log, registry }),
+    direct: () => [directLinkRoute({ db: deps.db, log: deps.log, registry })],
     registry,
     start: () => registry.start(),
     stop: () => registry.stop(),

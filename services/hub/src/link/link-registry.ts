@@ -4,13 +4,16 @@ import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
 import type { HubConfig } from "../config.js";
 import type { Database } from "../db/database.js";
 import { onTaskEndedNotice, TASK_READY_CHANNEL } from "../tasks/channels.js";
+import { GroupCommit } from "../db/group-commit.js";
+import { claimPendingTasksFor, type ClaimRequest } from "../tasks/claims.js";
+import { SuccessBatcher } from "../tasks/success-batcher.js";
 import { Trust } from "../trusts/entities.js";
 import { healthToJson } from "../trusts/health-json.js";
 import { TRUST_CHANGED_CHANNEL } from "../trusts/registry.js";
 import type { LinkedTrust } from "./authenticate-link.js";
 import { decodeLinkRef, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 import type { LinkHello } from "./hello.js";
-import { LinkSession } from "./link-session.js";
+import { LinkSession, type LinkOutbound, type SessionDeps } from "./link-session.js";
 import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
 
 /** Heartbeat ticks per heartbeat interval; each serves the sessions of one slice. */
@@ -36,9 +39,20 @@ export class LinkRegistry {
   private tickCount = 0;
   private opened = 0;
   private readonly tick: PeriodicJob;
+  /** What every session needs, shared (a hub holds thousands of sessions). */
+  private readonly sessionDeps: SessionDeps;
   private readonly staleLinks: PeriodicJob;
 
   constructor(private readonly deps: LinkRegistryDeps) {
+    const claims = new GroupCommit((batch: ClaimRequest[]) => claimPendingTasksFor(deps.db.em(), deps.config.instanceId, batch));
+    this.sessionDeps = {
+      db: deps.db,
+      claim: (request) => claims.submit(request),
+      successes: new SuccessBatcher(deps.db),
+      log: deps.log,
+      hubInstance: deps.config.instanceId,
+      heartbeatIntervalMs: deps.config.heartbeatIntervalMs,
+    };
     // One timer for all sessions, each tick serving one slice of them: heartbeats and last-seen writes
     // are spread over the interval instead of a burst for every trust at once.
     this.tick = new PeriodicJob("link-heartbeat", Math.max(20, Math.floor(deps.config.heartbeatIntervalMs / TICK_SLICES)), () => this.onTick(), deps.log);
@@ -84,14 +98,9 @@ export class LinkRegistry {
   }
 
   /** Makes a new stream the owner of its trust's link and returns its session, already welcomed. */
-  async open(trust: LinkedTrust, hello: LinkHello, traceCarrier: Record<string, string>): Promise<LinkSession> {
+  async open(trust: LinkedTrust, hello: LinkHello, traceCarrier: Record<string, string>, outbound: LinkOutbound): Promise<LinkSession> {
     const { db, config } = this.deps;
-    const session = new LinkSession(trust, hello, traceCarrier, {
-      db,
-      log: this.deps.log,
-      hubInstance: config.instanceId,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-    });
+    const session = new LinkSession(trust, hello, traceCarrier, outbound, this.sessionDeps);
     session.slice = this.opened++ % TICK_SLICES;
     const takeover = await openStream(db.em(), {
       trustId: trust.id,

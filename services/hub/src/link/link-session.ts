@@ -8,24 +8,38 @@ import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse, type 
 import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { taskKindFromName } from "@flip/shared/link/task-kinds.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
-import { AsyncQueue } from "@flip/shared/streams/async-queue.js";
 import { extractTraceContext, injectTraceContext, tracer, withSpan } from "@flip/shared/telemetry/trace-context.js";
 import type { Database } from "../db/database.js";
-import { claimPendingTasks, type ClaimedTask, type StreamTakeover } from "../tasks/claims.js";
+import type { ClaimedTask, ClaimRequest, StreamTakeover } from "../tasks/claims.js";
 import type { TaskEndedNotice } from "../tasks/channels.js";
 import { specFromJson } from "../tasks/task-json.js";
+import type { SuccessBatcher } from "../tasks/success-batcher.js";
 import { recordAcks, recordProgress, recordResult } from "../tasks/task-outcomes.js";
 import type { LinkedTrust } from "./authenticate-link.js";
 import type { LinkHello } from "./hello.js";
 
 export interface SessionDeps {
   db: Database;
+  /** Claims pending tasks for a stream; shared by every session of this replica, so claims made at once go in one statement. */
+  claim(request: ClaimRequest): Promise<ClaimedTask[]>;
+  /** Group commit of successes, shared by every session of this replica. */
+  successes: SuccessBatcher;
   log: Logger;
   hubInstance: string;
   heartbeatIntervalMs: number;
 }
 
 type Outbound = MessageInitShape<typeof ConnectResponseSchema>["message"];
+
+/**
+ * Where a session's messages to the gateway go: Connect's response stream (an AsyncQueue) or a direct
+ * HTTP/2 stream. `push` returns false once the stream has ended.
+ */
+export interface LinkOutbound {
+  push(message: ConnectResponse): boolean;
+  end(): void;
+  fail(error: ConnectError): void;
+}
 
 /**
  * Acks are written this long after they arrive, in one statement per stream. A quick task's result
@@ -40,7 +54,6 @@ const ACK_WRITE_DELAY_MS = 25;
  */
 export class LinkSession {
   readonly streamId = randomUUID();
-  readonly outbound = new AsyncQueue<ConnectResponse>();
   readonly log: Logger;
   lastHeardAt = Date.now();
   /** When lastHeardAt was last written to the trust row. */
@@ -51,6 +64,11 @@ export class LinkSession {
   unwrittenHealth: HealthSnapshot | undefined;
   private lastHealth: HealthSnapshot | undefined;
   closed = false;
+  /** Why the hub closed the stream, when it did (a newer stream, silence, a revoked key...). */
+  closeReason: string | undefined;
+  /** Settles when the session closes, so a reader waiting on the gateway can stop waiting. */
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
   /** Task id → kind name, for attempts offered or running on this stream. */
   private readonly held = new Map<string, string>();
   private readonly heldPerKind = new Map<string, number>();
@@ -67,9 +85,11 @@ export class LinkSession {
     readonly hello: LinkHello,
     /** The stream's own trace context, carried by messages that belong to no task (welcome, heartbeats). */
     private readonly traceCarrier: Record<string, string>,
+    private readonly outbound: LinkOutbound,
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.log.child({ trustId: trust.id, trust: trust.code, streamId: this.streamId });
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
     this.unwrittenHealth = hello.health;
     this.lastHealth = hello.health;
   }
@@ -108,8 +128,10 @@ export class LinkSession {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.ackTimer);
+    if (error) this.closeReason = error.rawMessage;
     if (error) this.outbound.fail(error);
     else this.outbound.end();
+    this.markEnded();
   }
 
   /** Handles one message from the gateway, in arrival order. */
@@ -144,7 +166,7 @@ export class LinkSession {
     const outcome = result.outcome;
     if (outcome.case === undefined) throw new ConnectError("result.outcome: set output or error", Code.InvalidArgument);
     this.unwrittenAcks.delete(result.taskId);
-    const r = await recordResult(this.deps.db.em(), this.trust.id, result.taskId, outcome);
+    const r = await recordResult(this.deps.db.em(), this.trust.id, result.taskId, outcome, this.deps.successes);
     this.release(result.taskId);
     this.send({ case: "resultAck", value: { taskId: result.taskId, attempt: result.attempt, recorded: r.recorded } }, injectTraceContext());
     if (r.recorded) this.log.info({ taskId: result.taskId, state: r.state }, "task result recorded");
@@ -197,7 +219,7 @@ export class LinkSession {
         const wakes = this.wakes;
         let claimed: ClaimedTask[];
         try {
-          claimed = await claimPendingTasks(this.deps.db.em(), { trustId: this.trust.id, streamId: this.streamId, hubInstance: this.deps.hubInstance, kind, limit: free });
+          claimed = await this.deps.claim({ trustId: this.trust.id, streamId: this.streamId, kind, limit: free });
         } catch (err) {
           this.log.error({ err, kind }, "claiming tasks failed; will retry on the next wake-up");
           return;

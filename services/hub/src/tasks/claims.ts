@@ -16,6 +16,7 @@ export interface ClaimedTask {
 
 interface ClaimRow {
   id: string;
+  stream_id: string;
   attempt: number;
   kind: string;
   spec: JsonValue;
@@ -24,49 +25,75 @@ interface ClaimRow {
   trace_context: Record<string, string>;
 }
 
+/** One stream asking for up to `limit` pending tasks of one kind. */
+export interface ClaimRequest {
+  trustId: string;
+  streamId: string;
+  kind: string;
+  limit: number;
+}
+
 /**
  * Claims up to `limit` pending tasks of one kind for a stream, oldest first, starting their next
  * attempt, in one statement. It claims nothing unless the stream owns the trust's link: the owner
  * row is share-locked, so a stream replaced on this replica or another can never start an attempt.
  * SKIP LOCKED: a row another transaction is ending (cancel, deadline) is left to it, never waited on.
  */
-export async function claimPendingTasks(
-  em: EntityManager,
-  claim: { trustId: string; streamId: string; hubInstance: string; kind: string; limit: number },
-): Promise<ClaimedTask[]> {
-  if (claim.limit <= 0) return [];
+export async function claimPendingTasks(em: EntityManager, claim: ClaimRequest & { hubInstance: string }): Promise<ClaimedTask[]> {
+  const [claimed] = await claimPendingTasksFor(em, claim.hubInstance, [claim]);
+  return claimed!;
+}
+
+/**
+ * `claimPendingTasks` for many streams in one statement (what a round's wake-ups of many trusts turn
+ * into under load); returns each request's tasks, in request order. Requests must name distinct
+ * (stream, kind) pairs.
+ */
+export async function claimPendingTasksFor(em: EntityManager, hubInstance: string, requests: ClaimRequest[]): Promise<ClaimedTask[][]> {
+  const wanted = requests.filter((r) => r.limit > 0);
+  const byRequest = new Map<string, ClaimedTask[]>(requests.map((r) => [`${r.streamId}/${r.kind}`, []]));
+  if (wanted.length === 0) return requests.map(() => []);
   const now = new Date();
   const rows = await em.execute<ClaimRow[]>(
-    `with owner as (
-       select trust_id from trust_link where trust_id = ? and stream_id = ? for share
+    `with req as (
+       select * from jsonb_to_recordset(?::jsonb) as r(trust_id uuid, stream_id uuid, kind text, lim integer)
+     ),
+     owner as (
+       select trust_id, stream_id from trust_link where (trust_id, stream_id) in (select trust_id, stream_id from req) for share
      ),
      picked as (
-       select id from task
-       where trust_id = ? and kind = ? and state = 'pending' and attempt < max_attempts and deadline > ?
-         and exists (select 1 from owner)
-       order by created_at limit ? for update skip locked
+       select p.id, req.stream_id from req
+       cross join lateral (
+         select id from task
+         where trust_id = req.trust_id and kind = req.kind and state = 'pending' and attempt < max_attempts and deadline > ?
+           and exists (select 1 from owner o where o.trust_id = req.trust_id and o.stream_id = req.stream_id)
+         order by created_at limit req.lim for update skip locked
+       ) p
      ),
      claimed as (
-       update task t set state = 'offered', attempt = t.attempt + 1, stream_id = ?, updated_at = ?
+       update task t set state = 'offered', attempt = t.attempt + 1, stream_id = picked.stream_id, updated_at = ?
        from picked where t.id = picked.id
-       returning t.id, t.attempt, t.kind, t.spec, t.deadline, t.project_id, t.trace_context, t.created_at
+       returning t.id, t.stream_id, t.attempt, t.kind, t.spec, t.deadline, t.project_id, t.trace_context, t.created_at
      ),
      attempts as (
        insert into task_attempt (task_id, attempt, stream_id, hub_instance, offered_at)
-       select id, attempt, ?, ?, ? from claimed
+       select id, attempt, stream_id, ?, ? from claimed
      )
-     select id, attempt, kind, spec, deadline, project_id, trace_context from claimed order by created_at`,
-    [claim.trustId, claim.streamId, claim.trustId, claim.kind, now, claim.limit, claim.streamId, now, claim.streamId, claim.hubInstance, now],
+     select id, stream_id, attempt, kind, spec, deadline, project_id, trace_context from claimed order by created_at`,
+    [JSON.stringify(wanted.map((r) => ({ trust_id: r.trustId, stream_id: r.streamId, kind: r.kind, lim: r.limit }))), now, now, hubInstance, now],
   );
-  return rows.map((r) => ({
-    id: r.id,
-    attempt: r.attempt,
-    kind: r.kind,
-    spec: r.spec,
-    deadline: new Date(r.deadline),
-    projectId: r.project_id,
-    traceContext: r.trace_context ?? {},
-  }));
+  for (const r of rows) {
+    byRequest.get(`${r.stream_id}/${r.kind}`)?.push({
+      id: r.id,
+      attempt: r.attempt,
+      kind: r.kind,
+      spec: r.spec,
+      deadline: new Date(r.deadline),
+      projectId: r.project_id,
+      traceContext: r.trace_context ?? {},
+    });
+  }
+  return requests.map((r) => byRequest.get(`${r.streamId}/${r.kind}`)!);
 }
 
 export interface InFlightRef {

@@ -44,6 +44,8 @@ export class TaskEvents {
   private readonly listeners = new Set<Listener>();
   private unsubscribe: (() => void) | undefined;
   private unReconnect: (() => void) | undefined;
+  /** Deliveries under way: each reads the database, so stopping waits for them before it is closed. */
+  private readonly delivering = new Set<Promise<void>>();
 
   constructor(
     private readonly db: Database,
@@ -51,16 +53,22 @@ export class TaskEvents {
   ) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = await onTaskEndedNotice(this.db.notifier, (n) => void this.deliver(n));
+    this.unsubscribe = await onTaskEndedNotice(this.db.notifier, (n) => {
+      const delivery = this.deliver(n);
+      this.delivering.add(delivery);
+      void delivery.finally(() => this.delivering.delete(delivery));
+    });
     this.unReconnect = this.db.notifier.onReconnect(() => {
       for (const l of this.listeners) l.onMissed?.();
     });
   }
 
-  stop(): void {
+  /** Stops hearing ends and waits for deliveries under way (they read the database the caller closes next). */
+  async stop(): Promise<void> {
     this.unsubscribe?.();
     this.unReconnect?.();
     this.listeners.clear();
+    await Promise.allSettled([...this.delivering]);
   }
 
   /** Calls `fn` for every task that ends from now on; returns an unsubscribe function. */

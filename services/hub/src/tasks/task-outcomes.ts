@@ -1,12 +1,14 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { JsonValue } from "@bufbuild/protobuf";
 import type { TaskError } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { TaskOutput } from "@flip/gen/flip/link/v1/tasks_pb.js";
-import { taskKindFromName, taskKindOfOutput } from "@flip/shared/link/task-kinds.js";
-import { encodeTaskEnded, TASK_ENDED_CHANNEL, TASK_READY_CHANNEL } from "./channels.js";
+import { taskKindFromName, taskKindName, taskKindOfOutput } from "@flip/shared/link/task-kinds.js";
+import { encodeTaskEnded, TASK_ENDED_CHANNEL, TASK_READY_CHANNEL, taskEndedNoticeSql } from "./channels.js";
 import { isFinalState, type TaskStateName } from "./entities.js";
 import { errorToJson, hubTaskError, outputToJson, TaskErrorCode } from "./task-json.js";
 import { isUuid } from "../rpc/ids.js";
 import { jsonParam } from "./sql-params.js";
+import type { SuccessBatcher } from "./success-batcher.js";
 
 /**
  * What a trust reports about its tasks, recorded idempotently. Every update names the stream (acks and
@@ -52,11 +54,65 @@ export type ResultRecording =
   | { recorded: false; why: "ended" | "unknown" };
 
 /**
- * Records a trust's result for a task. The first result wins: the row is locked, and once the task is
- * final every later result (a repeat after a reconnect, a second attempt's answer) is ignored.
+ * Records a trust's result for a task. The first result wins: once the task is final every later result
+ * (a repeat after a reconnect, a second attempt's answer) is ignored. A success goes through `successes`
+ * (group commit) when given, else in a statement of its own; anything else takes the careful path.
  */
-export async function recordResult(em: EntityManager, trustId: string, taskId: string, outcome: ResultOutcome): Promise<ResultRecording> {
+export async function recordResult(em: EntityManager, trustId: string, taskId: string, outcome: ResultOutcome, successes?: SuccessBatcher): Promise<ResultRecording> {
   if (!isUuid(taskId)) return { recorded: false, why: "unknown" };
+  // The common case, on every task's path from creation to "recorded", in one statement: an output of
+  // the task's own kind for an open task of this trust. Anything else (a repeat, another trust's task,
+  // the wrong kind) changes no row there and is sorted out by the careful path.
+  const success = outcome.case === "output" ? successOf(trustId, taskId, outcome.value) : undefined;
+  if (success) {
+    const ended = successes ? await successes.end(success) : (await endSucceeded(em, [success])).has(taskId);
+    if (ended) return { recorded: true, state: "succeeded", kind: success.kind };
+  }
+  return await recordResultCarefully(em, trustId, taskId, outcome);
+}
+
+/** A success as the batched statement takes it. */
+export interface Success {
+  trustId: string;
+  taskId: string;
+  kind: string;
+  output: JsonValue;
+}
+
+/** The success an output claims to be, or undefined when its kind is unknown (the careful path says so). */
+export function successOf(trustId: string, taskId: string, output: TaskOutput): Success | undefined {
+  const kind = taskKindOfOutput(output);
+  return kind === undefined ? undefined : { trustId, taskId, kind: taskKindName(kind), output: outputToJson(output) };
+}
+
+/**
+ * Ends every listed task that is open, of that trust and of that kind as succeeded, with its attempt and
+ * its announcement, in one statement; returns the ids it ended. Each task id must appear once.
+ */
+export async function endSucceeded(em: EntityManager, successes: Success[]): Promise<Set<string>> {
+  const now = new Date();
+  const rows = await em.execute<{ id: string }[]>(
+    `with r as (
+       select * from jsonb_to_recordset(?::jsonb) as r(task_id uuid, trust_id uuid, kind text, output jsonb)
+     ),
+     upd as (
+       update task t set state = 'succeeded', output = r.output, error = null, end_reason = 'completed at the trust', ended_at = ?, updated_at = ?,
+         stream_id = null, progress = 1
+       from r where t.id = r.task_id and t.trust_id = r.trust_id and t.kind = r.kind and t.state in ('pending', 'offered', 'running')
+       returning t.id, t.attempt, t.trust_id, t.kind
+     ),
+     att as (
+       update task_attempt a set outcome = 'succeeded', ended_at = ?, detail = 'completed' from upd
+       where a.task_id = upd.id and a.attempt = upd.attempt and a.outcome is null
+     )
+     select id, ${taskEndedNoticeSql("upd", "succeeded")} from upd`,
+    [JSON.stringify(successes.map((x) => ({ task_id: x.taskId, trust_id: x.trustId, kind: x.kind, output: x.output }))), now, now, now],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Every outcome, with the task row locked and read first: errors, retries, repeats, strangers, the wrong kind. */
+async function recordResultCarefully(em: EntityManager, trustId: string, taskId: string, outcome: ResultOutcome): Promise<ResultRecording> {
   return await em.transactional(async (tx) => {
     const [task] = await tx.execute<{ trust_id: string; kind: string; state: TaskStateName; attempt: number; max_attempts: number; deadline: Date }[]>(
       "select trust_id, kind, state, attempt, max_attempts, deadline from task where id = ? for update",

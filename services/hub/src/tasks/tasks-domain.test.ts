@@ -7,11 +7,12 @@ import { openDatabase, type Database } from "../db/database.js";
 import { currentStreamOf, LinkNoLongerAllowedError, openStream } from "../link/stream-ownership.js";
 import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
 import { registerTrust, rotateTrustKey, setTrustDisabled } from "../trusts/registry.js";
-import { claimPendingTasks } from "./claims.js";
+import { claimPendingTasks, claimPendingTasksFor } from "./claims.js";
 import { createTask } from "./create-task.js";
 import { expireOverdueTasks } from "./expiry.js";
 import { getTask } from "./queries.js";
 import { recordResult } from "./task-outcomes.js";
+import { SuccessBatcher } from "./success-batcher.js";
 import { cancelTask } from "./cancel-task.js";
 import { TaskEvents, type TaskEnded } from "./task-events.js";
 import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
@@ -58,6 +59,55 @@ test("the first result for a task wins, even when several arrive at once; the re
   t.is(stored.state, "succeeded");
   const winner = outcomes.findIndex((o) => o.recorded) + 1;
   t.deepEqual(stored.output, { echo: { message: `answer ${winner}`, trustCode: "x" } });
+});
+
+test("successes arriving at once through the group commit: each task recorded once, repeats ignored, another trust's task untouched", async (t) => {
+  const { db } = t.context;
+  const s = await trustWithStream(db, "batched");
+  const other = await trustWithStream(db, "stranger");
+  const tasks = [];
+  for (let i = 0; i < 40; i++) tasks.push(await createTask(db.em(), { trustId: s.trustId, spec: echo(`t${i}`), actor: "test" }));
+  const theirs = await createTask(db.em(), { trustId: other.trustId, spec: echo("theirs"), actor: "test" });
+  await claim(db, s, 40);
+  await claim(db, other, 1);
+  const batcher = new SuccessBatcher(db);
+  // Each task's answer twice (a gateway repeating itself after a reconnect), and a claim on another trust's task.
+  const outcomes = await Promise.all([
+    ...tasks.flatMap((task) => [recordResult(db.em(), s.trustId, task.id, echoOut(task.id), batcher), recordResult(db.em(), s.trustId, task.id, echoOut(task.id), batcher)]),
+    recordResult(db.em(), s.trustId, theirs.id, echoOut("not mine"), batcher),
+  ]);
+  for (const [i, task] of tasks.entries()) {
+    const pair = [outcomes[2 * i]!, outcomes[2 * i + 1]!];
+    t.is(pair.filter((o) => o.recorded).length, 1, `task ${i} recorded once`);
+    t.deepEqual((await getTask(db.em(), task.id)).task.output, { echo: { message: task.id, trustCode: "x" } });
+  }
+  t.deepEqual(outcomes.at(-1), { recorded: false, why: "unknown" });
+  t.is((await getTask(db.em(), theirs.id)).task.state, "offered");
+});
+
+test("one statement claims for many streams: each owner gets its own trust's oldest tasks up to its limit, a replaced stream nothing", async (t) => {
+  const { db } = t.context;
+  const a = await trustWithStream(db, "claim-a");
+  const b = await trustWithStream(db, "claim-b");
+  const replaced = await trustWithStream(db, "claim-c");
+  const owner = crypto.randomUUID();
+  await openStream(db.em(), { trustId: replaced.trustId, keyHash: replaced.keyHash, streamId: owner, hubInstance: "h1", gatewayVersion: "test", capacity: { echo: 10 }, inFlight: [] });
+  const made: Record<string, string[]> = { a: [], b: [], c: [] };
+  for (let i = 0; i < 3; i++) {
+    made.a!.push((await createTask(db.em(), { trustId: a.trustId, spec: echo(`a${i}`), actor: "test" })).id);
+    made.b!.push((await createTask(db.em(), { trustId: b.trustId, spec: echo(`b${i}`), actor: "test" })).id);
+    made.c!.push((await createTask(db.em(), { trustId: replaced.trustId, spec: echo(`c${i}`), actor: "test" })).id);
+  }
+  const [forA, forB, forStale] = await claimPendingTasksFor(db.em(), "h1", [
+    { trustId: a.trustId, streamId: a.streamId, kind: "echo", limit: 2 },
+    { trustId: b.trustId, streamId: b.streamId, kind: "echo", limit: 10 },
+    { trustId: replaced.trustId, streamId: replaced.streamId, kind: "echo", limit: 10 },
+  ]);
+  t.deepEqual(forA!.map((x) => x.id), made.a!.slice(0, 2));
+  t.deepEqual(forB!.map((x) => x.id), made.b);
+  t.deepEqual(forStale, []);
+  t.true([...forA!, ...forB!].every((x) => x.attempt === 1));
+  t.deepEqual((await claim(db, { trustId: replaced.trustId, streamId: owner }, 10)).map((x) => x.id), made.c, "the owner still gets them");
 });
 
 test("two claims racing on one stream never get the same task", async (t) => {
@@ -135,13 +185,41 @@ test("creating a task inside the caller's transaction commits or rolls back with
   await t.throwsAsync(getTask(db.em(), id), { message: /not found/ });
 });
 
+test("stopping TaskEvents waits for a delivery under way, so the database it reads can be closed after it", async (t) => {
+  const { db, tdb } = t.context;
+  const other = await openDatabase(tdb.url, createLogger({ service: "test", level: "silent" }));
+  t.teardown(() => other.close());
+  const events = new TaskEvents(other, createLogger({ service: "test", level: "silent" }));
+  await events.start();
+  const s = await trustWithStream(db, "stopping");
+  const task = await createTask(db.em(), { trustId: s.trustId, spec: echo("slow listener"), actor: "test" });
+  let release!: () => void;
+  const listening = new Promise<void>((entered) => {
+    events.subscribe((e) => {
+      if (e.taskId !== task.id) return;
+      entered();
+      return new Promise<void>((r) => (release = r));
+    });
+  });
+  await claim(db, s, 1);
+  await recordResult(db.em(), s.trustId, task.id, echoOut("done"));
+  await listening;
+  let stopped = false;
+  const stopping = events.stop().then(() => (stopped = true));
+  await new Promise((r) => setImmediate(r));
+  t.false(stopped, "stop waits while the listener runs");
+  release();
+  await stopping;
+  t.true(stopped);
+});
+
 test("another replica's TaskEvents hears that a task ended, with the recorded output or error", async (t) => {
   const { db, tdb } = t.context;
   const other = await openDatabase(tdb.url, createLogger({ service: "test", level: "silent" }));
   const events = new TaskEvents(other, createLogger({ service: "test", level: "silent" }));
   await events.start();
   t.teardown(async () => {
-    events.stop();
+    await events.stop();
     await other.close();
   });
   const s = await trustWithStream(db, "events");

@@ -33,7 +33,7 @@ export function createTasksModule(deps: HubDeps): TasksModule {
     },
     async stop() {
       await expiry.stop();
-      events.stop();
+      await events.stop();
     },
   };
 }
