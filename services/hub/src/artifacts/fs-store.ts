@@ -1,6 +1,8 @@
 import { constants as fsConstants } from "node:fs";
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import * as path from "node:path";
+import type { BufferPool } from "@flip/shared/files/buffer-pool.js";
+import { writeFully } from "@flip/shared/files/positional-writes.js";
 import { isArtifactId, type ArtifactPart, type ArtifactStore } from "./store.js";
 
 /**
@@ -28,6 +30,15 @@ export class FsArtifactStore implements ArtifactStore {
 
   async commit(id: string): Promise<void> {
     await rename(this.partPath(id), this.finalPath(id));
+  }
+
+  async sync(id: string): Promise<void> {
+    const fh = await open(this.finalPath(id), fsConstants.O_RDONLY);
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
     await this.syncDir();
   }
 
@@ -35,8 +46,8 @@ export class FsArtifactStore implements ArtifactStore {
     await rm(this.partPath(id), { force: true });
   }
 
-  read(id: string, offset: number, chunkBytes: number): AsyncIterable<Uint8Array> {
-    return readRange(this.finalPath(id), offset, undefined, chunkBytes);
+  read(id: string, offset: number, chunkBytes: number, buffers?: BufferPool): AsyncIterable<Uint8Array> {
+    return readRange(this.finalPath(id), offset, undefined, chunkBytes, buffers);
   }
 
   async remove(id: string): Promise<void> {
@@ -64,30 +75,18 @@ export class FsArtifactStore implements ArtifactStore {
 }
 
 class FsPart implements ArtifactPart {
-  private end: number | undefined;
-
   constructor(private readonly fh: FileHandle) {}
 
   async size(): Promise<number> {
-    this.end ??= (await this.fh.stat()).size;
-    return this.end;
+    return (await this.fh.stat()).size;
   }
 
   async truncate(length: number): Promise<void> {
     await this.fh.truncate(length);
-    this.end = length;
   }
 
-  async append(data: Uint8Array): Promise<void> {
-    let at = await this.size();
-    let rest = data;
-    // A positional write may be short; loop until every byte is down.
-    while (rest.length > 0) {
-      const { bytesWritten } = await this.fh.write(rest, 0, rest.length, at);
-      at += bytesWritten;
-      rest = rest.subarray(bytesWritten);
-    }
-    this.end = at;
+  async writeAt(data: readonly Uint8Array[], position: number): Promise<void> {
+    await writeFully(this.fh, data, position);
   }
 
   async sync(): Promise<void> {
@@ -99,21 +98,40 @@ class FsPart implements ArtifactPart {
   }
 }
 
-/** Reads [start, end) of a file (to its end when `end` is undefined); one fresh buffer per chunk, since callers keep them. */
-async function* readRange(file: string, start: number, end: number | undefined, chunkBytes: number): AsyncGenerator<Uint8Array> {
+/**
+ * Reads [start, end) of a file (to its end when `end` is undefined), with the next read in flight while
+ * the caller handles the current one, so disk and consumer overlap. Each chunk is a buffer of its own
+ * (callers keep them): from `buffers` when given, else freshly allocated.
+ */
+async function* readRange(file: string, start: number, end: number | undefined, chunkBytes: number, buffers?: BufferPool): AsyncGenerator<Uint8Array> {
   const fh = await open(file, fsConstants.O_RDONLY);
+  let next: Promise<Uint8Array> | undefined;
   try {
     const stop = end ?? (await fh.stat()).size;
-    let at = start;
-    while (at < stop) {
+    const readAt = async (at: number): Promise<Uint8Array> => {
       const want = Math.min(chunkBytes, stop - at);
-      const buf = Buffer.allocUnsafe(want);
+      const buf = buffers?.take() ?? Buffer.allocUnsafe(want);
       const { bytesRead } = await fh.read(buf, 0, want, at);
       if (bytesRead === 0) throw new Error(`${path.basename(file)} ended at ${at}, expected ${stop} bytes`);
-      at += bytesRead;
-      yield buf.subarray(0, bytesRead);
+      return buf.subarray(0, bytesRead);
+    };
+    let at = start;
+    // Settled later by the loop; a failure must not surface as an unhandled rejection meanwhile.
+    const ahead = (from: number) => {
+      const p = readAt(from);
+      p.catch(() => undefined);
+      return p;
+    };
+    next = at < stop ? ahead(at) : undefined;
+    while (next) {
+      const chunk = await next;
+      at += chunk.length;
+      next = at < stop ? ahead(at) : undefined;
+      yield chunk;
     }
   } finally {
+    // A read still in flight (the caller stopped early) must finish before its handle closes.
+    await next?.catch(() => undefined);
     await fh.close();
   }
 }

@@ -1,11 +1,12 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { ArtifactService, type UploadRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import { InvalidInputError } from "../rpc/domain-errors.js";
+import { uploadInput } from "./chunk-codec.js";
 import type { ArtifactDeps } from "./deps.js";
 import { openDownload, type ArtifactReader } from "./download.js";
 import { artifactErrorToConnect } from "./to-connect-error.js";
 import { authenticateTrust } from "./trust-auth.js";
-import { receiveUpload, type UploadChunkInput } from "./upload.js";
+import { receiveUpload, type UploadInput } from "./upload.js";
 import { getUploadStatus } from "./upload-status.js";
 import { validateArtifactId, validateBegin } from "./validate.js";
 
@@ -27,7 +28,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
         const first = await nextMessage(it);
         if (first.done || first.value.part.case !== "begin") throw new InvalidInputError("begin", "the first message of an upload must carry begin");
         const plan = validateBegin(first.value.part.value, deps.maxBytes);
-        const outcome = await receiveUpload(deps, { trustId: trust.id, trustCode: trust.code }, plan, chunksAfterBegin(it));
+        const outcome = await receiveUpload(deps, { trustId: trust.id, trustCode: trust.code }, plan, messagesAfterBegin(it));
         return { artifactId: outcome.artifactId, storedBytes: BigInt(outcome.storedBytes), complete: outcome.complete };
       } catch (e) {
         throw mapped(ctx, e);
@@ -73,7 +74,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
         await chunks.return?.();
       }
       // A message of its own carries the checksum, so no chunk is held back to attach it.
-      yield { offset, sizeBytes, sha256: artifact.sha256 };
+      yield { offset, sizeBytes, sha256: reader.sha256 };
       log.debug({ artifactId: artifact.id, from: req.offset.toString() }, "artifact downloaded");
     },
   });
@@ -93,12 +94,7 @@ async function nextMessage(it: AsyncIterator<UploadRequest>): Promise<IteratorRe
   }
 }
 
-/** The chunk messages after `begin`; anything else is a malformed stream. */
-async function* chunksAfterBegin(it: AsyncIterator<UploadRequest>): AsyncGenerator<UploadChunkInput> {
-  for (let r = await nextMessage(it); !r.done; r = await nextMessage(it)) {
-    const part = r.value.part;
-    if (part.case === "chunk") yield part.value;
-    else if (part.case === "begin") throw new InvalidInputError("begin", "only the first message of an upload may carry begin");
-    else throw new InvalidInputError("chunk", "every message after begin must carry a chunk");
-  }
+/** The chunk and finish messages after `begin`; anything else is a malformed stream. */
+async function* messagesAfterBegin(it: AsyncIterator<UploadRequest>): AsyncGenerator<UploadInput> {
+  for (let r = await nextMessage(it); !r.done; r = await nextMessage(it)) yield uploadInput(r.value.part);
 }

@@ -35,18 +35,20 @@ export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" |
   try {
     for await (const chunk of input.data) {
       if (size + chunk.length > deps.maxBytes) throw new ArtifactTooLargeError(size + chunk.length, deps.maxBytes);
-      await part.append(chunk);
+      await part.writeAt([chunk], size);
       hash.update(chunk);
       size += chunk.length;
     }
-    await part.sync();
   } catch (e) {
     await part.close();
     await deps.store.discardPart(id);
     throw e;
   }
   await part.close();
+  // Synced before its row exists: no trust can upload a hub artifact again, so none is left to the
+  // start-up check (durability.ts).
   await deps.store.commit(id);
+  await deps.store.sync(id);
   try {
     return await deps.db.em().transactional(async (tx) => {
       const now = new Date();
@@ -61,6 +63,7 @@ export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" |
         complete: true,
         uploadSession: null,
         completedAt: now,
+        syncedAt: now,
       });
       tx.persist(artifact);
       // No ORM relation ties grants to the artifact, so the artifact row must exist before they are flushed.

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { appendFile, mkdtemp, readdir, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, open, readdir, rm } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import anyTest, { type TestFn } from "ava";
@@ -11,10 +11,12 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidInputError, NotFoun
 import { registerTrust } from "../trusts/registry.js";
 import { findVisibleArtifact, grantArtifactAccess } from "./access.js";
 import type { ArtifactDeps } from "./deps.js";
+import { BackgroundSyncs, verifyUnsyncedArtifacts } from "./durability.js";
+import { Artifact } from "./entities.js";
 import { ArtifactChecksumError, ArtifactOffsetError, ArtifactTooLargeError, UploadSupersededError } from "./errors.js";
 import { FsArtifactStore } from "./fs-store.js";
 import { readArtifact, writeHubArtifact } from "./hub-artifacts.js";
-import { receiveUpload, type UploadChunkInput, type Uploader } from "./upload.js";
+import { receiveUpload, type UploadChunkInput, type UploadInput, type Uploader } from "./upload.js";
 import { UploadLeases } from "./upload-leases.js";
 import { getUploadStatus } from "./upload-status.js";
 import { validateBegin, type UploadPlan } from "./validate.js";
@@ -35,7 +37,15 @@ test.before(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "flip-artifacts-"));
   const store = new FsArtifactStore(dir);
   await store.init();
-  const deps: ArtifactDeps = { db, store, log, maxBytes: 4 * 1024 * 1024, leases: new UploadLeases(), checkpointBytes: 64 * 1024 };
+  const deps: ArtifactDeps = {
+    db,
+    store,
+    log,
+    maxBytes: 4 * 1024 * 1024,
+    leases: new UploadLeases(),
+    checkpointBytes: 64 * 1024,
+    syncs: new BackgroundSyncs(db, store, log),
+  };
   const trust = async (code: string): Promise<Uploader> => {
     const { trust } = await registerTrust(db.em(), "test", { name: `${code} hospital`, code, region: "test" });
     return { trustId: trust.id, trustCode: trust.code };
@@ -44,6 +54,7 @@ test.before(async (t) => {
 });
 
 test.after.always(async (t) => {
+  await t.context.deps?.syncs.idle();
   await t.context.deps?.db.close();
   await t.context.pg?.drop();
   if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
@@ -53,6 +64,17 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 function planFor(bytes: Buffer, id: string = randomUUID(), declaredSha = sha(bytes)): UploadPlan {
   return validateBegin({ artifactId: id, sizeBytes: BigInt(bytes.length), sha256: declaredSha, purpose: "model-update", taskId: "" }, 4 * 1024 * 1024);
+}
+
+/** A plan whose begin names no checksum: the upload sends it in `finish`. */
+function planWithoutSha(bytes: Buffer, id: string = randomUUID()): UploadPlan {
+  return planFor(bytes, id, "");
+}
+
+/** The chunks of `data` from `from`, then a finish naming `finishSha`. */
+async function* chunksThenFinish(data: Buffer, from: number, size: number, finishSha: string): AsyncGenerator<UploadInput> {
+  yield* chunks(data, from, size);
+  yield { sha256: finishSha };
 }
 
 /** The bytes of `data` from `from` in chunks of `size`; with `breakAt`, the stream fails once that offset is sent, as a dropped link. */
@@ -151,7 +173,7 @@ test("bytes past the declared size are refused, and sizes over the cap are refus
   t.throws(() => validateBegin({ artifactId: randomUUID(), sizeBytes: 1n, sha256: "ABC", purpose: "result", taskId: "" }, 100), { message: /begin.sha256/ });
 });
 
-test("bytes written after the last recorded offset (a crash before fsync) are dropped on resume", async (t) => {
+test("bytes written after the last recorded offset are dropped on resume", async (t) => {
   const { deps, a, dir } = t.context;
   const data = randomBytes(200_000);
   const plan = planFor(data);
@@ -207,6 +229,122 @@ test("an empty artifact completes with begin alone", async (t) => {
   const { deps, a } = t.context;
   const plan = planFor(Buffer.alloc(0));
   t.deepEqual(await receiveUpload(deps, a, plan, chunks(Buffer.alloc(0), 0, 1)), { artifactId: plan.id, storedBytes: 0, complete: true });
+});
+
+test("an upload whose begin names no checksum completes on a finish that names the right one", async (t) => {
+  const { deps, a } = t.context;
+  const data = randomBytes(150_000);
+  const plan = planWithoutSha(data);
+  t.is(plan.sha256, null);
+  // The stream ends after the last byte but before finish: nothing is complete yet, every byte is kept.
+  t.deepEqual(await receiveUpload(deps, a, plan, chunks(data, 0, 50_000)), { artifactId: plan.id, storedBytes: data.length, complete: false });
+  t.deepEqual(await receiveUpload(deps, a, plan, chunksThenFinish(data, data.length, 50_000, sha(data))), {
+    artifactId: plan.id,
+    storedBytes: data.length,
+    complete: true,
+  });
+  const row = await deps.db.em().findOneOrFail(Artifact, { id: plan.id });
+  t.is(row.sha256, sha(data), "the checksum from finish is the artifact's");
+  t.true((await readAll(deps, plan.id)).equals(data));
+});
+
+test("a finish that names the wrong checksum is a checksum mismatch and discards the upload", async (t) => {
+  const { deps, a, dir } = t.context;
+  const data = randomBytes(90_000);
+  const plan = planWithoutSha(data);
+  const err = await t.throwsAsync(() => receiveUpload(deps, a, plan, chunksThenFinish(data, 0, 30_000, sha(Buffer.from("other")))), {
+    instanceOf: ArtifactChecksumError,
+  });
+  t.is(err.actual, sha(data));
+  await t.throwsAsync(() => getUploadStatus(deps.db.em(), a.trustId, plan.id), { instanceOf: NotFoundError });
+  t.false((await readdir(dir)).some((f) => f.startsWith(plan.id)));
+});
+
+test("a finish before the last byte is refused, and the bytes before it are kept", async (t) => {
+  const { deps, a } = t.context;
+  const data = randomBytes(60_000);
+  const plan = planWithoutSha(data);
+  async function* early(): AsyncGenerator<UploadInput> {
+    yield { offset: 0, data: data.subarray(0, 20_000) };
+    yield { sha256: sha(data) };
+  }
+  await t.throwsAsync(() => receiveUpload(deps, a, plan, early()), { instanceOf: InvalidInputError, message: /finish: arrived after 20000 of 60000 bytes/ });
+  t.is((await getUploadStatus(deps.db.em(), a.trustId, plan.id)).storedBytes, 20_000);
+});
+
+test("a resume without a checksum matches on id and size; one that names a checksum must match the known one", async (t) => {
+  const { deps, a } = t.context;
+  const data = randomBytes(80_000);
+  const plan = planFor(data);
+  await t.throwsAsync(() => receiveUpload(deps, a, plan, chunks(data, 0, 20_000, 40_000)));
+  // The client lost the checksum it began with (a new process); its resume names none and finishes with it.
+  t.true((await receiveUpload(deps, a, planWithoutSha(data, plan.id), chunksThenFinish(data, 40_000, 20_000, sha(data)))).complete);
+
+  const other = randomBytes(80_000);
+  const begunBare = planWithoutSha(other);
+  await t.throwsAsync(() => receiveUpload(deps, a, begunBare, chunks(other, 0, 20_000, 20_000)));
+  t.true((await receiveUpload(deps, a, planFor(other, begunBare.id), chunks(other, 20_000, 20_000))).complete, "a checksum named on resume is adopted");
+  await t.throwsAsync(() => receiveUpload(deps, a, planFor(data, begunBare.id), chunks(data, 0, 20_000)), { instanceOf: FailedPreconditionError });
+  await t.throwsAsync(() => receiveUpload(deps, a, planWithoutSha(Buffer.alloc(5), begunBare.id), chunks(Buffer.alloc(5), 0, 5)), {
+    instanceOf: FailedPreconditionError,
+    message: /begun as 80000 bytes/,
+  });
+});
+
+test("a complete artifact uploaded again without a checksum in begin is compared with its finish", async (t) => {
+  const { deps, a } = t.context;
+  const data = randomBytes(10_000);
+  const plan = planFor(data);
+  await receiveUpload(deps, a, plan, chunks(data, 0, 10_000));
+  t.true((await receiveUpload(deps, a, planWithoutSha(data, plan.id), chunksThenFinish(data, data.length, 1, sha(data)))).complete);
+  async function* otherFinish(): AsyncGenerator<UploadInput> {
+    yield { sha256: sha(Buffer.from("other")) };
+  }
+  await t.throwsAsync(() => receiveUpload(deps, a, planWithoutSha(data, plan.id), otherFinish()), { instanceOf: FailedPreconditionError, message: /is complete/ });
+  t.true((await readAll(deps, plan.id)).equals(data), "the complete artifact is untouched");
+});
+
+test("a completed upload is synced to disk after it is answered, and the row records it", async (t) => {
+  const { deps, a } = t.context;
+  const data = randomBytes(40_000);
+  const plan = planFor(data);
+  await receiveUpload(deps, a, plan, chunks(data, 0, 10_000));
+  await deps.syncs.idle();
+  const row = await deps.db.em().findOneOrFail(Artifact, { id: plan.id });
+  t.true(row.syncedAt instanceof Date);
+});
+
+test.serial("at start, a complete artifact never synced is kept if its bytes still match and reopened from 0 if they were damaged", async (t) => {
+  const { deps, a, dir } = t.context;
+  const intact = randomBytes(30_000);
+  const damaged = randomBytes(30_000);
+  const intactPlan = planFor(intact);
+  const damagedPlan = planFor(damaged);
+  await receiveUpload(deps, a, intactPlan, chunks(intact, 0, 10_000));
+  await receiveUpload(deps, a, damagedPlan, chunks(damaged, 0, 10_000));
+  await deps.syncs.idle();
+  // As if the hub stopped after answering both complete but before their bytes reached the disk.
+  await deps.db.em().nativeUpdate(Artifact, { id: { $in: [intactPlan.id, damagedPlan.id] } }, { syncedAt: null });
+  const fh = await open(path.join(dir, damagedPlan.id), "r+");
+  await fh.write(Buffer.alloc(4096), 0, 4096, 8192);
+  await fh.close();
+
+  t.is(await verifyUnsyncedArtifacts(deps), 1);
+
+  const kept = await deps.db.em().findOneOrFail(Artifact, { id: intactPlan.id });
+  t.true(kept.complete);
+  t.true(kept.syncedAt instanceof Date);
+  t.true((await readAll(deps, intactPlan.id)).equals(intact));
+
+  const status = await getUploadStatus(deps.db.em(), a.trustId, damagedPlan.id);
+  t.deepEqual(status, { artifactId: damagedPlan.id, storedBytes: 0, sizeBytes: 30_000, complete: false });
+  await t.throwsAsync(() => readArtifact(deps, damagedPlan.id), { instanceOf: FailedPreconditionError }, "nobody downloads the damaged bytes");
+  t.false((await readdir(dir)).some((f) => f.startsWith(damagedPlan.id)), "its file is gone");
+  const audits = await deps.db.em().count(AuditEntry, { action: "artifact.reverted", target: `artifact:${damagedPlan.id}` });
+  t.is(audits, 1);
+  // The owner's next upload starts over and completes.
+  t.true((await receiveUpload(deps, a, damagedPlan, chunks(damaged, 0, 10_000))).complete);
+  t.true((await readAll(deps, damagedPlan.id)).equals(damaged));
 });
 
 test("hub artifacts are visible only to the trusts they are shared with, and grants are idempotent", async (t) => {

@@ -6,7 +6,8 @@ import { isArtifactId } from "./store.js";
 export interface UploadPlan {
   id: string;
   sizeBytes: number;
-  sha256: string;
+  /** Null when the upload sends its checksum in `finish`, after the last chunk. */
+  sha256: string | null;
   purpose: string;
   taskId: string | null;
 }
@@ -28,10 +29,16 @@ export function validateBegin(b: UploadBeginInput, maxBytes: number): UploadPlan
   const id = b.artifactId.toLowerCase();
   if (!isArtifactId(id)) throw new InvalidInputError("begin.artifact_id", "must be a UUID (the client chooses it; the same id resumes an upload)");
   if (b.sizeBytes > BigInt(maxBytes)) throw new ArtifactTooLargeError(Number(b.sizeBytes), maxBytes);
-  if (!SHA256_RE.test(b.sha256)) throw new InvalidInputError("begin.sha256", "must be 64 lower-case hex digits (SHA-256 of the whole artifact)");
+  if (b.sha256 !== "") validateSha256(b.sha256, "begin.sha256");
   validatePurpose(b.purpose, "begin.purpose");
   if (b.taskId.length > 128) throw new InvalidInputError("begin.task_id", "must be at most 128 characters");
-  return { id, sizeBytes: Number(b.sizeBytes), sha256: b.sha256, purpose: b.purpose, taskId: b.taskId === "" ? null : b.taskId };
+  return { id, sizeBytes: Number(b.sizeBytes), sha256: b.sha256 === "" ? null : b.sha256, purpose: b.purpose, taskId: b.taskId === "" ? null : b.taskId };
+}
+
+/** Checks a declared checksum (in `begin`, or in `finish` when `begin` left it empty). */
+export function validateSha256(sha256: string, field: string): string {
+  if (!SHA256_RE.test(sha256)) throw new InvalidInputError(field, "must be 64 lower-case hex digits (SHA-256 of the whole artifact)");
+  return sha256;
 }
 
 /** Checks what an artifact is for: a short lower-case word, e.g. "model-update" or "global-weights". */

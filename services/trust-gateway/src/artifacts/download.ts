@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
-import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { PositionalWrites, writeFully } from "@flip/shared/files/positional-writes.js";
 import type { ArtifactClient } from "./client.js";
 import { ArtifactChecksumError, ArtifactRetriesExhaustedError } from "./errors.js";
-import { hashFile } from "./file-digest.js";
+import { hashRange } from "./file-chunks.js";
 import { DEFAULT_RETRY, backoffMs, classify, sleep, type TransferOptions } from "./retry.js";
 
 export interface DownloadedArtifact {
@@ -15,12 +15,18 @@ export interface DownloadedArtifact {
   sha256: string;
 }
 
+/** Bytes of a download queued for the disk or being written: the network and the disk overlap, memory stays bounded. */
+const WRITES_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+
 /**
- * Downloads an artifact to `destination`. Bytes go to `<destination>.part` first; an interrupted download
- * (in this call or an earlier process) resumes from that file's size. When the hub's checksum matches the
- * whole file, the part is synced and renamed into place, so `destination` only ever holds a verified
- * artifact. A stale part that does not fit (checksum mismatch, or longer than the artifact) is dropped and
- * the download starts once more from 0.
+ * Downloads an artifact to `destination`. Bytes go to `<destination>.part` first, hashed as they arrive;
+ * an interrupted download (in this call or an earlier process) resumes from that file's size. When the
+ * hub's checksum matches the whole file, the part is renamed into place, so `destination` only ever
+ * holds bytes that were verified. The file is not fsynced first: the checksum was verified on the bytes
+ * written, and a machine crash before the page cache reaches the disk can at worst damage the file,
+ * which a caller that must survive that re-verifies (the returned checksum) and downloads again. A
+ * stale part that does not fit (checksum mismatch, or longer than the artifact) is dropped and the
+ * download starts once more from 0.
  */
 export async function downloadArtifact(client: ArtifactClient, artifactId: string, destination: string, opts: TransferOptions = {}): Promise<DownloadedArtifact> {
   const policy = opts.retry ?? DEFAULT_RETRY;
@@ -34,7 +40,6 @@ export async function downloadArtifact(client: ArtifactClient, artifactId: strin
       const got = await fetchInto(client, artifactId, partPath, from, opts.signal, (n) => (reached = n));
       if (got.sha256 === got.expectedSha256) {
         await rename(partPath, destination);
-        await syncDir(path.dirname(destination));
         opts.log?.info({ artifactId, sizeBytes: got.sizeBytes, resumedFrom: from }, "artifact downloaded");
         return { artifactId, path: destination, sizeBytes: got.sizeBytes, sha256: got.sha256 };
       }
@@ -67,7 +72,11 @@ export async function downloadArtifact(client: ArtifactClient, artifactId: strin
   }
 }
 
-/** One Download stream from `from` appended to the part file, hashing the whole file (the stored prefix is re-read). */
+/**
+ * One Download stream from `from` written into the part file, hashing the whole file (the stored prefix
+ * is re-read first). Writes overlap the stream; whatever happens, the part ends at the last byte whose
+ * write (and every one before it) finished, so the next attempt resumes from a whole prefix.
+ */
 async function fetchInto(
   client: ArtifactClient,
   artifactId: string,
@@ -77,28 +86,34 @@ async function fetchInto(
   onProgress: (offset: number) => void,
 ): Promise<{ sha256: string; expectedSha256: string; sizeBytes: number }> {
   const hash = createHash("sha256");
-  await hashFile(partPath, hash, from);
   const fh = await open(partPath, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+  const writes = new PositionalWrites((data, at) => writeFully(fh, data, at), from, WRITES_IN_FLIGHT_BYTES);
   try {
+    await hashRange(fh, hash, 0, from);
     // Bytes past `from` (a torn write) are not part of what was hashed.
     await fh.truncate(from);
     let at = from;
-    for await (const msg of client.download({ artifactId, offset: BigInt(from) }, { signal })) {
-      if (Number(msg.offset) !== at) throw new ConnectError(`hub sent offset ${msg.offset}, expected ${at}`, Code.Internal);
-      for (let rest = msg.data; rest.length > 0; ) {
-        const { bytesWritten } = await fh.write(rest, 0, rest.length, at);
-        hash.update(rest.subarray(0, bytesWritten));
-        rest = rest.subarray(bytesWritten);
-        at += bytesWritten;
+    for await (const msg of client.download({ artifactId, offset: from }, { signal })) {
+      if (msg.offset !== at) throw new ConnectError(`hub sent offset ${msg.offset}, expected ${at}`, Code.Internal);
+      let length = 0;
+      for (const p of msg.data) {
+        hash.update(p);
+        length += p.length;
       }
-      onProgress(at);
+      if (length > 0) await writes.add(msg.data, at, length);
+      at += length;
+      onProgress(writes.written);
       if (msg.sha256 !== "") {
-        await fh.sync();
+        await writes.drain();
         return { sha256: hash.digest("hex"), expectedSha256: msg.sha256, sizeBytes: at };
       }
     }
     throw new ConnectError("the download stream ended before the checksum", Code.Unavailable);
   } finally {
+    await writes.settle();
+    onProgress(writes.written);
+    // A write that failed, or one still missing before a later one that landed, leaves a gap: cut there.
+    if ((await fh.stat()).size > writes.written) await fh.truncate(writes.written);
     await fh.close();
   }
 }
@@ -109,15 +124,5 @@ async function sizeOrZero(file: string): Promise<number> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw e;
-  }
-}
-
-/** A rename is durable only once its directory entry is. */
-async function syncDir(dir: string): Promise<void> {
-  const dh = await open(dir, fsConstants.O_RDONLY);
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
   }
 }

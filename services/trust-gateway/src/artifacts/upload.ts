@@ -1,11 +1,10 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID, type Hash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { UploadRequestSchema } from "@flip/gen/flip/link/v1/link_pb.js";
+import { BufferPool } from "@flip/shared/files/buffer-pool.js";
 import type { ArtifactClient } from "./client.js";
 import { ArtifactRejectedError, ArtifactRetriesExhaustedError } from "./errors.js";
-import { CHUNK_BYTES, digestFile } from "./file-digest.js";
+import { CHUNK_BYTES, fileChunks, hashRange } from "./file-chunks.js";
 import { DEFAULT_RETRY, backoffMs, classify, sleep, type TransferOptions } from "./retry.js";
 
 export interface UploadSource {
@@ -14,7 +13,7 @@ export interface UploadSource {
   /** What it is, e.g. "model-update", "result". */
   purpose: string;
   taskId?: string;
-  /** The file to upload; it must not change while it uploads (its checksum is taken first). */
+  /** The file to upload; it must not change while it uploads. */
   source: string;
 }
 
@@ -24,89 +23,149 @@ export interface UploadedArtifact {
   sha256: string;
 }
 
-type UploadMessage = MessageInitShape<typeof UploadRequestSchema>;
+interface UploadTarget {
+  artifactId: string;
+  sizeBytes: number;
+  purpose: string;
+  taskId: string;
+}
 
 /**
- * Uploads a file as an artifact: takes its SHA-256 and size, asks the hub how much it already holds, and
- * sends the rest in 1 MiB chunks. A broken connection or a restarting hub is retried with backoff,
- * resuming from the hub's stored offset each time; attempts that made progress do not count against
- * the limit. Refusals (bad key, disabled trust, checksum mismatch, id taken) throw at once, typed.
+ * Uploads a file as an artifact: asks the hub how much it already holds, sends the rest in 1 MiB chunks
+ * while hashing them, and sends the SHA-256 in `finish` after the last byte, for the hub to verify
+ * (so the file is read once, not hashed first and sent after). A resume hashes the stored prefix from
+ * the file before it sends more. A broken connection or a restarting hub is retried with backoff,
+ * resuming from the hub's stored offset each time; attempts that made progress do not count against the
+ * limit. A checksum mismatch after a resume starts once more from 0 (the hub discarded the upload: its
+ * stored prefix may have been damaged by a crash). Refusals (bad key, disabled trust, checksum mismatch,
+ * id taken) throw at once, typed.
  */
 export async function uploadArtifact(client: ArtifactClient, what: UploadSource, opts: TransferOptions = {}): Promise<UploadedArtifact> {
   const policy = opts.retry ?? DEFAULT_RETRY;
   const artifactId = what.artifactId ?? randomUUID();
-  const { sha256, sizeBytes } = await digestFile(what.source);
-  const begin: UploadMessage = {
-    part: { case: "begin", value: { artifactId, sizeBytes: BigInt(sizeBytes), sha256, purpose: what.purpose, taskId: what.taskId ?? "" } },
-  };
-  let failures = 0;
-  let bestOffset = -1;
-  for (;;) {
-    try {
-      const offset = await storedOffset(client, artifactId, opts.signal);
-      if (offset > bestOffset) {
-        // Progress since the last failure: a long upload over a flaky link keeps going as long as it advances.
-        if (bestOffset >= 0) failures = 0;
-        bestOffset = offset;
+  const fh = await open(what.source, "r");
+  try {
+    const sizeBytes = (await fh.stat()).size;
+    const target: UploadTarget = { artifactId, sizeBytes, purpose: what.purpose, taskId: what.taskId ?? "" };
+    const digest = new PrefixDigest(fh, sizeBytes);
+    let failures = 0;
+    let bestOffset = -1;
+    let restarted = false;
+    for (;;) {
+      let offset = 0;
+      try {
+        offset = await storedOffset(client, artifactId, sizeBytes, opts.signal);
+        if (offset > bestOffset) {
+          // Progress since the last failure: a long upload over a flaky link keeps going as long as it advances.
+          if (bestOffset >= 0) failures = 0;
+          bestOffset = offset;
+        }
+        const res = await sendFrom(client, fh, digest, target, offset, opts.signal);
+        if (res.complete) {
+          opts.log?.info({ artifactId, sizeBytes, resumedFrom: offset }, "artifact uploaded");
+          return { artifactId, sizeBytes, sha256: digest.sha256() };
+        }
+        // Every byte and the checksum were sent yet the hub did not complete: resume from its offset.
+        throw new ConnectError(`hub stored ${res.storedBytes} of ${sizeBytes} bytes after the whole file was sent`, Code.Internal);
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        if (ConnectError.from(e).code === Code.DataLoss && offset > 0 && !restarted) {
+          restarted = true;
+          bestOffset = -1;
+          opts.log?.warn({ artifactId, resumedFrom: offset }, "resumed upload failed its checksum at the hub; starting again from 0");
+          continue;
+        }
+        const verdict = classify(artifactId, e);
+        if (!verdict.retry) throw verdict.error;
+        failures++;
+        if (failures >= policy.maxAttempts) throw new ArtifactRetriesExhaustedError(artifactId, failures, verdict.error.code, { cause: verdict.error });
+        const delay = backoffMs(policy, failures);
+        opts.log?.warn({ artifactId, attempt: failures, code: Code[verdict.error.code], delayMs: Math.round(delay) }, "artifact upload interrupted; resuming");
+        await sleep(delay, opts.signal);
       }
-      const res = await sendFrom(client, what.source, begin, offset, sizeBytes, opts.signal);
-      if (res.complete) {
-        opts.log?.info({ artifactId, sizeBytes, resumedFrom: offset }, "artifact uploaded");
-        return { artifactId, sizeBytes, sha256 };
-      }
-      // Every byte was sent yet the hub did not complete: it must have dropped some; resume from its offset.
-      throw new ConnectError(`hub stored ${res.storedBytes} of ${sizeBytes} bytes after the whole file was sent`, Code.Internal);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      const verdict = classify(artifactId, e);
-      if (!verdict.retry) throw verdict.error;
-      failures++;
-      if (failures >= policy.maxAttempts) throw new ArtifactRetriesExhaustedError(artifactId, failures, verdict.error.code, { cause: verdict.error });
-      const delay = backoffMs(policy, failures);
-      opts.log?.warn({ artifactId, attempt: failures, code: Code[verdict.error.code], delayMs: Math.round(delay) }, "artifact upload interrupted; resuming");
-      await sleep(delay, opts.signal);
     }
+  } finally {
+    await fh.close();
   }
 }
 
-/** The hub's durable offset for the artifact, 0 when it has never seen it. */
-async function storedOffset(client: ArtifactClient, artifactId: string, signal: AbortSignal | undefined): Promise<number> {
+/** Where the hub's copy ends: its stored offset, all of it when complete, 0 when it has never seen the id. */
+async function storedOffset(client: ArtifactClient, artifactId: string, sizeBytes: number, signal: AbortSignal | undefined): Promise<number> {
   try {
     const s = await client.getUploadStatus({ artifactId }, { signal });
-    return Number(s.storedBytes);
+    return s.complete ? sizeBytes : Number(s.storedBytes);
   } catch (e) {
     if (ConnectError.from(e).code === Code.NotFound) return 0;
     throw e;
   }
 }
 
-/** One Upload stream: `begin`, then the file from `offset` to its end. A complete artifact gets `begin` alone (the hub checks the checksum). */
-async function sendFrom(client: ArtifactClient, file: string, begin: UploadMessage, offset: number, sizeBytes: number, signal: AbortSignal | undefined) {
-  const fh = await open(file, "r");
+/**
+ * One Upload stream: `begin` without a checksum, the file from `offset` to its end (hashed as it goes),
+ * then `finish` with the checksum. A complete artifact gets `begin` and `finish` alone, which the hub
+ * compares with the checksum it holds.
+ */
+async function sendFrom(client: ArtifactClient, fh: FileHandle, digest: PrefixDigest, target: UploadTarget, offset: number, signal: AbortSignal | undefined) {
+  const { size } = await fh.stat();
+  if (size !== target.sizeBytes) {
+    throw new ArtifactRejectedError(target.artifactId, `the file changed while uploading (${size} bytes now, ${target.sizeBytes} when the upload began)`, undefined);
+  }
+  // Before the stream opens, so the hub does not hold an idle stream while a long prefix is read.
+  await digest.coverPrefix(offset);
+  const call = client.upload({ signal });
   try {
-    const { size } = await fh.stat();
-    if (size !== sizeBytes) throw new ArtifactRejectedError(artifactIdOf(begin), `${file} changed while uploading (${size} bytes now, ${sizeBytes} when hashed)`, undefined);
-    return await client.upload(requests(fh, begin, offset, sizeBytes), { signal });
+    await call.begin({ ...target, sizeBytes: BigInt(target.sizeBytes), sha256: "" });
+    // Read buffers go back to the pool once the stream has written them, so a few serve the whole file.
+    const buffers = new BufferPool(CHUNK_BYTES, 8);
+    for await (const { at, data } of fileChunks(fh, offset, target.sizeBytes, CHUNK_BYTES, buffers)) {
+      digest.add(data);
+      await call.chunk(at, data, () => buffers.give(data));
+    }
+    await call.finish(digest.sha256());
+    return await call.response();
   } finally {
-    // The transport may abandon the generator mid-way without returning it; the handle is closed here instead.
-    await fh.close();
+    call.cancel();
   }
 }
 
-async function* requests(fh: FileHandle, begin: UploadMessage, from: number, sizeBytes: number): AsyncGenerator<UploadMessage> {
-  yield begin;
-  for (let at = from; at < sizeBytes; ) {
-    const want = Math.min(CHUNK_BYTES, sizeBytes - at);
-    // A fresh buffer per chunk: the transport may still hold the previous one while this is read.
-    const buf = Buffer.allocUnsafe(want);
-    const { bytesRead } = await fh.read(buf, 0, want, at);
-    // The next attempt's size check turns this into a clear refusal.
-    if (bytesRead === 0) throw new Error(`the file shrank while uploading (ended at ${at} of ${sizeBytes} bytes)`);
-    yield { part: { case: "chunk", value: { offset: BigInt(at), data: buf.subarray(0, bytesRead) } } };
-    at += bytesRead;
-  }
-}
+/**
+ * SHA-256 of the file's prefix that has been sent (or that the hub holds), extended as chunks go out. A
+ * resume that starts elsewhere than where the hash stands re-reads the prefix from the file.
+ */
+class PrefixDigest {
+  private hash: Hash = createHash("sha256");
+  private hashedTo = 0;
+  private hex: string | undefined;
 
-function artifactIdOf(begin: UploadMessage): string {
-  return begin.part?.case === "begin" ? (begin.part.value.artifactId ?? "") : "";
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly sizeBytes: number,
+  ) {}
+
+  /** Makes the hash cover exactly [0, offset), so the chunks sent next extend it. */
+  async coverPrefix(offset: number): Promise<void> {
+    if (this.hex !== undefined || offset === this.hashedTo) return;
+    if (offset < this.hashedTo) {
+      this.hash = createHash("sha256");
+      this.hashedTo = 0;
+    }
+    await hashRange(this.fh, this.hash, this.hashedTo, offset);
+    this.hashedTo = offset;
+  }
+
+  /** The next bytes of the file, in order (ignored once the whole file was hashed). */
+  add(data: Uint8Array): void {
+    if (this.hex !== undefined) return;
+    this.hash.update(data);
+    this.hashedTo += data.length;
+  }
+
+  /** The whole file's checksum; every byte must have been hashed. */
+  sha256(): string {
+    if (this.hex === undefined) {
+      if (this.hashedTo !== this.sizeBytes) throw new Error(`hashed ${this.hashedTo} of ${this.sizeBytes} bytes`);
+      this.hex = this.hash.digest("hex");
+    }
+    return this.hex;
+  }
 }

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/link/v1/link.proto.
  */
 export const file_flip_link_v1_link: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2xpbmsvdjEvbGluay5wcm90bxIMZmxpcC5saW5rLnYxIu0CCg5Db25uZWN0UmVxdWVzdBIkCgVoZWxsbxgBIAEoCzITLmZsaXAubGluay52MS5IZWxsb0gAEiQKA2FjaxgCIAEoCzIVLmZsaXAubGluay52MS5UYXNrQWNrSAASLgoIcHJvZ3Jlc3MYAyABKAsyGi5mbGlwLmxpbmsudjEuVGFza1Byb2dyZXNzSAASKgoGcmVzdWx0GAQgASgLMhguZmxpcC5saW5rLnYxLlRhc2tSZXN1bHRIABIsCgloZWFydGJlYXQYBSABKAsyFy5mbGlwLmxpbmsudjEuSGVhcnRiZWF0SAASRQoNdHJhY2VfY29udGV4dBgPIAMoCzIuLmZsaXAubGluay52MS5Db25uZWN0UmVxdWVzdC5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB21lc3NhZ2Ui9gIKD0Nvbm5lY3RSZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuZmxpcC5saW5rLnYxLldlbGNvbWVIABIoCgVvZmZlchgCIAEoCzIXLmZsaXAubGluay52MS5UYXNrT2ZmZXJIABIqCgZjYW5jZWwYAyABKAsyGC5mbGlwLmxpbmsudjEuVGFza0NhbmNlbEgAEiwKCWhlYXJ0YmVhdBgEIAEoCzIXLmZsaXAubGluay52MS5IZWFydGJlYXRIABItCgpyZXN1bHRfYWNrGAUgASgLMhcuZmxpcC5saW5rLnYxLlJlc3VsdEFja0gAEkYKDXRyYWNlX2NvbnRleHQYDyADKAsyLy5mbGlwLmxpbmsudjEuQ29ubmVjdFJlc3BvbnNlLlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHbWVzc2FnZSK8AQoFSGVsbG8SEgoKdHJ1c3RfY29kZRgBIAEoCRIXCg9nYXRld2F5X3ZlcnNpb24YAiABKAkSLAoIY2FwYWNpdHkYAyADKAsyGi5mbGlwLmxpbmsudjEuS2luZENhcGFjaXR5EigKCWluX2ZsaWdodBgEIAMoCzIVLmZsaXAubGluay52MS5UYXNrUmVmEi4KBmhlYWx0aBgFIAEoCzIeLmZsaXAuY29tbW9uLnYxLkhlYWx0aFNuYXBzaG90IkwKDEtpbmRDYXBhY2l0eRIkCgRraW5kGAEgASgOMhYuZmxpcC5saW5rLnYxLlRhc2tLaW5kEhYKDm1heF9jb25jdXJyZW50GAIgASgNIisKB1Rhc2tSZWYSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIpABCgdXZWxjb21lEhAKCHRydXN0X2lkGAEgASgJEhIKCnRydXN0X2NvZGUYAiABKAkSEgoKdHJ1c3RfbmFtZRgDIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMaHViX2luc3RhbmNlGAUgASgJIrsBCglUYXNrT2ZmZXISDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEiQKBGtpbmQYAyABKA4yFi5mbGlwLmxpbmsudjEuVGFza0tpbmQSJAoEc3BlYxgEIAEoCzIWLmZsaXAubGluay52MS5UYXNrU3BlYxIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgGIAEoCSItCgpUYXNrQ2FuY2VsEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIlMKDFRhc2tQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEAoIZnJhY3Rpb24YAyABKAESDwoHbWVzc2FnZRgEIAEoCSKPAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SKgoGb3V0cHV0GAMgASgLMhguZmxpcC5saW5rLnYxLlRhc2tPdXRwdXRIABIoCgVlcnJvchgEIAEoCzIXLmZsaXAubGluay52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIloKCVRhc2tFcnJvchIpCgRjb2RlGAEgASgOMhsuZmxpcC5saW5rLnYxLlRhc2tFcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgiPwoJUmVzdWx0QWNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIQCghyZWNvcmRlZBgDIAEoCCJoCglIZWFydGJlYXQSKwoHc2VudF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGaGVhbHRoGAIgASgLMh4uZmxpcC5jb21tb24udjEuSGVhbHRoU25hcHNob3QibwoNVXBsb2FkUmVxdWVzdBIqCgViZWdpbhgBIAEoCzIZLmZsaXAubGluay52MS5VcGxvYWRCZWdpbkgAEioKBWNodW5rGAIgASgLMhkuZmxpcC5saW5rLnYxLlVwbG9hZENodW5rSABCBgoEcGFydCJoCgtVcGxvYWRCZWdpbhITCgthcnRpZmFjdF9pZBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEg4KBnNoYTI1NhgDIAEoCRIPCgdwdXJwb3NlGAQgASgJEg8KB3Rhc2tfaWQYBSABKAkiKwoLVXBsb2FkQ2h1bmsSDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwiTQoOVXBsb2FkUmVzcG9uc2USEwoLYXJ0aWZhY3RfaWQYASABKAkSFAoMc3RvcmVkX2J5dGVzGAIgASgEEhAKCGNvbXBsZXRlGAMgASgIIi0KFkdldFVwbG9hZFN0YXR1c1JlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiagoXR2V0VXBsb2FkU3RhdHVzUmVzcG9uc2USEwoLYXJ0aWZhY3RfaWQYASABKAkSFAoMc3RvcmVkX2J5dGVzGAIgASgEEhIKCnNpemVfYnl0ZXMYAyABKAQSEAoIY29tcGxldGUYBCABKAgiNgoPRG93bmxvYWRSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBCJUChBEb3dubG9hZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMEhIKCnNpemVfYnl0ZXMYAyABKAQSDgoGc2hhMjU2GAQgASgJKoUCCg1UYXNrRXJyb3JDb2RlEh8KG1RBU0tfRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhsKF1RBU0tfRVJST1JfQ09ERV9JTlZBTElEEAESGgoWVEFTS19FUlJPUl9DT0RFX0RFTklFRBACEh8KG1RBU0tfRVJST1JfQ09ERV9VTkFWQUlMQUJMRRADEhsKF1RBU0tfRVJST1JfQ09ERV9USU1FT1VUEAQSHAoYVEFTS19FUlJPUl9DT0RFX0lOVEVSTkFMEAUSHQoZVEFTS19FUlJPUl9DT0RFX0NBTkNFTExFRBAGEh8KG1RBU0tfRVJST1JfQ09ERV9VTlNVUFBPUlRFRBAHMlkKC0xpbmtTZXJ2aWNlEkoKB0Nvbm5lY3QSHC5mbGlwLmxpbmsudjEuQ29ubmVjdFJlcXVlc3QaHS5mbGlwLmxpbmsudjEuQ29ubmVjdFJlc3BvbnNlKAEwATKFAgoPQXJ0aWZhY3RTZXJ2aWNlEkUKBlVwbG9hZBIbLmZsaXAubGluay52MS5VcGxvYWRSZXF1ZXN0GhwuZmxpcC5saW5rLnYxLlVwbG9hZFJlc3BvbnNlKAESXgoPR2V0VXBsb2FkU3RhdHVzEiQuZmxpcC5saW5rLnYxLkdldFVwbG9hZFN0YXR1c1JlcXVlc3QaJS5mbGlwLmxpbmsudjEuR2V0VXBsb2FkU3RhdHVzUmVzcG9uc2USSwoIRG93bmxvYWQSHS5mbGlwLmxpbmsudjEuRG93bmxvYWRSZXF1ZXN0Gh4uZmxpcC5saW5rLnYxLkRvd25sb2FkUmVzcG9uc2UwAWIGcHJvdG8z", [file_flip_common_v1_common, file_flip_link_v1_tasks, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2xpbmsvdjEvbGluay5wcm90bxIMZmxpcC5saW5rLnYxIu0CCg5Db25uZWN0UmVxdWVzdBIkCgVoZWxsbxgBIAEoCzITLmZsaXAubGluay52MS5IZWxsb0gAEiQKA2FjaxgCIAEoCzIVLmZsaXAubGluay52MS5UYXNrQWNrSAASLgoIcHJvZ3Jlc3MYAyABKAsyGi5mbGlwLmxpbmsudjEuVGFza1Byb2dyZXNzSAASKgoGcmVzdWx0GAQgASgLMhguZmxpcC5saW5rLnYxLlRhc2tSZXN1bHRIABIsCgloZWFydGJlYXQYBSABKAsyFy5mbGlwLmxpbmsudjEuSGVhcnRiZWF0SAASRQoNdHJhY2VfY29udGV4dBgPIAMoCzIuLmZsaXAubGluay52MS5Db25uZWN0UmVxdWVzdC5UcmFjZUNvbnRleHRFbnRyeRozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB21lc3NhZ2Ui9gIKD0Nvbm5lY3RSZXNwb25zZRIoCgd3ZWxjb21lGAEgASgLMhUuZmxpcC5saW5rLnYxLldlbGNvbWVIABIoCgVvZmZlchgCIAEoCzIXLmZsaXAubGluay52MS5UYXNrT2ZmZXJIABIqCgZjYW5jZWwYAyABKAsyGC5mbGlwLmxpbmsudjEuVGFza0NhbmNlbEgAEiwKCWhlYXJ0YmVhdBgEIAEoCzIXLmZsaXAubGluay52MS5IZWFydGJlYXRIABItCgpyZXN1bHRfYWNrGAUgASgLMhcuZmxpcC5saW5rLnYxLlJlc3VsdEFja0gAEkYKDXRyYWNlX2NvbnRleHQYDyADKAsyLy5mbGlwLmxpbmsudjEuQ29ubmVjdFJlc3BvbnNlLlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHbWVzc2FnZSK8AQoFSGVsbG8SEgoKdHJ1c3RfY29kZRgBIAEoCRIXCg9nYXRld2F5X3ZlcnNpb24YAiABKAkSLAoIY2FwYWNpdHkYAyADKAsyGi5mbGlwLmxpbmsudjEuS2luZENhcGFjaXR5EigKCWluX2ZsaWdodBgEIAMoCzIVLmZsaXAubGluay52MS5UYXNrUmVmEi4KBmhlYWx0aBgFIAEoCzIeLmZsaXAuY29tbW9uLnYxLkhlYWx0aFNuYXBzaG90IkwKDEtpbmRDYXBhY2l0eRIkCgRraW5kGAEgASgOMhYuZmxpcC5saW5rLnYxLlRhc2tLaW5kEhYKDm1heF9jb25jdXJyZW50GAIgASgNIisKB1Rhc2tSZWYSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIpABCgdXZWxjb21lEhAKCHRydXN0X2lkGAEgASgJEhIKCnRydXN0X2NvZGUYAiABKAkSEgoKdHJ1c3RfbmFtZRgDIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFAoMaHViX2luc3RhbmNlGAUgASgJIrsBCglUYXNrT2ZmZXISDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEiQKBGtpbmQYAyABKA4yFi5mbGlwLmxpbmsudjEuVGFza0tpbmQSJAoEc3BlYxgEIAEoCzIWLmZsaXAubGluay52MS5UYXNrU3BlYxIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvamVjdF9pZBgGIAEoCSItCgpUYXNrQ2FuY2VsEg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIlMKDFRhc2tQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEAoIZnJhY3Rpb24YAyABKAESDwoHbWVzc2FnZRgEIAEoCSKPAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SKgoGb3V0cHV0GAMgASgLMhguZmxpcC5saW5rLnYxLlRhc2tPdXRwdXRIABIoCgVlcnJvchgEIAEoCzIXLmZsaXAubGluay52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIloKCVRhc2tFcnJvchIpCgRjb2RlGAEgASgOMhsuZmxpcC5saW5rLnYxLlRhc2tFcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgiPwoJUmVzdWx0QWNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIQCghyZWNvcmRlZBgDIAEoCCJoCglIZWFydGJlYXQSKwoHc2VudF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGaGVhbHRoGAIgASgLMh4uZmxpcC5jb21tb24udjEuSGVhbHRoU25hcHNob3QinQEKDVVwbG9hZFJlcXVlc3QSKgoFYmVnaW4YASABKAsyGS5mbGlwLmxpbmsudjEuVXBsb2FkQmVnaW5IABIqCgVjaHVuaxgCIAEoCzIZLmZsaXAubGluay52MS5VcGxvYWRDaHVua0gAEiwKBmZpbmlzaBgDIAEoCzIaLmZsaXAubGluay52MS5VcGxvYWRGaW5pc2hIAEIGCgRwYXJ0ImgKC1VwbG9hZEJlZ2luEhMKC2FydGlmYWN0X2lkGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQSDgoGc2hhMjU2GAMgASgJEg8KB3B1cnBvc2UYBCABKAkSDwoHdGFza19pZBgFIAEoCSIrCgtVcGxvYWRDaHVuaxIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDCIeCgxVcGxvYWRGaW5pc2gSDgoGc2hhMjU2GAEgASgJIk0KDlVwbG9hZFJlc3BvbnNlEhMKC2FydGlmYWN0X2lkGAEgASgJEhQKDHN0b3JlZF9ieXRlcxgCIAEoBBIQCghjb21wbGV0ZRgDIAEoCCItChZHZXRVcGxvYWRTdGF0dXNSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJImoKF0dldFVwbG9hZFN0YXR1c1Jlc3BvbnNlEhMKC2FydGlmYWN0X2lkGAEgASgJEhQKDHN0b3JlZF9ieXRlcxgCIAEoBBISCgpzaXplX2J5dGVzGAMgASgEEhAKCGNvbXBsZXRlGAQgASgIIjYKD0Rvd25sb2FkUmVxdWVzdBITCgthcnRpZmFjdF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQiVAoQRG93bmxvYWRSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBISCgpzaXplX2J5dGVzGAMgASgEEg4KBnNoYTI1NhgEIAEoCSqFAgoNVGFza0Vycm9yQ29kZRIfChtUQVNLX0VSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIbChdUQVNLX0VSUk9SX0NPREVfSU5WQUxJRBABEhoKFlRBU0tfRVJST1JfQ09ERV9ERU5JRUQQAhIfChtUQVNLX0VSUk9SX0NPREVfVU5BVkFJTEFCTEUQAxIbChdUQVNLX0VSUk9SX0NPREVfVElNRU9VVBAEEhwKGFRBU0tfRVJST1JfQ09ERV9JTlRFUk5BTBAFEh0KGVRBU0tfRVJST1JfQ09ERV9DQU5DRUxMRUQQBhIfChtUQVNLX0VSUk9SX0NPREVfVU5TVVBQT1JURUQQBzJZCgtMaW5rU2VydmljZRJKCgdDb25uZWN0EhwuZmxpcC5saW5rLnYxLkNvbm5lY3RSZXF1ZXN0Gh0uZmxpcC5saW5rLnYxLkNvbm5lY3RSZXNwb25zZSgBMAEyhQIKD0FydGlmYWN0U2VydmljZRJFCgZVcGxvYWQSGy5mbGlwLmxpbmsudjEuVXBsb2FkUmVxdWVzdBocLmZsaXAubGluay52MS5VcGxvYWRSZXNwb25zZSgBEl4KD0dldFVwbG9hZFN0YXR1cxIkLmZsaXAubGluay52MS5HZXRVcGxvYWRTdGF0dXNSZXF1ZXN0GiUuZmxpcC5saW5rLnYxLkdldFVwbG9hZFN0YXR1c1Jlc3BvbnNlEksKCERvd25sb2FkEh0uZmxpcC5saW5rLnYxLkRvd25sb2FkUmVxdWVzdBoeLmZsaXAubGluay52MS5Eb3dubG9hZFJlc3BvbnNlMAFiBnByb3RvMw", [file_flip_common_v1_common, file_flip_link_v1_tasks, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A message from the gateway to the hub.
@@ -544,6 +544,12 @@ export type UploadRequest = Message<"flip.link.v1.UploadRequest"> & {
      */
     value: UploadChunk;
     case: "chunk";
+  } | {
+    /**
+     * @generated from field: flip.link.v1.UploadFinish finish = 3;
+     */
+    value: UploadFinish;
+    case: "finish";
   } | { case: undefined; value?: undefined };
 };
 
@@ -573,7 +579,8 @@ export type UploadBegin = Message<"flip.link.v1.UploadBegin"> & {
   sizeBytes: bigint;
 
   /**
-   * Lower-case hex SHA-256 of the whole artifact, verified when the last byte arrives.
+   * Lower-case hex SHA-256 of the whole artifact, verified when the last byte arrives. Empty: the
+   * client sends it in `finish` after the last chunk (so it can hash while it sends).
    *
    * @generated from field: string sha256 = 3;
    */
@@ -626,6 +633,27 @@ export const UploadChunkSchema: GenMessage<UploadChunk> = /*@__PURE__*/
   messageDesc(file_flip_link_v1_link, 16);
 
 /**
+ * The last message of an upload whose `begin` named no checksum; the hub verifies the artifact against it.
+ *
+ * @generated from message flip.link.v1.UploadFinish
+ */
+export type UploadFinish = Message<"flip.link.v1.UploadFinish"> & {
+  /**
+   * Lower-case hex SHA-256 of the whole artifact.
+   *
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message flip.link.v1.UploadFinish.
+ * Use `create(UploadFinishSchema)` to create a new message.
+ */
+export const UploadFinishSchema: GenMessage<UploadFinish> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_link, 17);
+
+/**
  * Result of an upload stream.
  *
  * @generated from message flip.link.v1.UploadResponse
@@ -652,7 +680,7 @@ export type UploadResponse = Message<"flip.link.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_link, 17);
+  messageDesc(file_flip_link_v1_link, 18);
 
 /**
  * Asks for an upload's stored offset.
@@ -671,7 +699,7 @@ export type GetUploadStatusRequest = Message<"flip.link.v1.GetUploadStatusReques
  * Use `create(GetUploadStatusRequestSchema)` to create a new message.
  */
 export const GetUploadStatusRequestSchema: GenMessage<GetUploadStatusRequest> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_link, 18);
+  messageDesc(file_flip_link_v1_link, 19);
 
 /**
  * An upload's stored offset.
@@ -705,7 +733,7 @@ export type GetUploadStatusResponse = Message<"flip.link.v1.GetUploadStatusRespo
  * Use `create(GetUploadStatusResponseSchema)` to create a new message.
  */
 export const GetUploadStatusResponseSchema: GenMessage<GetUploadStatusResponse> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_link, 19);
+  messageDesc(file_flip_link_v1_link, 20);
 
 /**
  * Asks for an artifact from an offset.
@@ -729,7 +757,7 @@ export type DownloadRequest = Message<"flip.link.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_link, 20);
+  messageDesc(file_flip_link_v1_link, 21);
 
 /**
  * One chunk of a download.
@@ -765,7 +793,7 @@ export type DownloadResponse = Message<"flip.link.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_link, 21);
+  messageDesc(file_flip_link_v1_link, 22);
 
 /**
  * Categories of task failure.
@@ -852,10 +880,14 @@ export const LinkService: GenService<{
 export const ArtifactService: GenService<{
   /**
    * Uploads an artifact in chunks. The first message carries `begin`; later ones carry data at the
-   * offset the server reported. A broken upload resumes from GetUploadStatus's offset.
-   * Who may call: a trust gateway (trust API key).
-   * Errors: UNAUTHENTICATED, INVALID_ARGUMENT (offset gap, bad size), DATA_LOSS (checksum mismatch at the end),
-   * FAILED_PRECONDITION (artifact already complete with another checksum), RESOURCE_EXHAUSTED (over size cap).
+   * offset the server reported, and, when `begin` named no checksum, a last `finish` with it. A broken
+   * upload resumes from GetUploadStatus's offset.
+   * Who may call: a trust gateway (trust API key), for its own artifacts.
+   * Errors: UNAUTHENTICATED (missing or wrong key), PERMISSION_DENIED (trust disabled), INVALID_ARGUMENT
+   * (offset gap, bytes past the size, malformed stream, finish before the last byte), DATA_LOSS (checksum
+   * mismatch at the end; the stored bytes are discarded), FAILED_PRECONDITION (the id was begun with
+   * another size or checksum), ALREADY_EXISTS (another trust uses the id), RESOURCE_EXHAUSTED (over the
+   * size cap), ABORTED (a newer stream of the same upload took over; resume).
    *
    * @generated from rpc flip.link.v1.ArtifactService.Upload
    */
@@ -876,9 +908,11 @@ export const ArtifactService: GenService<{
     output: typeof GetUploadStatusResponseSchema;
   },
   /**
-   * Downloads an artifact from an offset, in chunks; the last message carries the checksum.
-   * Who may call: a trust gateway (trust API key) for artifacts shared with its trust.
-   * Errors: UNAUTHENTICATED, NOT_FOUND, PERMISSION_DENIED, OUT_OF_RANGE (offset past the end).
+   * Downloads an artifact from an offset, in chunks (at most 4 MiB each); the last message carries the
+   * checksum and no data.
+   * Who may call: a trust gateway (trust API key) for its own artifacts and those shared with its trust.
+   * Errors: UNAUTHENTICATED, PERMISSION_DENIED (trust disabled), NOT_FOUND (no such artifact, or not
+   * visible to the trust), FAILED_PRECONDITION (not complete yet), OUT_OF_RANGE (offset past the end).
    *
    * @generated from rpc flip.link.v1.ArtifactService.Download
    */

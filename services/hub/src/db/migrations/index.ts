@@ -5,6 +5,8 @@ import { M0003Identity } from "./m0003-identity.js";
 import { M0004Artifacts } from "./m0004-artifacts.js";
 import { M0005ProjectsAndCohorts } from "./m0005-projects-and-cohorts.js";
 import { M0006Governance } from "./m0006-governance.js";
+import { M0007AuditSequencer } from "./m0007-audit-sequencer.js";
+import { M0008ArtifactSync } from "./m0008-artifact-sync.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
@@ -14,4 +16,6 @@ export const migrations: MigrationObject[] = [
   { name: "m0004-artifacts", class: M0004Artifacts },
   { name: "m0005-projects-and-cohorts", class: M0005ProjectsAndCohorts },
   { name: "m0006-governance", class: M0006Governance },
+  { name: "m0007-audit-sequencer", class: M0007AuditSequencer },
+  { name: "m0008-artifact-sync", class: M0008ArtifactSync },
 ];
