@@ -6,6 +6,7 @@ import type { Database } from "../db/database.js";
 import { onTaskEndedNotice, TASK_READY_CHANNEL } from "../tasks/channels.js";
 import { GroupCommit } from "../db/group-commit.js";
 import { claimPendingTasksFor, type ClaimRequest } from "../tasks/claims.js";
+import { recordAcks, type StreamAcks } from "../tasks/task-outcomes.js";
 import { SuccessBatcher } from "../tasks/success-batcher.js";
 import { Trust } from "../trusts/entities.js";
 import { healthToJson } from "../trusts/health-json.js";
@@ -45,9 +46,14 @@ export class LinkRegistry {
 
   constructor(private readonly deps: LinkRegistryDeps) {
     const claims = new GroupCommit((batch: ClaimRequest[]) => claimPendingTasksFor(deps.db.em(), deps.config.instanceId, batch));
+    const acks = new GroupCommit(async (batch: StreamAcks[]) => {
+      await recordAcks(deps.db.em(), batch);
+      return batch.map(() => undefined);
+    });
     this.sessionDeps = {
       db: deps.db,
       claim: (request) => claims.submit(request),
+      recordAcks: (a) => acks.submit(a),
       successes: new SuccessBatcher(deps.db),
       log: deps.log,
       hubInstance: deps.config.instanceId,

@@ -14,7 +14,7 @@ import type { ClaimedTask, ClaimRequest, StreamTakeover } from "../tasks/claims.
 import type { TaskEndedNotice } from "../tasks/channels.js";
 import { specFromJson } from "../tasks/task-json.js";
 import type { SuccessBatcher } from "../tasks/success-batcher.js";
-import { recordAcks, recordProgress, recordResult } from "../tasks/task-outcomes.js";
+import { recordProgress, recordResult, type StreamAcks } from "../tasks/task-outcomes.js";
 import type { LinkedTrust } from "./authenticate-link.js";
 import type { LinkHello } from "./hello.js";
 
@@ -22,6 +22,8 @@ export interface SessionDeps {
   db: Database;
   /** Claims pending tasks for a stream; shared by every session of this replica, so claims made at once go in one statement. */
   claim(request: ClaimRequest): Promise<ClaimedTask[]>;
+  /** Records a stream's acks; shared likewise, so acks of many streams go in one statement. */
+  recordAcks(acks: StreamAcks): Promise<void>;
   /** Group commit of successes, shared by every session of this replica. */
   successes: SuccessBatcher;
   log: Logger;
@@ -180,7 +182,7 @@ export class LinkSession {
     this.unwrittenAcks.clear();
     if (this.closed || ids.length === 0) return;
     try {
-      await recordAcks(this.deps.db.em(), this.streamId, ids);
+      await this.deps.recordAcks({ streamId: this.streamId, taskIds: ids });
     } catch (err) {
       // Only the "running" display is late; the result still ends the task.
       this.log.warn({ err, tasks: ids.length }, "could not record task acknowledgements");

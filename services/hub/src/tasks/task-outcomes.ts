@@ -15,22 +15,38 @@ import type { SuccessBatcher } from "./success-batcher.js";
  * progress) or the trust (results) it came from, so a gateway can only touch its own trust's tasks.
  */
 
-/** The gateway accepted these offered attempts: they are running. Returns how many were still this stream's. */
-export async function recordAcks(em: EntityManager, streamId: string, taskIds: string[]): Promise<number> {
-  const ids = taskIds.filter(isUuid);
-  if (ids.length === 0) return 0;
+/** Offered attempts a stream's gateway accepted. */
+export interface StreamAcks {
+  streamId: string;
+  taskIds: string[];
+}
+
+/**
+ * The gateways accepted these offered attempts: they are running. Many streams' acks go in one
+ * statement; an id that is not (or no longer) its stream's offered task changes nothing.
+ */
+export async function recordAcks(em: EntityManager, acks: StreamAcks[]): Promise<void> {
+  const rows = acks.flatMap((a) => a.taskIds.filter(isUuid).map((taskId) => ({ task_id: taskId, stream_id: a.streamId })));
+  if (rows.length === 0) return;
   const now = new Date();
-  const rows = await em.execute<{ id: string }[]>(
-    `with acked as (
-       update task set state = 'running', updated_at = ?
-       where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and stream_id = ? and state = 'offered'
-       returning id, attempt
+  await em.execute(
+    `with a as (
+       select * from jsonb_to_recordset(?::jsonb) as a(task_id uuid, stream_id uuid)
+     ),
+     -- An ack only changes what "running" shows: a row another statement holds (a result ending it) is
+     -- skipped rather than waited for, so acks never take part in a lock cycle.
+     free as (
+       select t.id from task t join a on t.id = a.task_id and t.stream_id = a.stream_id
+       where t.state = 'offered' for update of t skip locked
+     ),
+     acked as (
+       update task t set state = 'running', updated_at = ?
+       from free where t.id = free.id
+       returning t.id, t.attempt
      )
-     update task_attempt a set acked_at = coalesce(a.acked_at, ?) from acked where a.task_id = acked.id and a.attempt = acked.attempt
-     returning a.task_id as id`,
-    [now, JSON.stringify(ids), streamId, now],
+     update task_attempt ta set acked_at = coalesce(ta.acked_at, ?) from acked where ta.task_id = acked.id and ta.attempt = acked.attempt`,
+    [JSON.stringify(rows), now, now],
   );
-  return rows.length;
 }
 
 /** Progress of a running attempt: 0..1, or negative when unknown. */
@@ -95,10 +111,16 @@ export async function endSucceeded(em: EntityManager, successes: Success[]): Pro
     `with r as (
        select * from jsonb_to_recordset(?::jsonb) as r(task_id uuid, trust_id uuid, kind text, output jsonb)
      ),
+     -- Rows are locked in id order, so two statements ending overlapping tasks wait for each other
+     -- instead of deadlocking.
+     locked as (
+       select t.id, r.output from task t join r on t.id = r.task_id and t.trust_id = r.trust_id and t.kind = r.kind
+       where t.state in ('pending', 'offered', 'running') order by t.id for update of t
+     ),
      upd as (
-       update task t set state = 'succeeded', output = r.output, error = null, end_reason = 'completed at the trust', ended_at = ?, updated_at = ?,
+       update task t set state = 'succeeded', output = locked.output, error = null, end_reason = 'completed at the trust', ended_at = ?, updated_at = ?,
          stream_id = null, progress = 1
-       from r where t.id = r.task_id and t.trust_id = r.trust_id and t.kind = r.kind and t.state in ('pending', 'offered', 'running')
+       from locked where t.id = locked.id and t.state in ('pending', 'offered', 'running')
        returning t.id, t.attempt, t.trust_id, t.kind
      ),
      att as (

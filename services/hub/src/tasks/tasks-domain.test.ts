@@ -11,7 +11,7 @@ import { claimPendingTasks, claimPendingTasksFor } from "./claims.js";
 import { createTask } from "./create-task.js";
 import { expireOverdueTasks } from "./expiry.js";
 import { getTask } from "./queries.js";
-import { recordResult } from "./task-outcomes.js";
+import { endSucceeded, recordAcks, recordResult, successOf } from "./task-outcomes.js";
 import { SuccessBatcher } from "./success-batcher.js";
 import { cancelTask } from "./cancel-task.js";
 import { TaskEvents, type TaskEnded } from "./task-events.js";
@@ -108,6 +108,44 @@ test("one statement claims for many streams: each owner gets its own trust's old
   t.deepEqual(forStale, []);
   t.true([...forA!, ...forB!].every((x) => x.attempt === 1));
   t.deepEqual((await claim(db, { trustId: replaced.trustId, streamId: owner }, 10)).map((x) => x.id), made.c, "the owner still gets them");
+});
+
+test("acks of several streams in one statement mark their own offered tasks running, and nothing else", async (t) => {
+  const { db } = t.context;
+  const a = await trustWithStream(db, "acks-a");
+  const b = await trustWithStream(db, "acks-b");
+  const ta = await createTask(db.em(), { trustId: a.trustId, spec: echo("a"), actor: "test" });
+  const tb = await createTask(db.em(), { trustId: b.trustId, spec: echo("b"), actor: "test" });
+  const notOffered = await createTask(db.em(), { trustId: b.trustId, spec: echo("pending"), actor: "test" });
+  await claim(db, a, 1);
+  await claim(db, b, 1);
+  // b's stream also claims a's task, which it does not hold; a's stream names a pending task of b.
+  await recordAcks(db.em(), [
+    { streamId: a.streamId, taskIds: [ta.id, notOffered.id] },
+    { streamId: b.streamId, taskIds: [tb.id, ta.id, "not-a-uuid"] },
+  ]);
+  t.is((await getTask(db.em(), ta.id)).task.state, "running");
+  t.is((await getTask(db.em(), tb.id)).task.state, "running");
+  t.is((await getTask(db.em(), notOffered.id)).task.state, "pending");
+  const [attempt] = await db.em().execute<{ acked_at: Date | null; stream_id: string }[]>("select acked_at, stream_id from task_attempt where task_id = ?", [ta.id]);
+  t.truthy(attempt?.acked_at);
+  t.is(attempt?.stream_id, a.streamId);
+});
+
+test("two statements ending the same tasks at once, in opposite orders and with acks between, end each task exactly once", async (t) => {
+  const { db } = t.context;
+  const s = await trustWithStream(db, "lock-order");
+  const tasks = [];
+  for (let i = 0; i < 150; i++) tasks.push(await createTask(db.em(), { trustId: s.trustId, spec: echo(`t${i}`), actor: "test" }));
+  await claim(db, s, 150);
+  const successes = tasks.map((task) => successOf(s.trustId, task.id, echoOut(task.id).value)!);
+  const [forward, backward] = await Promise.all([
+    endSucceeded(db.em(), successes),
+    endSucceeded(db.em(), [...successes].reverse()),
+    recordAcks(db.em(), [{ streamId: s.streamId, taskIds: tasks.map((x) => x.id).reverse() }]),
+  ]);
+  t.is(forward!.size + backward!.size, 150, "every task ended by exactly one of the two statements");
+  t.is([...forward!].filter((id) => backward!.has(id)).length, 0);
 });
 
 test("two claims racing on one stream never get the same task", async (t) => {
