@@ -48,7 +48,8 @@ const resultsOf = (sent: NonNullable<LinkMessage>[]) => sent.filter((m) => m.cas
 
 test("an offered task is acknowledged, run, and its result kept until the hub acknowledges it", async (t) => {
   const { r, sent, results } = runner();
-  r.offer(offer(ids[0]!), ROOT_CONTEXT);
+  r.offer(offer(ids[0]!, { delayMs: 50 }), ROOT_CONTEXT);
+  await until(() => sent.length > 0);
   t.is(sent[0]?.case, "ack");
   await until(() => resultsOf(sent).length === 1);
   t.is(resultsOf(sent)[0]?.outcome?.case, "output");
@@ -56,6 +57,14 @@ test("an offered task is acknowledged, run, and its result kept until the hub ac
   r.resultAcknowledged({ taskId: ids[0]!, attempt: 1, recorded: true, $typeName: "flip.link.v1.ResultAck" });
   t.deepEqual(results.all(), []);
   t.deepEqual(r.inFlight(), []);
+});
+
+test("a task that ends in the turn it was accepted reports only its result: the result says it ran", async (t) => {
+  const { r, sent } = runner();
+  r.offer(offer(ids[0]!), ROOT_CONTEXT);
+  await until(() => resultsOf(sent).length === 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(sent.map((m) => m.case), ["result"]);
 });
 
 test("the same task offered again while it runs is not run twice", async (t) => {

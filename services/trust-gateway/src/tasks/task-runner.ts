@@ -54,6 +54,8 @@ interface HeldTask {
   span: Span;
   spanContext: Context;
   deadlineTimer: NodeJS.Timeout | undefined;
+  /** The ack, until it is sent: a task that ends in the turn it was accepted reports its result instead. */
+  pendingAck: NodeJS.Immediate | undefined;
   lastProgressAt: number;
   done: Promise<void>;
 }
@@ -115,11 +117,17 @@ export class TaskRunner {
       span,
       spanContext: trace.setSpan(parent, span),
       deadlineTimer: undefined,
+      pendingAck: undefined,
       lastProgressAt: 0,
       done: Promise.resolve(),
     };
     this.held.set(task.taskId, task);
-    this.deps.send({ case: "ack", value: { taskId: task.taskId, attempt: task.attempt } }, injectTraceContext(task.spanContext));
+    // The ack tells the hub the task is running. One that already ended (a quick task finishes within this
+    // turn) says so with its result, which is all the hub needs: one message instead of two.
+    task.pendingAck = setImmediate(() => {
+      task.pendingAck = undefined;
+      this.deps.send({ case: "ack", value: { taskId: task.taskId, attempt: task.attempt } }, injectTraceContext(task.spanContext));
+    });
     this.deps.taskLog.append({ event: "accepted", ...this.logRef(task) });
     if (offer.deadline) {
       const ms = timestampDate(offer.deadline).getTime() - Date.now();
@@ -246,6 +254,7 @@ export class TaskRunner {
 
   private forget(task: HeldTask): void {
     clearTimeout(task.deadlineTimer);
+    clearImmediate(task.pendingAck);
     this.held.delete(task.taskId);
   }
 }
