@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ArtifactService, DownloadRequestSchema, DownloadResponseSchema, UploadResponseSchema } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { DirectCall } from "@flip/shared/direct/direct-call.js";
@@ -9,7 +9,7 @@ import { InvalidInputError } from "../rpc/domain-errors.js";
 import { decodeUploadRequest, downloadChunkHead, uploadInput, type UploadRequestPart } from "./chunk-codec.js";
 import type { ArtifactDeps } from "./deps.js";
 import { openDownload } from "./download.js";
-import { artifactErrorToConnect } from "./to-connect-error.js";
+import { artifactRpcError } from "./to-connect-error.js";
 import { authenticateTrust } from "./trust-auth.js";
 import { receiveUpload, type UploadInput } from "./upload.js";
 import { validateArtifactId, validateBegin } from "./validate.js";
@@ -27,34 +27,17 @@ const DOWNLOAD_CHUNK_BYTES = 4 * 1024 * 1024;
  * same domain functions.
  */
 export function artifactDirectRoutes(deps: ArtifactDeps): DirectRoute[] {
-  /** Maps errors to codes; only unexpected ones are logged, since the rest are the caller's business. */
-  const mapped = (rpc: string, e: unknown) => {
-    const err = artifactErrorToConnect(e);
-    if (err.code === Code.Internal) deps.log.error({ err: e, rpc }, "unexpected error in artifact handler");
-    return err;
-  };
-  return [
-    {
-      method: ArtifactService.method.upload,
-      async handle(call) {
-        try {
-          await serveUpload(deps, call);
-        } catch (e) {
-          throw mapped("Upload", e);
-        }
-      },
+  const route = (method: DescMethod, serve: (deps: ArtifactDeps, call: DirectCall) => Promise<void>): DirectRoute => ({
+    method,
+    async handle(call) {
+      try {
+        await serve(deps, call);
+      } catch (e) {
+        throw artifactRpcError(deps.log, method.name, e);
+      }
     },
-    {
-      method: ArtifactService.method.download,
-      async handle(call) {
-        try {
-          await serveDownload(deps, call);
-        } catch (e) {
-          throw mapped("Download", e);
-        }
-      },
-    },
-  ];
+  });
+  return [route(ArtifactService.method.upload, serveUpload), route(ArtifactService.method.download, serveDownload)];
 }
 
 async function serveUpload(deps: ArtifactDeps, call: DirectCall): Promise<void> {

@@ -1,6 +1,7 @@
 import { constants as fsConstants } from "node:fs";
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import * as path from "node:path";
+import { readAhead } from "@flip/shared/files/read-ahead.js";
 import type { BufferPool } from "@flip/shared/files/buffer-pool.js";
 import { writeFully } from "@flip/shared/files/positional-writes.js";
 import { isArtifactId, type ArtifactPart, type ArtifactStore } from "./store.js";
@@ -98,40 +99,14 @@ class FsPart implements ArtifactPart {
   }
 }
 
-/**
- * Reads [start, end) of a file (to its end when `end` is undefined), with the next read in flight while
- * the caller handles the current one, so disk and consumer overlap. Each chunk is a buffer of its own
- * (callers keep them): from `buffers` when given, else freshly allocated.
- */
+/** Reads [start, end) of a file (to its end when `end` is undefined), read ahead (see `readAhead`). */
 async function* readRange(file: string, start: number, end: number | undefined, chunkBytes: number, buffers?: BufferPool): AsyncGenerator<Uint8Array> {
   const fh = await open(file, fsConstants.O_RDONLY);
-  let next: Promise<Uint8Array> | undefined;
   try {
     const stop = end ?? (await fh.stat()).size;
-    const readAt = async (at: number): Promise<Uint8Array> => {
-      const want = Math.min(chunkBytes, stop - at);
-      const buf = buffers?.take() ?? Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, want, at);
-      if (bytesRead === 0) throw new Error(`${path.basename(file)} ended at ${at}, expected ${stop} bytes`);
-      return buf.subarray(0, bytesRead);
-    };
-    let at = start;
-    // Settled later by the loop; a failure must not surface as an unhandled rejection meanwhile.
-    const ahead = (from: number) => {
-      const p = readAt(from);
-      p.catch(() => undefined);
-      return p;
-    };
-    next = at < stop ? ahead(at) : undefined;
-    while (next) {
-      const chunk = await next;
-      at += chunk.length;
-      next = at < stop ? ahead(at) : undefined;
-      yield chunk;
-    }
+    const ended = (at: number) => `${path.basename(file)} ended at ${at}, expected ${stop} bytes`;
+    for await (const { data } of readAhead(fh, start, stop, chunkBytes, { buffers, ended })) yield data;
   } finally {
-    // A read still in flight (the caller stopped early) must finish before its handle closes.
-    await next?.catch(() => undefined);
     await fh.close();
   }
 }

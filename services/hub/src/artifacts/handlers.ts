@@ -4,7 +4,7 @@ import { InvalidInputError } from "../rpc/domain-errors.js";
 import { uploadInput } from "./chunk-codec.js";
 import type { ArtifactDeps } from "./deps.js";
 import { openDownload, type ArtifactReader } from "./download.js";
-import { artifactErrorToConnect } from "./to-connect-error.js";
+import { artifactRpcError } from "./to-connect-error.js";
 import { authenticateTrust } from "./trust-auth.js";
 import { receiveUpload, type UploadInput } from "./upload.js";
 import { getUploadStatus } from "./upload-status.js";
@@ -13,12 +13,7 @@ import { validateArtifactId, validateBegin } from "./validate.js";
 /** flip.link.v1.ArtifactService: thin handlers over the artifact domain (upload.ts, upload-status.ts, download.ts). */
 export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDeps): void {
   const { db, log } = deps;
-  /** Maps errors to codes; only unexpected ones are logged, since the rest are the caller's business. */
-  const mapped = (ctx: HandlerContext, e: unknown) => {
-    const err = artifactErrorToConnect(e);
-    if (err.code === Code.Internal) log.error({ err: e, rpc: ctx.method.name }, "unexpected error in artifact handler");
-    return err;
-  };
+  const mapped = (ctx: HandlerContext, e: unknown) => artifactRpcError(log, ctx.method.name, e);
 
   router.service(ArtifactService, {
     async upload(requests, ctx) {

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "@flip/shared/logging/logger.js";
 import { toConnectError } from "../rpc/to-connect-error.js";
 import { ArtifactChecksumError, ArtifactOffsetError, ArtifactRangeError, ArtifactTooLargeError, UploadSupersededError } from "./errors.js";
 
@@ -20,4 +21,11 @@ export function artifactErrorToConnect(e: unknown): ConnectError {
     if (code !== undefined) return new ConnectError(e.message, code, undefined, undefined, e);
   }
   return toConnectError(e);
+}
+
+/** The wire error of an artifact RPC that failed; only unexpected failures (Internal) are logged, the rest are the caller's business. */
+export function artifactRpcError(log: Logger, rpc: string, e: unknown): ConnectError {
+  const err = artifactErrorToConnect(e);
+  if (err.code === Code.Internal) log.error({ err: e, rpc }, "unexpected error in artifact handler");
+  return err;
 }

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { context, propagation, type TextMapGetter } from "@opentelemetry/api";
 import type { ConnectRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
+import { contextFromHeaders, injectTraceContext } from "@flip/shared/telemetry/trace-context.js";
 import type { Database } from "../db/database.js";
 import { authenticateLink, linkRefused } from "./authenticate-link.js";
 import { readHello } from "./hello.js";
@@ -30,7 +30,6 @@ export interface LinkServeDeps {
 }
 
 const CLOSED: unique symbol = Symbol("closed");
-const headerGetter: TextMapGetter<Headers> = { get: (h, k) => h.get(k) ?? undefined, keys: (h) => [...h.keys()] };
 
 /** Authenticates the gateway, reads its hello and makes this stream the trust's link; returns the session, welcomed. */
 export async function openLink(deps: LinkServeDeps, stream: LinkStream): Promise<LinkSession> {
@@ -44,8 +43,7 @@ export async function openLink(deps: LinkServeDeps, stream: LinkStream): Promise
     );
   }
   // The W3C context the gateway opened the stream with, for messages that belong to no task.
-  const carrier: Record<string, string> = {};
-  propagation.inject(propagation.extract(context.active(), stream.header, headerGetter), carrier);
+  const carrier = injectTraceContext(contextFromHeaders(stream.header));
   return await deps.registry.open(trust, hello, carrier, stream.outbound).catch((err: unknown) => {
     throw err instanceof LinkNoLongerAllowedError ? linkRefused(err.disabled) : err;
   });

@@ -1,9 +1,9 @@
 import type * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapGetter } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../logging/logger.js";
-import { tracer } from "../telemetry/trace-context.js";
+import { contextFromHeaders, tracer } from "../telemetry/trace-context.js";
 import { DirectCall } from "./direct-call.js";
 
 /** An RPC served straight on HTTP/2 streams for gRPC binary callers; every other protocol goes to Connect's handler for it. */
@@ -24,11 +24,6 @@ export interface DirectRouterOptions {
 const CALL_BUFFER_BYTES = 8 * 1024 * 1024;
 
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
-
-const headerGetter: TextMapGetter<Headers> = {
-  get: (h, k) => h.get(k) ?? undefined,
-  keys: (h) => [...h.keys()],
-};
 
 /**
  * Puts direct routes in front of an HTTP/2 server's compatibility layer (which turns each stream into a
@@ -58,7 +53,7 @@ function serveDirect(route: DirectRoute, stream: http2.ServerHttp2Stream, header
   const call = new DirectCall(stream, headers, { maxMessageBytes: opts.maxMessageBytes, bufferBytes: CALL_BUFFER_BYTES, shutdownSignal: opts.shutdownSignal });
   const { method } = route;
   const rpc = `${method.parent.typeName}/${method.name}`;
-  const parent = propagation.extract(context.active(), call.requestHeader, headerGetter);
+  const parent = contextFromHeaders(call.requestHeader);
   const span = tracer.startSpan(rpc, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name } }, parent);
   void context
     .with(trace.setSpan(parent, span), () => route.handle(call))

@@ -32,6 +32,11 @@ const headerGetter: TextMapGetter<Headers> = {
   get: (h, k) => h.get(k) ?? undefined,
   keys: (h) => [...h.keys()],
 };
+/** The trace context a request's headers carry (W3C traceparent/tracestate), on top of the active one. */
+export function contextFromHeaders(headers: Headers): Context {
+  return propagation.extract(context.active(), headers, headerGetter);
+}
+
 const headerSetter: TextMapSetter<Headers> = { set: (h, k, v) => h.set(k, v) };
 
 async function* endSpanWhenDone<T>(it: AsyncIterable<T>, span: Span): AsyncIterable<T> {
@@ -48,7 +53,7 @@ async function* endSpanWhenDone<T>(it: AsyncIterable<T>, span: Span): AsyncItera
 
 /** Server interceptor: a SERVER span per RPC, continuing the caller's trace; streaming spans end with the stream. */
 export const serverTracing: Interceptor = (next) => async (req) => {
-  const parent = propagation.extract(context.active(), req.header, headerGetter);
+  const parent = contextFromHeaders(req.header);
   const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, {
     kind: SpanKind.SERVER,
     attributes: { "rpc.system": "connect_rpc", "rpc.service": req.service.typeName, "rpc.method": req.method.name },
