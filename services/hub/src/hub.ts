@@ -19,6 +19,7 @@ import { createLinkModule } from "./link/link-module.js";
 import { projectModule } from "./projects/module.js";
 import type { HubDeps } from "./rpc/hub-context.js";
 import { createTasksModule } from "./tasks/tasks-module.js";
+import { trainingModule } from "./training/module.js";
 import { registerTrustHandlers } from "./trusts/handlers.js";
 
 export interface RunningHub {
@@ -32,6 +33,7 @@ export interface RunningHub {
 /** The hub's domains, in start order. */
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
   const tasks = createTasksModule(deps);
+  const training = trainingModule(deps, tasks.events);
   return [
     // First, so it is listening before any other module appends to the audit log; stopped last.
     auditModule(deps),
@@ -41,8 +43,9 @@ function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
     projectModule(deps, tasks.events),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
     cohortModule(deps, tasks.events),
-    createLinkModule(deps),
+    createLinkModule(deps, { trainingReports: (trustId, taskId, report) => training.storeLiveReport(trustId, taskId, report) }),
     artifactModule(deps),
+    training,
   ];
 }
 
@@ -87,6 +90,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     services: hubServices,
     routes: hubRoutes(modules),
     direct: directRoutes(modules),
+    // A model's files (32 MiB) and initial weights (64 MiB) arrive in one CreateModel message.
+    readMaxBytes: 100 * 1024 * 1024,
     log,
     interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,

@@ -16,7 +16,8 @@ export async function getDeploymentMode(em: EntityManager): Promise<DeploymentMo
   const [row] = await em.execute<{ enabled: boolean; changed_at: Date; changed_by: string }[]>("select enabled, changed_at, changed_by from deployment_mode where id = 1");
   const [tasks] = await em.execute<{ n: string }[]>("select count(*) as n from task where state in ('offered', 'running')");
   const runningTasks = Number(tasks?.n ?? 0);
-  const runningJobs = 0;
+  const [jobs] = await em.execute<{ n: string }[]>("select count(*) as n from job where state = 'running'");
+  const runningJobs = Number(jobs?.n ?? 0);
   const enabled = row?.enabled ?? false;
   return {
     enabled,

@@ -17,6 +17,19 @@ export class FsArtifactStore implements ArtifactStore {
   /** Creates the directory; call once before use. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    await mkdir(this.scratchDir(), { recursive: true });
+  }
+
+  async adopt(id: string, file: string): Promise<void> {
+    await rename(file, this.finalPath(id));
+  }
+
+  scratchDir(): string {
+    return path.join(this.dir, "scratch");
+  }
+
+  localPath(id: string): string {
+    return this.finalPath(id);
   }
 
   async openPart(id: string): Promise<ArtifactPart> {

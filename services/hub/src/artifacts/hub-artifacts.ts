@@ -49,6 +49,35 @@ export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" |
   // start-up check (durability.ts).
   await deps.store.commit(id);
   await deps.store.sync(id);
+  return await recordHubArtifact(deps, id, input, size, hash.digest("hex"));
+}
+
+export interface AdoptedHubArtifact extends Omit<NewHubArtifact, "data"> {
+  /** A finished file under the store's scratchDir(); renamed into the store. */
+  file: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/**
+ * Stores a file the hub wrote (e.g. aggregated weights, hashed while written) as a complete artifact
+ * without copying it: the file is renamed into the store, synced, and recorded as writeHubArtifact does.
+ */
+export async function adoptHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" | "log">, input: AdoptedHubArtifact): Promise<Artifact> {
+  validatePurpose(input.purpose, "purpose");
+  const id = randomUUID();
+  await deps.store.adopt(id, input.file);
+  await deps.store.sync(id);
+  return await recordHubArtifact(deps, id, input, input.sizeBytes, input.sha256);
+}
+
+async function recordHubArtifact(
+  deps: Pick<ArtifactDeps, "db" | "store" | "log">,
+  id: string,
+  input: Pick<NewHubArtifact, "purpose" | "taskId" | "actor" | "shareWith">,
+  size: number,
+  sha256: string,
+): Promise<Artifact> {
   try {
     return await deps.db.em().transactional(async (tx) => {
       const now = new Date();
@@ -58,7 +87,7 @@ export async function writeHubArtifact(deps: Pick<ArtifactDeps, "db" | "store" |
         purpose: input.purpose,
         taskId: input.taskId ?? null,
         sizeBytes: size,
-        sha256: hash.digest("hex"),
+        sha256,
         storedBytes: size,
         complete: true,
         uploadSession: null,

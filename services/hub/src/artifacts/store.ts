@@ -27,6 +27,15 @@ export interface ArtifactStore {
   read(id: string, offset: number, chunkBytes: number, buffers?: BufferPool): AsyncIterable<Uint8Array>;
   /** Deletes a complete artifact, if it exists. */
   remove(id: string): Promise<void>;
+  /**
+   * Makes a finished file (on the store's filesystem, e.g. under `scratchDir()`) the artifact `id`, by
+   * renaming it: how the aggregator stores weights it wrote without copying them.
+   */
+  adopt(id: string, file: string): Promise<void>;
+  /** A directory on the store's filesystem for files that `adopt` will take. */
+  scratchDir(): string;
+  /** The file of a complete artifact, for modules that read it with positional reads (the aggregator). */
+  localPath(id: string): string;
 }
 
 /** An open incomplete artifact. Writes are positional, so several may be in flight at once. */

@@ -99,6 +99,7 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.JobService/AbortJob": signedIn,
   "flip.hub.v1.JobService/WatchJob": signedIn,
   "flip.hub.v1.JobService/ListMetrics": signedIn,
+  "flip.hub.v1.JobService/DownloadWeights": signedIn,
 
   "flip.hub.v1.AuditService/ListAuditEntries": admin,
   "flip.hub.v1.AuditService/VerifyAuditChain": admin,

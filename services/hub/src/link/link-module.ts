@@ -1,4 +1,5 @@
 import { LinkService } from "@flip/gen/flip/link/v1/link_pb.js";
+import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import type { HubModule } from "../hub-module.js";
 import type { HubDeps } from "../rpc/hub-context.js";
 import { directLinkRoute } from "./direct-link.js";
@@ -10,9 +11,14 @@ export interface LinkModule extends HubModule {
   readonly registry: LinkRegistry;
 }
 
+export interface LinkHooks {
+  /** Metrics, events and logs a training workload reported, sent live in a training task's progress. */
+  trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
+}
+
 /** The trust link: LinkService.Connect and the sessions it holds. */
-export function createLinkModule(deps: HubDeps): LinkModule {
-  const registry = new LinkRegistry(deps);
+export function createLinkModule(deps: HubDeps, hooks: LinkHooks = {}): LinkModule {
+  const registry = new LinkRegistry({ ...deps, trainingReports: hooks.trainingReports });
   return {
     services: [LinkService],
     routes: (router) => registerLinkHandlers(router, { db: deps.db, log: deps.log, registry }),

@@ -1,3 +1,4 @@
+import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
@@ -24,6 +25,8 @@ export interface LinkRegistryDeps {
   db: Database;
   log: Logger;
   config: Pick<HubConfig, "instanceId" | "heartbeatIntervalMs" | "offlineAfterMs">;
+  /** Stores a training task's live report (TaskProgress.training); reports are dropped without it. */
+  trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
 }
 
 /**
@@ -58,6 +61,7 @@ export class LinkRegistry {
       log: deps.log,
       hubInstance: deps.config.instanceId,
       heartbeatIntervalMs: deps.config.heartbeatIntervalMs,
+      trainingReports: deps.trainingReports,
     };
     // One timer for all sessions, each tick serving one slice of them: heartbeats and last-seen writes
     // are spread over the interval instead of a burst for every trust at once.

@@ -1,3 +1,4 @@
+import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { randomUUID } from "node:crypto";
 import { create, equals, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
@@ -29,6 +30,8 @@ export interface SessionDeps {
   log: Logger;
   hubInstance: string;
   heartbeatIntervalMs: number;
+  /** Stores a training task's live report; none without a training module. */
+  trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
 }
 
 type Outbound = MessageInitShape<typeof ConnectResponseSchema>["message"];
@@ -153,6 +156,8 @@ export class LinkSession {
         return;
       case "progress":
         await recordProgress(this.deps.db.em(), this.streamId, m.value.taskId, m.value.fraction, m.value.message);
+        // Stored only for this trust's own training task (the report names no job: the task does).
+        if (m.value.training) await this.deps.trainingReports?.(this.trust.id, m.value.taskId, m.value.training);
         return;
       case "result":
         await withSpan("link.result", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, () => this.onResult(m.value));
@@ -209,6 +214,9 @@ export class LinkSession {
     this.pumping = true;
     void this.pumpLoop().finally(() => {
       this.pumping = false;
+      // A wake-up can arrive after the loop's last check but before this callback (two notices in one
+      // packet are emitted in the same tick): it only set pumpAgain, so run again for it.
+      if (this.pumpAgain) this.pump();
     });
   }
 

@@ -39,3 +39,8 @@ export class ConcurrentChangeError extends Error {
 export class PermissionError extends Error {
   override readonly name = "PermissionError";
 }
+
+/** The input is larger than the hub accepts; the message names the limit. */
+export class TooLargeError extends Error {
+  override readonly name = "TooLargeError";
+}

@@ -7,6 +7,7 @@ import {
   InvalidInputError,
   NotFoundError,
   PermissionError,
+  TooLargeError,
 } from "./domain-errors.js";
 
 /**
@@ -22,6 +23,7 @@ export function toConnectError(e: unknown): ConnectError {
   if (e instanceof ConcurrentChangeError || e instanceof OptimisticLockError) {
     return new ConnectError("the record changed while you were editing it; read it again and retry", Code.Aborted, undefined, undefined, e);
   }
+  if (e instanceof TooLargeError) return new ConnectError(e.message, Code.ResourceExhausted, undefined, undefined, e);
   if (e instanceof PermissionError) return new ConnectError(e.message, Code.PermissionDenied, undefined, undefined, e);
   if (e instanceof UniqueConstraintViolationException) return new ConnectError("a record with that identity already exists", Code.AlreadyExists, undefined, undefined, e);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, e);

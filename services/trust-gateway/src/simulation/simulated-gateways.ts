@@ -4,6 +4,7 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import type { GatewayConfig } from "../config.js";
 import { startGateway, type RunningGateway } from "../gateway.js";
 import { staticHealth } from "../health/health-reporter.js";
+import type { TaskHandlers } from "../tasks/task-handler.js";
 
 export interface SimulatedTrust {
   code: string;
@@ -29,6 +30,8 @@ export async function startSimulatedGateways(opts: {
   linkTimeoutMs?: number;
   /** Overrides of the real gateway's defaults (e.g. ping interval). */
   config?: Partial<GatewayConfig>;
+  /** Task handlers per trust (e.g. a simulated trainer); the gateway's defaults otherwise. */
+  handlers?: (trust: SimulatedTrust) => TaskHandlers;
 }): Promise<SimulatedGateways> {
   const health = staticHealth();
   const gateways: RunningGateway[] = [];
@@ -51,7 +54,7 @@ export async function startSimulatedGateways(opts: {
         logLevel: "warn",
         ...opts.config,
       };
-      const g = await startGateway(config, opts.log.child({ trust: t.code }), { health, persistent: false });
+      const g = await startGateway(config, opts.log.child({ trust: t.code }), { health, persistent: false, handlers: opts.handlers?.(t) });
       gateways.push(g);
       await g.linked(opts.linkTimeoutMs ?? 60_000);
     }

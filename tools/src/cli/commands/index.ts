@@ -10,6 +10,8 @@ import { userCommands } from "./user.js";
 import { tokenCommands } from "./token.js";
 import { gatewayCommands } from "./gateway.js";
 import { taskCommands } from "./task.js";
+import { modelCommands } from "./model.js";
+import { jobCommands } from "./job.js";
 
 /** Every `flip` command. Add a command group by adding its module's array here. */
 export const allCommands: CliCommand[] = [
@@ -23,5 +25,7 @@ export const allCommands: CliCommand[] = [
   ...taskCommands,
   ...projectCommands,
   ...cohortCommands,
+  ...modelCommands,
+  ...jobCommands,
   ...auditCommands,
 ];

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/training.proto.
  */
 export const file_flip_hub_v1_training: GenFile = /*@__PURE__*/
-  fileDesc("ChpmbGlwL2h1Yi92MS90cmFpbmluZy5wcm90bxILZmxpcC5odWIudjEiwQEKBU1vZGVsEgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghvd25lcl9pZBgFIAEoCRINCgVpbWFnZRgGIAEoCRITCgtjb25maWdfanNvbhgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAkgASgIIo4DCgNKb2ISCgoCaWQYASABKAkSEAoIbW9kZWxfaWQYAiABKAkSJAoFc3RhdGUYAyABKA4yFS5mbGlwLmh1Yi52MS5Kb2JTdGF0ZRIRCgl0cnVzdF9pZHMYBCADKAkSDgoGcm91bmRzGAUgASgNEhUKDWN1cnJlbnRfcm91bmQYBiABKA0SFgoOZ3B1c19wZXJfdHJ1c3QYByABKA0SEwoLbWluX3VwZGF0ZXMYCCABKA0SFgoOcXVldWVfcG9zaXRpb24YCSABKA0SEgoKZW5kX3JlYXNvbhgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoaZ2xvYmFsX3dlaWdodHNfYXJ0aWZhY3RfaWQYDiABKAkikAIKC01ldHJpY1BvaW50EhAKCHRydXN0X2lkGAEgASgJEg0KBXJvdW5kGAIgASgNEg0KBWxhYmVsGAMgASgJEg0KBXZhbHVlGAQgASgBEg8KB3hfbGFiZWwYBSABKAkSDwoHeF92YWx1ZRgGIAEoARIvCgtyZWNvcmRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoKYXR0cmlidXRlcxgIIAMoCzIoLmZsaXAuaHViLnYxLk1ldHJpY1BvaW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLyAQoISm9iRXZlbnQSJwoEa2luZBgBIAEoDjIZLmZsaXAuaHViLnYxLkpvYkV2ZW50S2luZBIQCgh0cnVzdF9pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRIPCgdtZXNzYWdlGAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgdkZXRhaWxzGAYgAygLMiIuZmxpcC5odWIudjEuSm9iRXZlbnQuRGV0YWlsc0VudHJ5Gi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm8KEkNyZWF0ZU1vZGVsUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSDQoFaW1hZ2UYBCABKAkSEwoLY29uZmlnX2pzb24YBSABKAkiOAoTQ3JlYXRlTW9kZWxSZXNwb25zZRIhCgVtb2RlbBgBIAEoCzISLmZsaXAuaHViLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI1ChBHZXRNb2RlbFJlc3BvbnNlEiEKBW1vZGVsGAEgASgLMhIuZmxpcC5odWIudjEuTW9kZWwiUgoRTGlzdE1vZGVsc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIpCgRwYWdlGAIgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QiZAoSTGlzdE1vZGVsc1Jlc3BvbnNlEiIKBm1vZGVscxgBIAMoCzISLmZsaXAuaHViLnYxLk1vZGVsEioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiJgoSRGVsZXRlTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIhUKE0RlbGV0ZU1vZGVsUmVzcG9uc2UikAEKEENyZWF0ZUpvYlJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDgoGdHJ1c3RzGAIgAygJEg4KBnJvdW5kcxgDIAEoDRIWCg5ncHVzX3Blcl90cnVzdBgEIAEoDRITCgttaW5fdXBkYXRlcxgFIAEoDRIdChVyb3VuZF90aW1lb3V0X3NlY29uZHMYBiABKA0iMgoRQ3JlYXRlSm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAuZmxpcC5odWIudjEuSm9iIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIi8KDkdldEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmZsaXAuaHViLnYxLkpvYiJOCg9MaXN0Sm9ic1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSKQoEcGFnZRgCIAEoCzIbLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0Il4KEExpc3RKb2JzUmVzcG9uc2USHgoEam9icxgBIAMoCzIQLmZsaXAuaHViLnYxLkpvYhIqCgRwYWdlGAIgASgLMhwuZmxpcC5jb21tb24udjEuUGFnZVJlc3BvbnNlIjEKD0Fib3J0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjEKEEFib3J0Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAuZmxpcC5odWIudjEuSm9iIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkijwEKEFdhdGNoSm9iUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFS5mbGlwLmh1Yi52MS5Kb2JFdmVudEgAEioKBm1ldHJpYxgCIAEoCzIYLmZsaXAuaHViLnYxLk1ldHJpY1BvaW50SAASHwoDam9iGAMgASgLMhAuZmxpcC5odWIudjEuSm9iSABCBgoEaXRlbSJ/ChJMaXN0TWV0cmljc1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEg0KBWxhYmVsGAIgASgJEhAKCHRydXN0X2lkGAMgASgJEg0KBXJvdW5kGAQgASgNEikKBHBhZ2UYBSABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJsChNMaXN0TWV0cmljc1Jlc3BvbnNlEikKB21ldHJpY3MYASADKAsyGC5mbGlwLmh1Yi52MS5NZXRyaWNQb2ludBIqCgRwYWdlGAIgASgLMhwuZmxpcC5jb21tb24udjEuUGFnZVJlc3BvbnNlKpgBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEEhUKEUpPQl9TVEFURV9BQk9SVEVEEAUqowIKDEpvYkV2ZW50S2luZBIeChpKT0JfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhkKFUpPQl9FVkVOVF9LSU5EX1FVRVVFRBABEhoKFkpPQl9FVkVOVF9LSU5EX1NUQVJURUQQAhIgChxKT0JfRVZFTlRfS0lORF9ST1VORF9TVEFSVEVEEAMSIgoeSk9CX0VWRU5UX0tJTkRfVVBEQVRFX1JFQ0VJVkVEEAQSIwofSk9CX0VWRU5UX0tJTkRfUk9VTkRfQUdHUkVHQVRFRBAFEh8KG0pPQl9FVkVOVF9LSU5EX1RSVVNUX0ZBSUxFRBAGEhgKFEpPQl9FVkVOVF9LSU5EX0VOREVEEAcSFgoSSk9CX0VWRU5UX0tJTkRfTE9HEAgyygIKDE1vZGVsU2VydmljZRJQCgtDcmVhdGVNb2RlbBIfLmZsaXAuaHViLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBogLmZsaXAuaHViLnYxLkNyZWF0ZU1vZGVsUmVzcG9uc2USRwoIR2V0TW9kZWwSHC5mbGlwLmh1Yi52MS5HZXRNb2RlbFJlcXVlc3QaHS5mbGlwLmh1Yi52MS5HZXRNb2RlbFJlc3BvbnNlEk0KCkxpc3RNb2RlbHMSHi5mbGlwLmh1Yi52MS5MaXN0TW9kZWxzUmVxdWVzdBofLmZsaXAuaHViLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJQCgtEZWxldGVNb2RlbBIfLmZsaXAuaHViLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBogLmZsaXAuaHViLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2UyygMKCkpvYlNlcnZpY2USSgoJQ3JlYXRlSm9iEh0uZmxpcC5odWIudjEuQ3JlYXRlSm9iUmVxdWVzdBoeLmZsaXAuaHViLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEkEKBkdldEpvYhIaLmZsaXAuaHViLnYxLkdldEpvYlJlcXVlc3QaGy5mbGlwLmh1Yi52MS5HZXRKb2JSZXNwb25zZRJHCghMaXN0Sm9icxIcLmZsaXAuaHViLnYxLkxpc3RKb2JzUmVxdWVzdBodLmZsaXAuaHViLnYxLkxpc3RKb2JzUmVzcG9uc2USRwoIQWJvcnRKb2ISHC5mbGlwLmh1Yi52MS5BYm9ydEpvYlJlcXVlc3QaHS5mbGlwLmh1Yi52MS5BYm9ydEpvYlJlc3BvbnNlEkkKCFdhdGNoSm9iEhwuZmxpcC5odWIudjEuV2F0Y2hKb2JSZXF1ZXN0Gh0uZmxpcC5odWIudjEuV2F0Y2hKb2JSZXNwb25zZTABElAKC0xpc3RNZXRyaWNzEh8uZmxpcC5odWIudjEuTGlzdE1ldHJpY3NSZXF1ZXN0GiAuZmxpcC5odWIudjEuTGlzdE1ldHJpY3NSZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChpmbGlwL2h1Yi92MS90cmFpbmluZy5wcm90bxILZmxpcC5odWIudjEiyAIKBU1vZGVsEgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghvd25lcl9pZBgFIAEoCRINCgVpbWFnZRgGIAEoCRITCgtjb25maWdfanNvbhgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGAkgASgIEhoKEmJ1bmRsZV9hcnRpZmFjdF9pZBgKIAEoCRIVCg1idW5kbGVfc2hhMjU2GAsgASgJEhkKEWJ1bmRsZV9zaXplX2J5dGVzGAwgASgEEiMKG2luaXRpYWxfd2VpZ2h0c19hcnRpZmFjdF9pZBgNIAEoCRISCgpmaWxlX3BhdGhzGA4gAygJIioKCU1vZGVsRmlsZRIMCgRwYXRoGAEgASgJEg8KB2NvbnRlbnQYAiABKAwiNAoLTW9kZWxCdW5kbGUSJQoFZmlsZXMYASADKAsyFi5mbGlwLmh1Yi52MS5Nb2RlbEZpbGUixgEKDkpvYlBhcnRpY2lwYW50EhAKCHRydXN0X2lkGAEgASgJEhIKCnRydXN0X2NvZGUYAiABKAkSEwoLZ3B1X2luZGljZXMYAyADKA0SLAoFc3RhdGUYBCABKA4yHS5mbGlwLmh1Yi52MS5QYXJ0aWNpcGFudFN0YXRlEg8KB3VwZGF0ZXMYBSABKA0SDgoGbWlzc2VkGAYgASgNEhgKEGxhc3RfbWlzc19yZWFzb24YByABKAkSEAoIcHJvZ3Jlc3MYCCABKAEijwIKCEpvYlJvdW5kEg0KBXJvdW5kGAEgASgNEg0KBXN0YXRlGAIgASgJEg8KB3VwZGF0ZXMYAyABKA0SDgoGbWlzc2VkGAQgASgNEi4KCnN0YXJ0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1hZ2dyZWdhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiChpnbG9iYWxfd2VpZ2h0c19hcnRpZmFjdF9pZBgIIAEoCRIPCgdzYW1wbGVzGAkgASgEIu4ECgNKb2ISCgoCaWQYASABKAkSEAoIbW9kZWxfaWQYAiABKAkSJAoFc3RhdGUYAyABKA4yFS5mbGlwLmh1Yi52MS5Kb2JTdGF0ZRIRCgl0cnVzdF9pZHMYBCADKAkSDgoGcm91bmRzGAUgASgNEhUKDWN1cnJlbnRfcm91bmQYBiABKA0SFgoOZ3B1c19wZXJfdHJ1c3QYByABKA0SEwoLbWluX3VwZGF0ZXMYCCABKA0SFgoOcXVldWVfcG9zaXRpb24YCSABKA0SEgoKZW5kX3JlYXNvbhgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoaZ2xvYmFsX3dlaWdodHNfYXJ0aWZhY3RfaWQYDiABKAkSIgoEa2luZBgPIAEoDjIULmZsaXAuaHViLnYxLkpvYktpbmQSEgoKcHJvamVjdF9pZBgQIAEoCRIdChVyb3VuZF90aW1lb3V0X3NlY29uZHMYESABKA0SMQoMcGFydGljaXBhbnRzGBIgAygLMhsuZmxpcC5odWIudjEuSm9iUGFydGljaXBhbnQSLAoNcm91bmRfaGlzdG9yeRgTIAMoCzIVLmZsaXAuaHViLnYxLkpvYlJvdW5kEhIKCmNyZWF0ZWRfYnkYFCABKAkSEgoKbW9kZWxfbmFtZRgVIAEoCSKQAgoLTWV0cmljUG9pbnQSEAoIdHJ1c3RfaWQYASABKAkSDQoFcm91bmQYAiABKA0SDQoFbGFiZWwYAyABKAkSDQoFdmFsdWUYBCABKAESDwoHeF9sYWJlbBgFIAEoCRIPCgd4X3ZhbHVlGAYgASgBEi8KC3JlY29yZGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI8CgphdHRyaWJ1dGVzGAggAygLMiguZmxpcC5odWIudjEuTWV0cmljUG9pbnQuQXR0cmlidXRlc0VudHJ5GjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIv8BCghKb2JFdmVudBInCgRraW5kGAEgASgOMhkuZmxpcC5odWIudjEuSm9iRXZlbnRLaW5kEhAKCHRydXN0X2lkGAIgASgJEg0KBXJvdW5kGAMgASgNEg8KB21lc3NhZ2UYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKB2RldGFpbHMYBiADKAsyIi5mbGlwLmh1Yi52MS5Kb2JFdmVudC5EZXRhaWxzRW50cnkSCwoDc2VxGAcgASgEGi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsgBChJDcmVhdGVNb2RlbFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEg0KBWltYWdlGAQgASgJEhMKC2NvbmZpZ19qc29uGAUgASgJEiUKBWZpbGVzGAYgAygLMhYuZmxpcC5odWIudjEuTW9kZWxGaWxlEhcKD2luaXRpYWxfd2VpZ2h0cxgHIAEoDBIXCg9pZGVtcG90ZW5jeV9rZXkYCCABKAkiOAoTQ3JlYXRlTW9kZWxSZXNwb25zZRIhCgVtb2RlbBgBIAEoCzISLmZsaXAuaHViLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI1ChBHZXRNb2RlbFJlc3BvbnNlEiEKBW1vZGVsGAEgASgLMhIuZmxpcC5odWIudjEuTW9kZWwiUgoRTGlzdE1vZGVsc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIpCgRwYWdlGAIgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QiZAoSTGlzdE1vZGVsc1Jlc3BvbnNlEiIKBm1vZGVscxgBIAMoCzISLmZsaXAuaHViLnYxLk1vZGVsEioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiJgoSRGVsZXRlTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIhUKE0RlbGV0ZU1vZGVsUmVzcG9uc2UizQEKEENyZWF0ZUpvYlJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDgoGdHJ1c3RzGAIgAygJEg4KBnJvdW5kcxgDIAEoDRIWCg5ncHVzX3Blcl90cnVzdBgEIAEoDRITCgttaW5fdXBkYXRlcxgFIAEoDRIdChVyb3VuZF90aW1lb3V0X3NlY29uZHMYBiABKA0SIgoEa2luZBgHIAEoDjIULmZsaXAuaHViLnYxLkpvYktpbmQSFwoPaWRlbXBvdGVuY3lfa2V5GAggASgJIjIKEUNyZWF0ZUpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmZsaXAuaHViLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIvCg5HZXRKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5mbGlwLmh1Yi52MS5Kb2IiTgoPTGlzdEpvYnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEikKBHBhZ2UYAiABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJeChBMaXN0Sm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5mbGlwLmh1Yi52MS5Kb2ISKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIxCg9BYm9ydEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIxChBBYm9ydEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLmZsaXAuaHViLnYxLkpvYiIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIo8BChBXYXRjaEpvYlJlc3BvbnNlEiYKBWV2ZW50GAEgASgLMhUuZmxpcC5odWIudjEuSm9iRXZlbnRIABIqCgZtZXRyaWMYAiABKAsyGC5mbGlwLmh1Yi52MS5NZXRyaWNQb2ludEgAEh8KA2pvYhgDIAEoCzIQLmZsaXAuaHViLnYxLkpvYkgAQgYKBGl0ZW0ifwoSTGlzdE1ldHJpY3NSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRINCgVsYWJlbBgCIAEoCRIQCgh0cnVzdF9pZBgDIAEoCRINCgVyb3VuZBgEIAEoDRIpCgRwYWdlGAUgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QibAoTTGlzdE1ldHJpY3NSZXNwb25zZRIpCgdtZXRyaWNzGAEgAygLMhguZmxpcC5odWIudjEuTWV0cmljUG9pbnQSKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSI3ChZEb3dubG9hZFdlaWdodHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRINCgVyb3VuZBgCIAEoDSJqChdEb3dubG9hZFdlaWdodHNSZXNwb25zZRINCgVyb3VuZBgBIAEoDRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBISCgpzaXplX2J5dGVzGAQgASgEEg4KBnNoYTI1NhgFIAEoCSqYAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQSk9CX1NUQVRFX1FVRVVFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBADEhQKEEpPQl9TVEFURV9GQUlMRUQQBBIVChFKT0JfU1RBVEVfQUJPUlRFRBAFKk4KB0pvYktpbmQSGAoUSk9CX0tJTkRfVU5TUEVDSUZJRUQQABISCg5KT0JfS0lORF9UUkFJThABEhUKEUpPQl9LSU5EX0VWQUxVQVRFEAIq1QEKEFBhcnRpY2lwYW50U3RhdGUSIQodUEFSVElDSVBBTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIdChlQQVJUSUNJUEFOVF9TVEFURV9XQUlUSU5HEAESHgoaUEFSVElDSVBBTlRfU1RBVEVfVFJBSU5JTkcQAhIlCiFQQVJUSUNJUEFOVF9TVEFURV9VUERBVEVfUkVDRUlWRUQQAxIcChhQQVJUSUNJUEFOVF9TVEFURV9NSVNTRUQQBBIaChZQQVJUSUNJUEFOVF9TVEFURV9ET05FEAUq4QIKDEpvYkV2ZW50S2luZBIeChpKT0JfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhkKFUpPQl9FVkVOVF9LSU5EX1FVRVVFRBABEhoKFkpPQl9FVkVOVF9LSU5EX1NUQVJURUQQAhIgChxKT0JfRVZFTlRfS0lORF9ST1VORF9TVEFSVEVEEAMSIgoeSk9CX0VWRU5UX0tJTkRfVVBEQVRFX1JFQ0VJVkVEEAQSIwofSk9CX0VWRU5UX0tJTkRfUk9VTkRfQUdHUkVHQVRFRBAFEh8KG0pPQl9FVkVOVF9LSU5EX1RSVVNUX0ZBSUxFRBAGEhgKFEpPQl9FVkVOVF9LSU5EX0VOREVEEAcSFgoSSk9CX0VWRU5UX0tJTkRfTE9HEAgSGwoXSk9CX0VWRU5UX0tJTkRfV09SS0xPQUQQCRIfChtKT0JfRVZFTlRfS0lORF9ST1VORF9GQUlMRUQQCjLKAgoMTW9kZWxTZXJ2aWNlElAKC0NyZWF0ZU1vZGVsEh8uZmxpcC5odWIudjEuQ3JlYXRlTW9kZWxSZXF1ZXN0GiAuZmxpcC5odWIudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJHCghHZXRNb2RlbBIcLmZsaXAuaHViLnYxLkdldE1vZGVsUmVxdWVzdBodLmZsaXAuaHViLnYxLkdldE1vZGVsUmVzcG9uc2USTQoKTGlzdE1vZGVscxIeLmZsaXAuaHViLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gh8uZmxpcC5odWIudjEuTGlzdE1vZGVsc1Jlc3BvbnNlElAKC0RlbGV0ZU1vZGVsEh8uZmxpcC5odWIudjEuRGVsZXRlTW9kZWxSZXF1ZXN0GiAuZmxpcC5odWIudjEuRGVsZXRlTW9kZWxSZXNwb25zZTKqBAoKSm9iU2VydmljZRJKCglDcmVhdGVKb2ISHS5mbGlwLmh1Yi52MS5DcmVhdGVKb2JSZXF1ZXN0Gh4uZmxpcC5odWIudjEuQ3JlYXRlSm9iUmVzcG9uc2USQQoGR2V0Sm9iEhouZmxpcC5odWIudjEuR2V0Sm9iUmVxdWVzdBobLmZsaXAuaHViLnYxLkdldEpvYlJlc3BvbnNlEkcKCExpc3RKb2JzEhwuZmxpcC5odWIudjEuTGlzdEpvYnNSZXF1ZXN0Gh0uZmxpcC5odWIudjEuTGlzdEpvYnNSZXNwb25zZRJHCghBYm9ydEpvYhIcLmZsaXAuaHViLnYxLkFib3J0Sm9iUmVxdWVzdBodLmZsaXAuaHViLnYxLkFib3J0Sm9iUmVzcG9uc2USSQoIV2F0Y2hKb2ISHC5mbGlwLmh1Yi52MS5XYXRjaEpvYlJlcXVlc3QaHS5mbGlwLmh1Yi52MS5XYXRjaEpvYlJlc3BvbnNlMAESUAoLTGlzdE1ldHJpY3MSHy5mbGlwLmh1Yi52MS5MaXN0TWV0cmljc1JlcXVlc3QaIC5mbGlwLmh1Yi52MS5MaXN0TWV0cmljc1Jlc3BvbnNlEl4KD0Rvd25sb2FkV2VpZ2h0cxIjLmZsaXAuaHViLnYxLkRvd25sb2FkV2VpZ2h0c1JlcXVlc3QaJC5mbGlwLmh1Yi52MS5Eb3dubG9hZFdlaWdodHNSZXNwb25zZTABYgZwcm90bzM", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A model.
@@ -70,6 +70,39 @@ export type Model = Message<"flip.hub.v1.Model"> & {
    * @generated from field: bool deleted = 9;
    */
   deleted: boolean;
+
+  /**
+   * Artifact of the researcher's files (a ModelBundle message); empty when none were given.
+   *
+   * @generated from field: string bundle_artifact_id = 10;
+   */
+  bundleArtifactId: string;
+
+  /**
+   * SHA-256 (lower-case hex) and size of the bundle.
+   *
+   * @generated from field: string bundle_sha256 = 11;
+   */
+  bundleSha256: string;
+
+  /**
+   * @generated from field: uint64 bundle_size_bytes = 12;
+   */
+  bundleSizeBytes: bigint;
+
+  /**
+   * Artifact of the initial weights (safetensors); empty when the workload initialises them.
+   *
+   * @generated from field: string initial_weights_artifact_id = 13;
+   */
+  initialWeightsArtifactId: string;
+
+  /**
+   * File paths in the bundle.
+   *
+   * @generated from field: repeated string file_paths = 14;
+   */
+  filePaths: string[];
 };
 
 /**
@@ -78,6 +111,176 @@ export type Model = Message<"flip.hub.v1.Model"> & {
  */
 export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
   messageDesc(file_flip_hub_v1_training, 0);
+
+/**
+ * One file of a model bundle: a relative path (no "..", no leading "/") and its bytes.
+ *
+ * @generated from message flip.hub.v1.ModelFile
+ */
+export type ModelFile = Message<"flip.hub.v1.ModelFile"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message flip.hub.v1.ModelFile.
+ * Use `create(ModelFileSchema)` to create a new message.
+ */
+export const ModelFileSchema: GenMessage<ModelFile> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 1);
+
+/**
+ * The researcher's files as stored in the bundle artifact and unpacked read-only at each trust.
+ *
+ * @generated from message flip.hub.v1.ModelBundle
+ */
+export type ModelBundle = Message<"flip.hub.v1.ModelBundle"> & {
+  /**
+   * @generated from field: repeated flip.hub.v1.ModelFile files = 1;
+   */
+  files: ModelFile[];
+};
+
+/**
+ * Describes the message flip.hub.v1.ModelBundle.
+ * Use `create(ModelBundleSchema)` to create a new message.
+ */
+export const ModelBundleSchema: GenMessage<ModelBundle> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 2);
+
+/**
+ * A trust's part in a job.
+ *
+ * @generated from message flip.hub.v1.JobParticipant
+ */
+export type JobParticipant = Message<"flip.hub.v1.JobParticipant"> & {
+  /**
+   * @generated from field: string trust_id = 1;
+   */
+  trustId: string;
+
+  /**
+   * @generated from field: string trust_code = 2;
+   */
+  trustCode: string;
+
+  /**
+   * Host GPU indices the hub assigned at this trust (empty for CPU jobs and while queued).
+   *
+   * @generated from field: repeated uint32 gpu_indices = 3;
+   */
+  gpuIndices: number[];
+
+  /**
+   * @generated from field: flip.hub.v1.ParticipantState state = 4;
+   */
+  state: ParticipantState;
+
+  /**
+   * Rounds whose update arrived from this trust.
+   *
+   * @generated from field: uint32 updates = 5;
+   */
+  updates: number;
+
+  /**
+   * Rounds this trust missed.
+   *
+   * @generated from field: uint32 missed = 6;
+   */
+  missed: number;
+
+  /**
+   * Why it missed the last round it missed.
+   *
+   * @generated from field: string last_miss_reason = 7;
+   */
+  lastMissReason: string;
+
+  /**
+   * The latest progress the workload reported (0..1; negative when unknown).
+   *
+   * @generated from field: double progress = 8;
+   */
+  progress: number;
+};
+
+/**
+ * Describes the message flip.hub.v1.JobParticipant.
+ * Use `create(JobParticipantSchema)` to create a new message.
+ */
+export const JobParticipantSchema: GenMessage<JobParticipant> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 3);
+
+/**
+ * One round of a job.
+ *
+ * @generated from message flip.hub.v1.JobRound
+ */
+export type JobRound = Message<"flip.hub.v1.JobRound"> & {
+  /**
+   * @generated from field: uint32 round = 1;
+   */
+  round: number;
+
+  /**
+   * "open", "aggregating", "aggregated", "failed".
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * @generated from field: uint32 updates = 3;
+   */
+  updates: number;
+
+  /**
+   * @generated from field: uint32 missed = 4;
+   */
+  missed: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 5;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deadline = 6;
+   */
+  deadline?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp aggregated_at = 7;
+   */
+  aggregatedAt?: Timestamp | undefined;
+
+  /**
+   * Artifact of the weights this round produced.
+   *
+   * @generated from field: string global_weights_artifact_id = 8;
+   */
+  globalWeightsArtifactId: string;
+
+  /**
+   * @generated from field: uint64 samples = 9;
+   */
+  samples: bigint;
+};
+
+/**
+ * Describes the message flip.hub.v1.JobRound.
+ * Use `create(JobRoundSchema)` to create a new message.
+ */
+export const JobRoundSchema: GenMessage<JobRound> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 4);
 
 /**
  * A training job.
@@ -160,6 +363,43 @@ export type Job = Message<"flip.hub.v1.Job"> & {
    * @generated from field: string global_weights_artifact_id = 14;
    */
   globalWeightsArtifactId: string;
+
+  /**
+   * @generated from field: flip.hub.v1.JobKind kind = 15;
+   */
+  kind: JobKind;
+
+  /**
+   * @generated from field: string project_id = 16;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: uint32 round_timeout_seconds = 17;
+   */
+  roundTimeoutSeconds: number;
+
+  /**
+   * @generated from field: repeated flip.hub.v1.JobParticipant participants = 18;
+   */
+  participants: JobParticipant[];
+
+  /**
+   * @generated from field: repeated flip.hub.v1.JobRound round_history = 19;
+   */
+  roundHistory: JobRound[];
+
+  /**
+   * Who created it (user id).
+   *
+   * @generated from field: string created_by = 20;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: string model_name = 21;
+   */
+  modelName: string;
 };
 
 /**
@@ -167,7 +407,7 @@ export type Job = Message<"flip.hub.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 1);
+  messageDesc(file_flip_hub_v1_training, 5);
 
 /**
  * A metric value.
@@ -223,7 +463,7 @@ export type MetricPoint = Message<"flip.hub.v1.MetricPoint"> & {
  * Use `create(MetricPointSchema)` to create a new message.
  */
 export const MetricPointSchema: GenMessage<MetricPoint> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 2);
+  messageDesc(file_flip_hub_v1_training, 6);
 
 /**
  * Something that happened to a job.
@@ -260,6 +500,13 @@ export type JobEvent = Message<"flip.hub.v1.JobEvent"> & {
    * @generated from field: map<string, string> details = 6;
    */
   details: { [key: string]: string };
+
+  /**
+   * Increases with every stored event of the job.
+   *
+   * @generated from field: uint64 seq = 7;
+   */
+  seq: bigint;
 };
 
 /**
@@ -267,7 +514,7 @@ export type JobEvent = Message<"flip.hub.v1.JobEvent"> & {
  * Use `create(JobEventSchema)` to create a new message.
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 3);
+  messageDesc(file_flip_hub_v1_training, 7);
 
 /**
  * Creates a model.
@@ -299,6 +546,25 @@ export type CreateModelRequest = Message<"flip.hub.v1.CreateModelRequest"> & {
    * @generated from field: string config_json = 5;
    */
   configJson: string;
+
+  /**
+   * @generated from field: repeated flip.hub.v1.ModelFile files = 6;
+   */
+  files: ModelFile[];
+
+  /**
+   * Initial weights (safetensors); empty when the workload initialises them.
+   *
+   * @generated from field: bytes initial_weights = 7;
+   */
+  initialWeights: Uint8Array;
+
+  /**
+   * Client-chosen key (e.g. a UUID): a retry with the same key returns the first call's model.
+   *
+   * @generated from field: string idempotency_key = 8;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -306,7 +572,7 @@ export type CreateModelRequest = Message<"flip.hub.v1.CreateModelRequest"> & {
  * Use `create(CreateModelRequestSchema)` to create a new message.
  */
 export const CreateModelRequestSchema: GenMessage<CreateModelRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 4);
+  messageDesc(file_flip_hub_v1_training, 8);
 
 /**
  * The created model.
@@ -325,7 +591,7 @@ export type CreateModelResponse = Message<"flip.hub.v1.CreateModelResponse"> & {
  * Use `create(CreateModelResponseSchema)` to create a new message.
  */
 export const CreateModelResponseSchema: GenMessage<CreateModelResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 5);
+  messageDesc(file_flip_hub_v1_training, 9);
 
 /**
  * Gets a model.
@@ -344,7 +610,7 @@ export type GetModelRequest = Message<"flip.hub.v1.GetModelRequest"> & {
  * Use `create(GetModelRequestSchema)` to create a new message.
  */
 export const GetModelRequestSchema: GenMessage<GetModelRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 6);
+  messageDesc(file_flip_hub_v1_training, 10);
 
 /**
  * One model.
@@ -363,7 +629,7 @@ export type GetModelResponse = Message<"flip.hub.v1.GetModelResponse"> & {
  * Use `create(GetModelResponseSchema)` to create a new message.
  */
 export const GetModelResponseSchema: GenMessage<GetModelResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 7);
+  messageDesc(file_flip_hub_v1_training, 11);
 
 /**
  * Lists models.
@@ -387,7 +653,7 @@ export type ListModelsRequest = Message<"flip.hub.v1.ListModelsRequest"> & {
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 8);
+  messageDesc(file_flip_hub_v1_training, 12);
 
 /**
  * A page of models.
@@ -411,7 +677,7 @@ export type ListModelsResponse = Message<"flip.hub.v1.ListModelsResponse"> & {
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 9);
+  messageDesc(file_flip_hub_v1_training, 13);
 
 /**
  * Deletes a model.
@@ -430,7 +696,7 @@ export type DeleteModelRequest = Message<"flip.hub.v1.DeleteModelRequest"> & {
  * Use `create(DeleteModelRequestSchema)` to create a new message.
  */
 export const DeleteModelRequestSchema: GenMessage<DeleteModelRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 10);
+  messageDesc(file_flip_hub_v1_training, 14);
 
 /**
  * Empty.
@@ -445,7 +711,7 @@ export type DeleteModelResponse = Message<"flip.hub.v1.DeleteModelResponse"> & {
  * Use `create(DeleteModelResponseSchema)` to create a new message.
  */
 export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 11);
+  messageDesc(file_flip_hub_v1_training, 15);
 
 /**
  * Queues a job.
@@ -488,6 +754,20 @@ export type CreateJobRequest = Message<"flip.hub.v1.CreateJobRequest"> & {
    * @generated from field: uint32 round_timeout_seconds = 6;
    */
   roundTimeoutSeconds: number;
+
+  /**
+   * Train (default) or evaluate.
+   *
+   * @generated from field: flip.hub.v1.JobKind kind = 7;
+   */
+  kind: JobKind;
+
+  /**
+   * Client-chosen key (e.g. a UUID): a retry with the same key returns the first call's job.
+   *
+   * @generated from field: string idempotency_key = 8;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -495,7 +775,7 @@ export type CreateJobRequest = Message<"flip.hub.v1.CreateJobRequest"> & {
  * Use `create(CreateJobRequestSchema)` to create a new message.
  */
 export const CreateJobRequestSchema: GenMessage<CreateJobRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 12);
+  messageDesc(file_flip_hub_v1_training, 16);
 
 /**
  * The queued job.
@@ -514,7 +794,7 @@ export type CreateJobResponse = Message<"flip.hub.v1.CreateJobResponse"> & {
  * Use `create(CreateJobResponseSchema)` to create a new message.
  */
 export const CreateJobResponseSchema: GenMessage<CreateJobResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 13);
+  messageDesc(file_flip_hub_v1_training, 17);
 
 /**
  * Gets a job.
@@ -533,7 +813,7 @@ export type GetJobRequest = Message<"flip.hub.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 14);
+  messageDesc(file_flip_hub_v1_training, 18);
 
 /**
  * One job.
@@ -552,7 +832,7 @@ export type GetJobResponse = Message<"flip.hub.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 15);
+  messageDesc(file_flip_hub_v1_training, 19);
 
 /**
  * Lists jobs.
@@ -576,7 +856,7 @@ export type ListJobsRequest = Message<"flip.hub.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 16);
+  messageDesc(file_flip_hub_v1_training, 20);
 
 /**
  * A page of jobs.
@@ -600,7 +880,7 @@ export type ListJobsResponse = Message<"flip.hub.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 17);
+  messageDesc(file_flip_hub_v1_training, 21);
 
 /**
  * Aborts a job.
@@ -624,7 +904,7 @@ export type AbortJobRequest = Message<"flip.hub.v1.AbortJobRequest"> & {
  * Use `create(AbortJobRequestSchema)` to create a new message.
  */
 export const AbortJobRequestSchema: GenMessage<AbortJobRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 18);
+  messageDesc(file_flip_hub_v1_training, 22);
 
 /**
  * The job after the abort.
@@ -643,7 +923,7 @@ export type AbortJobResponse = Message<"flip.hub.v1.AbortJobResponse"> & {
  * Use `create(AbortJobResponseSchema)` to create a new message.
  */
 export const AbortJobResponseSchema: GenMessage<AbortJobResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 19);
+  messageDesc(file_flip_hub_v1_training, 23);
 
 /**
  * Watches a job.
@@ -662,7 +942,7 @@ export type WatchJobRequest = Message<"flip.hub.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 20);
+  messageDesc(file_flip_hub_v1_training, 24);
 
 /**
  * One event or metric of a job, or its new state.
@@ -699,7 +979,7 @@ export type WatchJobResponse = Message<"flip.hub.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 21);
+  messageDesc(file_flip_hub_v1_training, 25);
 
 /**
  * Lists metrics.
@@ -738,7 +1018,7 @@ export type ListMetricsRequest = Message<"flip.hub.v1.ListMetricsRequest"> & {
  * Use `create(ListMetricsRequestSchema)` to create a new message.
  */
 export const ListMetricsRequestSchema: GenMessage<ListMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 22);
+  messageDesc(file_flip_hub_v1_training, 26);
 
 /**
  * A page of metrics.
@@ -762,7 +1042,74 @@ export type ListMetricsResponse = Message<"flip.hub.v1.ListMetricsResponse"> & {
  * Use `create(ListMetricsResponseSchema)` to create a new message.
  */
 export const ListMetricsResponseSchema: GenMessage<ListMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_training, 23);
+  messageDesc(file_flip_hub_v1_training, 27);
+
+/**
+ * Downloads global weights.
+ *
+ * @generated from message flip.hub.v1.DownloadWeightsRequest
+ */
+export type DownloadWeightsRequest = Message<"flip.hub.v1.DownloadWeightsRequest"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The round whose aggregated weights to download; 0 for the latest (the final weights of a completed job).
+   *
+   * @generated from field: uint32 round = 2;
+   */
+  round: number;
+};
+
+/**
+ * Describes the message flip.hub.v1.DownloadWeightsRequest.
+ * Use `create(DownloadWeightsRequestSchema)` to create a new message.
+ */
+export const DownloadWeightsRequestSchema: GenMessage<DownloadWeightsRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 28);
+
+/**
+ * A chunk of global weights.
+ *
+ * @generated from message flip.hub.v1.DownloadWeightsResponse
+ */
+export type DownloadWeightsResponse = Message<"flip.hub.v1.DownloadWeightsResponse"> & {
+  /**
+   * @generated from field: uint32 round = 1;
+   */
+  round: number;
+
+  /**
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+
+  /**
+   * @generated from field: uint64 size_bytes = 4;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * Set on the last message: lower-case hex SHA-256 of the whole file.
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message flip.hub.v1.DownloadWeightsResponse.
+ * Use `create(DownloadWeightsResponseSchema)` to create a new message.
+ */
+export const DownloadWeightsResponseSchema: GenMessage<DownloadWeightsResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_training, 29);
 
 /**
  * Where a job is.
@@ -786,9 +1133,9 @@ export enum JobState {
   RUNNING = 2,
 
   /**
-   * @generated from enum value: JOB_STATE_SUCCEEDED = 3;
+   * @generated from enum value: JOB_STATE_COMPLETED = 3;
    */
-  SUCCEEDED = 3,
+  COMPLETED = 3,
 
   /**
    * @generated from enum value: JOB_STATE_FAILED = 4;
@@ -806,6 +1153,91 @@ export enum JobState {
  */
 export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
   enumDesc(file_flip_hub_v1_training, 0);
+
+/**
+ * What a job does with the model.
+ *
+ * @generated from enum flip.hub.v1.JobKind
+ */
+export enum JobKind {
+  /**
+   * @generated from enum value: JOB_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Federated training: rounds of local training and averaging.
+   *
+   * @generated from enum value: JOB_KIND_TRAIN = 1;
+   */
+  TRAIN = 1,
+
+  /**
+   * One round in which every trust evaluates the model's weights and reports metrics.
+   *
+   * @generated from enum value: JOB_KIND_EVALUATE = 2;
+   */
+  EVALUATE = 2,
+}
+
+/**
+ * Describes the enum flip.hub.v1.JobKind.
+ */
+export const JobKindSchema: GenEnum<JobKind> = /*@__PURE__*/
+  enumDesc(file_flip_hub_v1_training, 1);
+
+/**
+ * Where a trust is in a job's current round.
+ *
+ * @generated from enum flip.hub.v1.ParticipantState
+ */
+export enum ParticipantState {
+  /**
+   * @generated from enum value: PARTICIPANT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The round's task waits for the trust (queued or offered).
+   *
+   * @generated from enum value: PARTICIPANT_STATE_WAITING = 1;
+   */
+  WAITING = 1,
+
+  /**
+   * The trust accepted the round and its workload trains.
+   *
+   * @generated from enum value: PARTICIPANT_STATE_TRAINING = 2;
+   */
+  TRAINING = 2,
+
+  /**
+   * The trust's update for the round arrived.
+   *
+   * @generated from enum value: PARTICIPANT_STATE_UPDATE_RECEIVED = 3;
+   */
+  UPDATE_RECEIVED = 3,
+
+  /**
+   * The trust failed the round or missed its deadline.
+   *
+   * @generated from enum value: PARTICIPANT_STATE_MISSED = 4;
+   */
+  MISSED = 4,
+
+  /**
+   * The job ended.
+   *
+   * @generated from enum value: PARTICIPANT_STATE_DONE = 5;
+   */
+  DONE = 5,
+}
+
+/**
+ * Describes the enum flip.hub.v1.ParticipantState.
+ */
+export const ParticipantStateSchema: GenEnum<ParticipantState> = /*@__PURE__*/
+  enumDesc(file_flip_hub_v1_training, 2);
 
 /**
  * Typed job events.
@@ -857,13 +1289,25 @@ export enum JobEventKind {
    * @generated from enum value: JOB_EVENT_KIND_LOG = 8;
    */
   LOG = 8,
+
+  /**
+   * An event the workload reported (its kind in `details["kind"]`).
+   *
+   * @generated from enum value: JOB_EVENT_KIND_WORKLOAD = 9;
+   */
+  WORKLOAD = 9,
+
+  /**
+   * @generated from enum value: JOB_EVENT_KIND_ROUND_FAILED = 10;
+   */
+  ROUND_FAILED = 10,
 }
 
 /**
  * Describes the enum flip.hub.v1.JobEventKind.
  */
 export const JobEventKindSchema: GenEnum<JobEventKind> = /*@__PURE__*/
-  enumDesc(file_flip_hub_v1_training, 1);
+  enumDesc(file_flip_hub_v1_training, 3);
 
 /**
  * Models: what a researcher wants to train within an approved project.
@@ -872,9 +1316,12 @@ export const JobEventKindSchema: GenEnum<JobEventKind> = /*@__PURE__*/
  */
 export const ModelService: GenService<{
   /**
-   * Creates a model in an APPROVED project.
-   * Who may call: the project's owner, or a member who is a Researcher; Admin.
-   * Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (project not approved).
+   * Creates a model in a project: a workload image, the researcher's files (stored as one checksummed
+   * artifact, at most 32 MiB), a config, optional initial weights (safetensors, at most 64 MiB). A retry
+   * with the same idempotency key returns the model the first call made.
+   * Who may call: the project's owner or a member; Admin.
+   * Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED (files or
+   * weights too large), ALREADY_EXISTS (a model of that name in the project).
    *
    * @generated from rpc flip.hub.v1.ModelService.CreateModel
    */
@@ -925,9 +1372,11 @@ export const ModelService: GenService<{
  */
 export const JobService: GenService<{
   /**
-   * Queues a training job for a model on approved trusts.
+   * Queues a training (or evaluation) job for a model on trusts that approved its project and froze its
+   * cohort. A retry with the same idempotency key returns the job the first call made.
    * Who may call: whoever may modify the model. Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT,
-   * NOT_FOUND, FAILED_PRECONDITION (trust not approved, model has a live job, deployment mode).
+   * NOT_FOUND, FAILED_PRECONDITION (a trust not approved or without a frozen cohort, a trust with too few
+   * GPUs, the model has a live job).
    *
    * @generated from rpc flip.hub.v1.JobService.CreateJob
    */
@@ -990,6 +1439,19 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof ListMetricsRequestSchema;
     output: typeof ListMetricsResponseSchema;
+  },
+  /**
+   * Downloads a job's global weights (safetensors) in chunks: the final (latest) ones, or one round's.
+   * The last message carries the checksum.
+   * Who may call: whoever may see the model. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND (no such job,
+   * or no weights for that round yet).
+   *
+   * @generated from rpc flip.hub.v1.JobService.DownloadWeights
+   */
+  downloadWeights: {
+    methodKind: "server_streaming";
+    input: typeof DownloadWeightsRequestSchema;
+    output: typeof DownloadWeightsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_hub_v1_training, 1);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/link/v1/tasks.proto.
  */
 export const file_flip_link_v1_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChhmbGlwL2xpbmsvdjEvdGFza3MucHJvdG8SDGZsaXAubGluay52MSKVAgoIVGFza1NwZWMSJgoEZWNobxgBIAEoCzIWLmZsaXAubGluay52MS5FY2hvU3BlY0gAEjUKDGNvaG9ydF9xdWVyeRgCIAEoCzIdLmZsaXAubGluay52MS5Db2hvcnRRdWVyeVNwZWNIABI3Cg1mcmVlemVfY29ob3J0GAMgASgLMh4uZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydFNwZWNIABI5Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIfLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0U3BlY0gAEi4KCHRyYWluaW5nGAUgASgLMhouZmxpcC5saW5rLnYxLlRyYWluaW5nU3BlY0gAQgYKBGtpbmQioQIKClRhc2tPdXRwdXQSKAoEZWNobxgBIAEoCzIYLmZsaXAubGluay52MS5FY2hvT3V0cHV0SAASNwoMY29ob3J0X3F1ZXJ5GAIgASgLMh8uZmxpcC5saW5rLnYxLkNvaG9ydFF1ZXJ5T3V0cHV0SAASOQoNZnJlZXplX2NvaG9ydBgDIAEoCzIgLmZsaXAubGluay52MS5GcmVlemVDb2hvcnRPdXRwdXRIABI7Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIhLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0T3V0cHV0SAASMAoIdHJhaW5pbmcYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdPdXRwdXRIAEIGCgRraW5kIlMKCEVjaG9TcGVjEg8KB21lc3NhZ2UYASABKAkSKAoFZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEZmFpbBgDIAEoCCIxCgpFY2hvT3V0cHV0Eg8KB21lc3NhZ2UYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCSJXCg9Db2hvcnRRdWVyeVNwZWMSEgoKcHJvamVjdF9pZBgBIAEoCRIQCghxdWVyeV9pZBgCIAEoCRILCgNzcWwYAyABKAkSEQoJbWluX2NvdW50GAQgASgNIpgBChFDb2hvcnRRdWVyeU91dHB1dBIsCgdvdXRjb21lGAEgASgOMhsuZmxpcC5saW5rLnYxLkNvaG9ydE91dGNvbWUSFAoMcmVjb3JkX2NvdW50GAIgASgEEiwKB2NvbHVtbnMYAyADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRIRCgl0aHJlc2hvbGQYBCABKA0ikgEKDUNvbHVtblN1bW1hcnkSDAoEbmFtZRgBIAEoCRI3CgtjYXRlZ29yaWNhbBgCIAEoCzIgLmZsaXAubGluay52MS5DYXRlZ29yaWNhbFN1bW1hcnlIABIvCgdudW1lcmljGAMgASgLMhwuZmxpcC5saW5rLnYxLk51bWVyaWNTdW1tYXJ5SABCCQoHc3VtbWFyeSJyChJDYXRlZ29yaWNhbFN1bW1hcnkSLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmZsaXAubGluay52MS5DYXRlZ29yeUNvdW50EhMKC290aGVyX2NvdW50GAIgASgEEhYKDmhhc19zdXBwcmVzc2VkGAMgASgIIi0KDUNhdGVnb3J5Q291bnQSDQoFdmFsdWUYASABKAkSDQoFY291bnQYAiABKAQilQEKDk51bWVyaWNTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEgwKBG1lYW4YAiABKAESDgoGc3RkZGV2GAMgASgBEgsKA21pbhgEIAEoARILCgNwMjUYBSABKAESDgoGbWVkaWFuGAYgASgBEgsKA3A3NRgHIAEoARILCgNtYXgYCCABKAESEgoKc3VwcHJlc3NlZBgJIAEoCCJYChBGcmVlemVDb2hvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJpChJGcmVlemVDb2hvcnRPdXRwdXQSFAoMcGVyc29uX2NvdW50GAEgASgEEhMKC3N0dWR5X2NvdW50GAIgASgEEhIKCnN1cHByZXNzZWQYAyABKAgSFAoMcXVlcnlfc2hhMjU2GAQgASgJIkEKEUltYWdpbmdJbXBvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSGAoQY29udmVydF90b19uaWZ0aRgCIAEoCCJiChNJbWFnaW5nSW1wb3J0T3V0cHV0EhkKEXN0dWRpZXNfcmVxdWVzdGVkGAEgASgEEhgKEHN0dWRpZXNfaW1wb3J0ZWQYAiABKAQSFgoOc3R1ZGllc19mYWlsZWQYAyABKAQikAEKDFRyYWluaW5nU3BlYxIOCgZqb2JfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRINCgVpbWFnZRgDIAEoCRIMCgRncHVzGAQgASgNEhMKC2NvbmZpZ19qc29uGAUgASgJEg4KBnJvdW5kcxgGIAEoDRIaChJidW5kbGVfYXJ0aWZhY3RfaWQYByABKAkiOwoOVHJhaW5pbmdPdXRwdXQSGAoQcm91bmRzX2NvbXBsZXRlZBgBIAEoDRIPCgdzYW1wbGVzGAIgASgEKqgBCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfRUNITxABEhoKFlRBU0tfS0lORF9DT0hPUlRfUVVFUlkQAhIbChdUQVNLX0tJTkRfRlJFRVpFX0NPSE9SVBADEhwKGFRBU0tfS0lORF9JTUFHSU5HX0lNUE9SVBAEEhYKElRBU0tfS0lORF9UUkFJTklORxAFKmUKDUNvaG9ydE91dGNvbWUSHgoaQ09IT1JUX09VVENPTUVfVU5TUEVDSUZJRUQQABIVChFDT0hPUlRfT1VUQ09NRV9PSxABEh0KGUNPSE9SVF9PVVRDT01FX1NVUFBSRVNTRUQQAmIGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("ChhmbGlwL2xpbmsvdjEvdGFza3MucHJvdG8SDGZsaXAubGluay52MSKVAgoIVGFza1NwZWMSJgoEZWNobxgBIAEoCzIWLmZsaXAubGluay52MS5FY2hvU3BlY0gAEjUKDGNvaG9ydF9xdWVyeRgCIAEoCzIdLmZsaXAubGluay52MS5Db2hvcnRRdWVyeVNwZWNIABI3Cg1mcmVlemVfY29ob3J0GAMgASgLMh4uZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydFNwZWNIABI5Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIfLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0U3BlY0gAEi4KCHRyYWluaW5nGAUgASgLMhouZmxpcC5saW5rLnYxLlRyYWluaW5nU3BlY0gAQgYKBGtpbmQioQIKClRhc2tPdXRwdXQSKAoEZWNobxgBIAEoCzIYLmZsaXAubGluay52MS5FY2hvT3V0cHV0SAASNwoMY29ob3J0X3F1ZXJ5GAIgASgLMh8uZmxpcC5saW5rLnYxLkNvaG9ydFF1ZXJ5T3V0cHV0SAASOQoNZnJlZXplX2NvaG9ydBgDIAEoCzIgLmZsaXAubGluay52MS5GcmVlemVDb2hvcnRPdXRwdXRIABI7Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIhLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0T3V0cHV0SAASMAoIdHJhaW5pbmcYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdPdXRwdXRIAEIGCgRraW5kIlMKCEVjaG9TcGVjEg8KB21lc3NhZ2UYASABKAkSKAoFZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEZmFpbBgDIAEoCCIxCgpFY2hvT3V0cHV0Eg8KB21lc3NhZ2UYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCSJXCg9Db2hvcnRRdWVyeVNwZWMSEgoKcHJvamVjdF9pZBgBIAEoCRIQCghxdWVyeV9pZBgCIAEoCRILCgNzcWwYAyABKAkSEQoJbWluX2NvdW50GAQgASgNIpgBChFDb2hvcnRRdWVyeU91dHB1dBIsCgdvdXRjb21lGAEgASgOMhsuZmxpcC5saW5rLnYxLkNvaG9ydE91dGNvbWUSFAoMcmVjb3JkX2NvdW50GAIgASgEEiwKB2NvbHVtbnMYAyADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRIRCgl0aHJlc2hvbGQYBCABKA0ikgEKDUNvbHVtblN1bW1hcnkSDAoEbmFtZRgBIAEoCRI3CgtjYXRlZ29yaWNhbBgCIAEoCzIgLmZsaXAubGluay52MS5DYXRlZ29yaWNhbFN1bW1hcnlIABIvCgdudW1lcmljGAMgASgLMhwuZmxpcC5saW5rLnYxLk51bWVyaWNTdW1tYXJ5SABCCQoHc3VtbWFyeSJyChJDYXRlZ29yaWNhbFN1bW1hcnkSLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmZsaXAubGluay52MS5DYXRlZ29yeUNvdW50EhMKC290aGVyX2NvdW50GAIgASgEEhYKDmhhc19zdXBwcmVzc2VkGAMgASgIIi0KDUNhdGVnb3J5Q291bnQSDQoFdmFsdWUYASABKAkSDQoFY291bnQYAiABKAQilQEKDk51bWVyaWNTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEgwKBG1lYW4YAiABKAESDgoGc3RkZGV2GAMgASgBEgsKA21pbhgEIAEoARILCgNwMjUYBSABKAESDgoGbWVkaWFuGAYgASgBEgsKA3A3NRgHIAEoARILCgNtYXgYCCABKAESEgoKc3VwcHJlc3NlZBgJIAEoCCJYChBGcmVlemVDb2hvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJpChJGcmVlemVDb2hvcnRPdXRwdXQSFAoMcGVyc29uX2NvdW50GAEgASgEEhMKC3N0dWR5X2NvdW50GAIgASgEEhIKCnN1cHByZXNzZWQYAyABKAgSFAoMcXVlcnlfc2hhMjU2GAQgASgJIkEKEUltYWdpbmdJbXBvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSGAoQY29udmVydF90b19uaWZ0aRgCIAEoCCJiChNJbWFnaW5nSW1wb3J0T3V0cHV0EhkKEXN0dWRpZXNfcmVxdWVzdGVkGAEgASgEEhgKEHN0dWRpZXNfaW1wb3J0ZWQYAiABKAQSFgoOc3R1ZGllc19mYWlsZWQYAyABKAQizAIKDFRyYWluaW5nU3BlYxIOCgZqb2JfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRINCgVpbWFnZRgDIAEoCRIMCgRncHVzGAQgASgNEhMKC2NvbmZpZ19qc29uGAUgASgJEg4KBnJvdW5kcxgGIAEoDRIaChJidW5kbGVfYXJ0aWZhY3RfaWQYByABKAkSLAoGYWN0aW9uGAggASgOMhwuZmxpcC5saW5rLnYxLlRyYWluaW5nQWN0aW9uEg0KBXJvdW5kGAkgASgNEiIKGmdsb2JhbF93ZWlnaHRzX2FydGlmYWN0X2lkGAogASgJEhMKC2dwdV9pbmRpY2VzGAsgAygNEhAKCGV2YWx1YXRlGAwgASgIEhMKC3N0b3BfcmVhc29uGA0gASgJEh0KFXJvdW5kX3RpbWVvdXRfc2Vjb25kcxgOIAEoDSJsCg5UcmFpbmluZ01ldHJpYxILCgNzZXEYASABKAQSDQoFbGFiZWwYAiABKAkSDQoFdmFsdWUYAyABKAESDQoFcm91bmQYBCABKA0SDwoHeF9sYWJlbBgFIAEoCRIPCgd4X3ZhbHVlGAYgASgBIrUBCg1UcmFpbmluZ0V2ZW50EgsKA3NlcRgBIAEoBBIMCgRraW5kGAIgASgJEg0KBXJvdW5kGAMgASgNEg8KB21lc3NhZ2UYBCABKAkSOQoHZGV0YWlscxgFIAMoCzIoLmZsaXAubGluay52MS5UcmFpbmluZ0V2ZW50LkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCgtUcmFpbmluZ0xvZxILCgNzZXEYASABKAQSDQoFbGluZXMYAiADKAkilQEKDlRyYWluaW5nUmVwb3J0Ei0KB21ldHJpY3MYASADKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdNZXRyaWMSKwoGZXZlbnRzGAIgAygLMhsuZmxpcC5saW5rLnYxLlRyYWluaW5nRXZlbnQSJwoEbG9ncxgDIAMoCzIZLmZsaXAubGluay52MS5UcmFpbmluZ0xvZyKUAQoOVHJhaW5pbmdPdXRwdXQSGAoQcm91bmRzX2NvbXBsZXRlZBgBIAEoDRIPCgdzYW1wbGVzGAIgASgEEg0KBXJvdW5kGAMgASgNEhoKEnVwZGF0ZV9hcnRpZmFjdF9pZBgEIAEoCRIsCgZyZXBvcnQYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdSZXBvcnQqqAEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9FQ0hPEAESGgoWVEFTS19LSU5EX0NPSE9SVF9RVUVSWRACEhsKF1RBU0tfS0lORF9GUkVFWkVfQ09IT1JUEAMSHAoYVEFTS19LSU5EX0lNQUdJTkdfSU1QT1JUEAQSFgoSVEFTS19LSU5EX1RSQUlOSU5HEAUqZQoNQ29ob3J0T3V0Y29tZRIeChpDT0hPUlRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEUNPSE9SVF9PVVRDT01FX09LEAESHQoZQ09IT1JUX09VVENPTUVfU1VQUFJFU1NFRBACKmYKDlRyYWluaW5nQWN0aW9uEh8KG1RSQUlOSU5HX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVRSQUlOSU5HX0FDVElPTl9ST1VORBABEhgKFFRSQUlOSU5HX0FDVElPTl9TVE9QEAJiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * What a task asks a trust to do. Exactly one kind is set.
@@ -531,7 +531,7 @@ export const ImagingImportOutputSchema: GenMessage<ImagingImportOutput> = /*@__P
   messageDesc(file_flip_link_v1_tasks, 13);
 
 /**
- * Run a federated training job at the trust.
+ * One round of a federated training job at the trust, or the end of the job there.
  *
  * @generated from message flip.link.v1.TrainingSpec
  */
@@ -547,14 +547,14 @@ export type TrainingSpec = Message<"flip.link.v1.TrainingSpec"> & {
   projectId: string;
 
   /**
-   * The workload container image, already present at the trust.
+   * The workload container image, already present at the trust (and allowed by its policy).
    *
    * @generated from field: string image = 3;
    */
   image: string;
 
   /**
-   * Number of GPUs to assign to the workload.
+   * Number of GPUs the hub assigned to the workload at this trust.
    *
    * @generated from field: uint32 gpus = 4;
    */
@@ -573,11 +573,59 @@ export type TrainingSpec = Message<"flip.link.v1.TrainingSpec"> & {
   rounds: number;
 
   /**
-   * Artifact id of the model bundle files.
+   * Artifact id of the model bundle (the researcher's files); empty when the model has none.
    *
    * @generated from field: string bundle_artifact_id = 7;
    */
   bundleArtifactId: string;
+
+  /**
+   * @generated from field: flip.link.v1.TrainingAction action = 8;
+   */
+  action: TrainingAction;
+
+  /**
+   * The round to train (1-based); 0 for STOP.
+   *
+   * @generated from field: uint32 round = 9;
+   */
+  round: number;
+
+  /**
+   * Artifact id of the global weights the round starts from (safetensors); empty when the workload
+   * initialises them itself (round 1 of a model without initial weights).
+   *
+   * @generated from field: string global_weights_artifact_id = 10;
+   */
+  globalWeightsArtifactId: string;
+
+  /**
+   * The host GPU indices the hub assigned (as the trust advertised them); `gpus` of them.
+   *
+   * @generated from field: repeated uint32 gpu_indices = 11;
+   */
+  gpuIndices: number[];
+
+  /**
+   * True for an evaluation job: the workload reports metrics and pushes no update.
+   *
+   * @generated from field: bool evaluate = 12;
+   */
+  evaluate: boolean;
+
+  /**
+   * For STOP: why the job ended, shown to the workload's operator in the trust's task log.
+   *
+   * @generated from field: string stop_reason = 13;
+   */
+  stopReason: string;
+
+  /**
+   * Seconds a round may take, so the trust can stop a workload that overruns it.
+   *
+   * @generated from field: uint32 round_timeout_seconds = 14;
+   */
+  roundTimeoutSeconds: number;
 };
 
 /**
@@ -588,20 +636,180 @@ export const TrainingSpecSchema: GenMessage<TrainingSpec> = /*@__PURE__*/
   messageDesc(file_flip_link_v1_tasks, 14);
 
 /**
- * Summary of a trust's part in a training job.
+ * A metric value a workload reported. `seq` numbers a trust's reports within a job, so the hub stores
+ * each once, whether it arrives live (TaskProgress) or with the round's result.
+ *
+ * @generated from message flip.link.v1.TrainingMetric
+ */
+export type TrainingMetric = Message<"flip.link.v1.TrainingMetric"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * @generated from field: double value = 3;
+   */
+  value: number;
+
+  /**
+   * @generated from field: uint32 round = 4;
+   */
+  round: number;
+
+  /**
+   * @generated from field: string x_label = 5;
+   */
+  xLabel: string;
+
+  /**
+   * @generated from field: double x_value = 6;
+   */
+  xValue: number;
+};
+
+/**
+ * Describes the message flip.link.v1.TrainingMetric.
+ * Use `create(TrainingMetricSchema)` to create a new message.
+ */
+export const TrainingMetricSchema: GenMessage<TrainingMetric> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 15);
+
+/**
+ * An event a workload reported (or the gateway, e.g. "container started").
+ *
+ * @generated from message flip.link.v1.TrainingEvent
+ */
+export type TrainingEvent = Message<"flip.link.v1.TrainingEvent"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: uint32 round = 3;
+   */
+  round: number;
+
+  /**
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * @generated from field: map<string, string> details = 5;
+   */
+  details: { [key: string]: string };
+};
+
+/**
+ * Describes the message flip.link.v1.TrainingEvent.
+ * Use `create(TrainingEventSchema)` to create a new message.
+ */
+export const TrainingEventSchema: GenMessage<TrainingEvent> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 16);
+
+/**
+ * Workload log lines the trust's policy lets leave (size-capped); always kept in the trust's task log.
+ *
+ * @generated from message flip.link.v1.TrainingLog
+ */
+export type TrainingLog = Message<"flip.link.v1.TrainingLog"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: repeated string lines = 2;
+   */
+  lines: string[];
+};
+
+/**
+ * Describes the message flip.link.v1.TrainingLog.
+ * Use `create(TrainingLogSchema)` to create a new message.
+ */
+export const TrainingLogSchema: GenMessage<TrainingLog> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 17);
+
+/**
+ * What a workload reported: sent live in TaskProgress and again, whole, in the round's TrainingOutput.
+ *
+ * @generated from message flip.link.v1.TrainingReport
+ */
+export type TrainingReport = Message<"flip.link.v1.TrainingReport"> & {
+  /**
+   * @generated from field: repeated flip.link.v1.TrainingMetric metrics = 1;
+   */
+  metrics: TrainingMetric[];
+
+  /**
+   * @generated from field: repeated flip.link.v1.TrainingEvent events = 2;
+   */
+  events: TrainingEvent[];
+
+  /**
+   * @generated from field: repeated flip.link.v1.TrainingLog logs = 3;
+   */
+  logs: TrainingLog[];
+};
+
+/**
+ * Describes the message flip.link.v1.TrainingReport.
+ * Use `create(TrainingReportSchema)` to create a new message.
+ */
+export const TrainingReportSchema: GenMessage<TrainingReport> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 18);
+
+/**
+ * A trust's part in one round (or, for STOP, the end of its part in the job).
  *
  * @generated from message flip.link.v1.TrainingOutput
  */
 export type TrainingOutput = Message<"flip.link.v1.TrainingOutput"> & {
   /**
+   * Rounds this trust completed in the job so far.
+   *
    * @generated from field: uint32 rounds_completed = 1;
    */
   roundsCompleted: number;
 
   /**
+   * Training samples behind the update (the FedAvg weight).
+   *
    * @generated from field: uint64 samples = 2;
    */
   samples: bigint;
+
+  /**
+   * @generated from field: uint32 round = 3;
+   */
+  round: number;
+
+  /**
+   * Artifact id of the update (safetensors), uploaded before the result; empty for evaluation and STOP.
+   *
+   * @generated from field: string update_artifact_id = 4;
+   */
+  updateArtifactId: string;
+
+  /**
+   * Everything the workload reported since the previous result.
+   *
+   * @generated from field: flip.link.v1.TrainingReport report = 5;
+   */
+  report?: TrainingReport | undefined;
 };
 
 /**
@@ -609,7 +817,7 @@ export type TrainingOutput = Message<"flip.link.v1.TrainingOutput"> & {
  * Use `create(TrainingOutputSchema)` to create a new message.
  */
 export const TrainingOutputSchema: GenMessage<TrainingOutput> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 15);
+  messageDesc(file_flip_link_v1_tasks, 19);
 
 /**
  * The kinds of work a hub sends to a trust. Every kind travels the same dispatch path.
@@ -693,4 +901,38 @@ export enum CohortOutcome {
  */
 export const CohortOutcomeSchema: GenEnum<CohortOutcome> = /*@__PURE__*/
   enumDesc(file_flip_link_v1_tasks, 1);
+
+/**
+ * What a training task asks of the trust.
+ *
+ * @generated from enum flip.link.v1.TrainingAction
+ */
+export enum TrainingAction {
+  /**
+   * @generated from enum value: TRAINING_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Train (or evaluate) one round: start or reattach the job's container, hand it the round's global
+   * weights, and return its update.
+   *
+   * @generated from enum value: TRAINING_ACTION_ROUND = 1;
+   */
+  ROUND = 1,
+
+  /**
+   * The job ended (completed, failed or aborted): let the workload see `done`, then stop and remove
+   * its container and report what it logged since the last round.
+   *
+   * @generated from enum value: TRAINING_ACTION_STOP = 2;
+   */
+  STOP = 2,
+}
+
+/**
+ * Describes the enum flip.link.v1.TrainingAction.
+ */
+export const TrainingActionSchema: GenEnum<TrainingAction> = /*@__PURE__*/
+  enumDesc(file_flip_link_v1_tasks, 2);
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/runtime/v1/runtime.proto.
  */
 export const file_flip_runtime_v1_runtime: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mbGlwL3J1bnRpbWUvdjEvcnVudGltZS5wcm90bxIPZmxpcC5ydW50aW1lLnYxIhIKEEdldENvbmZpZ1JlcXVlc3QicAoRR2V0Q29uZmlnUmVzcG9uc2USDgoGam9iX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEgoKdHJ1c3RfY29kZRgDIAEoCRIOCgZyb3VuZHMYBCABKA0SEwoLY29uZmlnX2pzb24YBSABKAkiJgoQR2V0Q29ob3J0UmVxdWVzdBISCgpiYXRjaF9zaXplGAEgASgNIk4KEUdldENvaG9ydFJlc3BvbnNlEg8KB2NvbHVtbnMYASADKAkSKAoEcm93cxgCIAMoCzIaLmZsaXAucnVudGltZS52MS5Db2hvcnRSb3ciGwoJQ29ob3J0Um93Eg4KBnZhbHVlcxgBIAMoCSITChFMaXN0SW1hZ2VzUmVxdWVzdCJQCgVJbWFnZRIQCghpbWFnZV9pZBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIRCglzdHVkeV9rZXkYBCABKAkiPAoSTGlzdEltYWdlc1Jlc3BvbnNlEiYKBmltYWdlcxgBIAMoCzIWLmZsaXAucnVudGltZS52MS5JbWFnZSIkChBSZWFkSW1hZ2VSZXF1ZXN0EhAKCGltYWdlX2lkGAEgASgJIiEKEVJlYWRJbWFnZVJlc3BvbnNlEgwKBGRhdGEYASABKAwiKAoXR2V0R2xvYmFsV2VpZ2h0c1JlcXVlc3QSDQoFcm91bmQYASABKA0iRQoYR2V0R2xvYmFsV2VpZ2h0c1Jlc3BvbnNlEg0KBXJvdW5kGAEgASgNEgwKBGRhdGEYAiABKAwSDAoEZG9uZRgDIAEoCCJGChFQdXNoVXBkYXRlUmVxdWVzdBINCgVyb3VuZBgBIAEoDRIUCgxzYW1wbGVfY291bnQYAiABKAQSDAoEZGF0YRgDIAEoDCIoChJQdXNoVXBkYXRlUmVzcG9uc2USEgoKc2l6ZV9ieXRlcxgBIAEoBCJXCgZNZXRyaWMSDQoFbGFiZWwYASABKAkSDQoFdmFsdWUYAiABKAESDQoFcm91bmQYAyABKA0SDwoHeF9sYWJlbBgEIAEoCRIPCgd4X3ZhbHVlGAUgASgBIkAKFFJlcG9ydE1ldHJpY3NSZXF1ZXN0EigKB21ldHJpY3MYASADKAsyFy5mbGlwLnJ1bnRpbWUudjEuTWV0cmljIhcKFVJlcG9ydE1ldHJpY3NSZXNwb25zZSK1AQoSUmVwb3J0RXZlbnRSZXF1ZXN0EgwKBGtpbmQYASABKAkSDQoFcm91bmQYAiABKA0SDwoHbWVzc2FnZRgDIAEoCRJBCgdkZXRhaWxzGAQgAygLMjAuZmxpcC5ydW50aW1lLnYxLlJlcG9ydEV2ZW50UmVxdWVzdC5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiFQoTUmVwb3J0RXZlbnRSZXNwb25zZSIgCg9Xcml0ZUxvZ1JlcXVlc3QSDQoFbGluZXMYASADKAkiEgoQV3JpdGVMb2dSZXNwb25zZTK2BgoOUnVudGltZVNlcnZpY2USUgoJR2V0Q29uZmlnEiEuZmxpcC5ydW50aW1lLnYxLkdldENvbmZpZ1JlcXVlc3QaIi5mbGlwLnJ1bnRpbWUudjEuR2V0Q29uZmlnUmVzcG9uc2USVAoJR2V0Q29ob3J0EiEuZmxpcC5ydW50aW1lLnYxLkdldENvaG9ydFJlcXVlc3QaIi5mbGlwLnJ1bnRpbWUudjEuR2V0Q29ob3J0UmVzcG9uc2UwARJVCgpMaXN0SW1hZ2VzEiIuZmxpcC5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXF1ZXN0GiMuZmxpcC5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJUCglSZWFkSW1hZ2USIS5mbGlwLnJ1bnRpbWUudjEuUmVhZEltYWdlUmVxdWVzdBoiLmZsaXAucnVudGltZS52MS5SZWFkSW1hZ2VSZXNwb25zZTABEmkKEEdldEdsb2JhbFdlaWdodHMSKC5mbGlwLnJ1bnRpbWUudjEuR2V0R2xvYmFsV2VpZ2h0c1JlcXVlc3QaKS5mbGlwLnJ1bnRpbWUudjEuR2V0R2xvYmFsV2VpZ2h0c1Jlc3BvbnNlMAESVwoKUHVzaFVwZGF0ZRIiLmZsaXAucnVudGltZS52MS5QdXNoVXBkYXRlUmVxdWVzdBojLmZsaXAucnVudGltZS52MS5QdXNoVXBkYXRlUmVzcG9uc2UoARJeCg1SZXBvcnRNZXRyaWNzEiUuZmxpcC5ydW50aW1lLnYxLlJlcG9ydE1ldHJpY3NSZXF1ZXN0GiYuZmxpcC5ydW50aW1lLnYxLlJlcG9ydE1ldHJpY3NSZXNwb25zZRJYCgtSZXBvcnRFdmVudBIjLmZsaXAucnVudGltZS52MS5SZXBvcnRFdmVudFJlcXVlc3QaJC5mbGlwLnJ1bnRpbWUudjEuUmVwb3J0RXZlbnRSZXNwb25zZRJPCghXcml0ZUxvZxIgLmZsaXAucnVudGltZS52MS5Xcml0ZUxvZ1JlcXVlc3QaIS5mbGlwLnJ1bnRpbWUudjEuV3JpdGVMb2dSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch1mbGlwL3J1bnRpbWUvdjEvcnVudGltZS5wcm90bxIPZmxpcC5ydW50aW1lLnYxIhIKEEdldENvbmZpZ1JlcXVlc3QiowEKEUdldENvbmZpZ1Jlc3BvbnNlEg4KBmpvYl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhIKCnRydXN0X2NvZGUYAyABKAkSDgoGcm91bmRzGAQgASgNEhMKC2NvbmZpZ19qc29uGAUgASgJEgwKBG1vZGUYBiABKAkSDAoEZ3B1cxgHIAEoDRIVCg1jdXJyZW50X3JvdW5kGAggASgNIiYKEEdldENvaG9ydFJlcXVlc3QSEgoKYmF0Y2hfc2l6ZRgBIAEoDSJOChFHZXRDb2hvcnRSZXNwb25zZRIPCgdjb2x1bW5zGAEgAygJEigKBHJvd3MYAiADKAsyGi5mbGlwLnJ1bnRpbWUudjEuQ29ob3J0Um93IhsKCUNvaG9ydFJvdxIOCgZ2YWx1ZXMYASADKAkiEwoRTGlzdEltYWdlc1JlcXVlc3QiUAoFSW1hZ2USEAoIaW1hZ2VfaWQYASABKAkSDgoGZm9ybWF0GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSEQoJc3R1ZHlfa2V5GAQgASgJIjwKEkxpc3RJbWFnZXNSZXNwb25zZRImCgZpbWFnZXMYASADKAsyFi5mbGlwLnJ1bnRpbWUudjEuSW1hZ2UiJAoQUmVhZEltYWdlUmVxdWVzdBIQCghpbWFnZV9pZBgBIAEoCSIhChFSZWFkSW1hZ2VSZXNwb25zZRIMCgRkYXRhGAEgASgMIigKF0dldEdsb2JhbFdlaWdodHNSZXF1ZXN0Eg0KBXJvdW5kGAEgASgNIlkKGEdldEdsb2JhbFdlaWdodHNSZXNwb25zZRINCgVyb3VuZBgBIAEoDRIMCgRkYXRhGAIgASgMEgwKBGRvbmUYAyABKAgSEgoKc2l6ZV9ieXRlcxgEIAEoBCJGChFQdXNoVXBkYXRlUmVxdWVzdBINCgVyb3VuZBgBIAEoDRIUCgxzYW1wbGVfY291bnQYAiABKAQSDAoEZGF0YRgDIAEoDCIoChJQdXNoVXBkYXRlUmVzcG9uc2USEgoKc2l6ZV9ieXRlcxgBIAEoBCJXCgZNZXRyaWMSDQoFbGFiZWwYASABKAkSDQoFdmFsdWUYAiABKAESDQoFcm91bmQYAyABKA0SDwoHeF9sYWJlbBgEIAEoCRIPCgd4X3ZhbHVlGAUgASgBIkAKFFJlcG9ydE1ldHJpY3NSZXF1ZXN0EigKB21ldHJpY3MYASADKAsyFy5mbGlwLnJ1bnRpbWUudjEuTWV0cmljIhcKFVJlcG9ydE1ldHJpY3NSZXNwb25zZSK1AQoSUmVwb3J0RXZlbnRSZXF1ZXN0EgwKBGtpbmQYASABKAkSDQoFcm91bmQYAiABKA0SDwoHbWVzc2FnZRgDIAEoCRJBCgdkZXRhaWxzGAQgAygLMjAuZmxpcC5ydW50aW1lLnYxLlJlcG9ydEV2ZW50UmVxdWVzdC5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiFQoTUmVwb3J0RXZlbnRSZXNwb25zZSIgCg9Xcml0ZUxvZ1JlcXVlc3QSDQoFbGluZXMYASADKAkiEgoQV3JpdGVMb2dSZXNwb25zZTK2BgoOUnVudGltZVNlcnZpY2USUgoJR2V0Q29uZmlnEiEuZmxpcC5ydW50aW1lLnYxLkdldENvbmZpZ1JlcXVlc3QaIi5mbGlwLnJ1bnRpbWUudjEuR2V0Q29uZmlnUmVzcG9uc2USVAoJR2V0Q29ob3J0EiEuZmxpcC5ydW50aW1lLnYxLkdldENvaG9ydFJlcXVlc3QaIi5mbGlwLnJ1bnRpbWUudjEuR2V0Q29ob3J0UmVzcG9uc2UwARJVCgpMaXN0SW1hZ2VzEiIuZmxpcC5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXF1ZXN0GiMuZmxpcC5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJUCglSZWFkSW1hZ2USIS5mbGlwLnJ1bnRpbWUudjEuUmVhZEltYWdlUmVxdWVzdBoiLmZsaXAucnVudGltZS52MS5SZWFkSW1hZ2VSZXNwb25zZTABEmkKEEdldEdsb2JhbFdlaWdodHMSKC5mbGlwLnJ1bnRpbWUudjEuR2V0R2xvYmFsV2VpZ2h0c1JlcXVlc3QaKS5mbGlwLnJ1bnRpbWUudjEuR2V0R2xvYmFsV2VpZ2h0c1Jlc3BvbnNlMAESVwoKUHVzaFVwZGF0ZRIiLmZsaXAucnVudGltZS52MS5QdXNoVXBkYXRlUmVxdWVzdBojLmZsaXAucnVudGltZS52MS5QdXNoVXBkYXRlUmVzcG9uc2UoARJeCg1SZXBvcnRNZXRyaWNzEiUuZmxpcC5ydW50aW1lLnYxLlJlcG9ydE1ldHJpY3NSZXF1ZXN0GiYuZmxpcC5ydW50aW1lLnYxLlJlcG9ydE1ldHJpY3NSZXNwb25zZRJYCgtSZXBvcnRFdmVudBIjLmZsaXAucnVudGltZS52MS5SZXBvcnRFdmVudFJlcXVlc3QaJC5mbGlwLnJ1bnRpbWUudjEuUmVwb3J0RXZlbnRSZXNwb25zZRJPCghXcml0ZUxvZxIgLmZsaXAucnVudGltZS52MS5Xcml0ZUxvZ1JlcXVlc3QaIS5mbGlwLnJ1bnRpbWUudjEuV3JpdGVMb2dSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Asks for the job configuration.
@@ -57,6 +57,27 @@ export type GetConfigResponse = Message<"flip.runtime.v1.GetConfigResponse"> & {
    * @generated from field: string config_json = 5;
    */
   configJson: string;
+
+  /**
+   * "train" or "evaluate".
+   *
+   * @generated from field: string mode = 6;
+   */
+  mode: string;
+
+  /**
+   * GPUs visible in the container (0 on CPU).
+   *
+   * @generated from field: uint32 gpus = 7;
+   */
+  gpus: number;
+
+  /**
+   * The round the trust is on now (0 before the first round task arrived).
+   *
+   * @generated from field: uint32 current_round = 8;
+   */
+  currentRound: number;
 };
 
 /**
@@ -241,7 +262,8 @@ export const ReadImageResponseSchema: GenMessage<ReadImageResponse> = /*@__PURE_
  */
 export type GetGlobalWeightsRequest = Message<"flip.runtime.v1.GetGlobalWeightsRequest"> & {
   /**
-   * The round the workload is about to train; the call waits until the hub opens it.
+   * The round the workload is about to train; the call waits until the hub opens it. 0: the next round
+   * this trust should train, whichever it is (how a restarted workload picks up where the job is).
    *
    * @generated from field: uint32 round = 1;
    */
@@ -267,6 +289,9 @@ export type GetGlobalWeightsResponse = Message<"flip.runtime.v1.GetGlobalWeights
   round: number;
 
   /**
+   * Safetensors bytes; no message carries data when the round starts without weights (the workload
+   * initialises them).
+   *
    * @generated from field: bytes data = 2;
    */
   data: Uint8Array;
@@ -277,6 +302,13 @@ export type GetGlobalWeightsResponse = Message<"flip.runtime.v1.GetGlobalWeights
    * @generated from field: bool done = 3;
    */
   done: boolean;
+
+  /**
+   * Size of the whole weights file (set on the first message).
+   *
+   * @generated from field: uint64 size_bytes = 4;
+   */
+  sizeBytes: bigint;
 };
 
 /**
@@ -493,9 +525,13 @@ export const WriteLogResponseSchema: GenMessage<WriteLogResponse> = /*@__PURE__*
   messageDesc(file_flip_runtime_v1_runtime, 20);
 
 /**
- * What a training workload may ask its trust gateway, over a unix socket mounted into its container.
- * Connect's JSON protocol makes a dependency-free client possible: POST /flip.runtime.v1.RuntimeService/<Method>
- * with `Content-Type: application/json`. The socket identifies the job; no other credential is needed.
+ * What a training workload may ask its trust gateway, over a unix socket mounted into its container
+ * (`$FLIP_RUNTIME_SOCKET`, default /flip/runtime/runtime.sock). Connect's protocol over HTTP/1.1 makes a
+ * dependency-free client possible (sdk/python): unary calls POST JSON to
+ * /flip.runtime.v1.RuntimeService/<Method> with `Content-Type: application/json`; streaming calls use
+ * `application/connect+json` envelopes. Every call presents the job's token as
+ * `Authorization: Bearer $FLIP_RUNTIME_TOKEN` (UNAUTHENTICATED without it). The gateway serves one socket
+ * per job; it is the only way out of the container.
  *
  * @generated from service flip.runtime.v1.RuntimeService
  */

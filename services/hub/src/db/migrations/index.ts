@@ -7,6 +7,7 @@ import { M0005ProjectsAndCohorts } from "./m0005-projects-and-cohorts.js";
 import { M0006Governance } from "./m0006-governance.js";
 import { M0007AuditSequencer } from "./m0007-audit-sequencer.js";
 import { M0008ArtifactSync } from "./m0008-artifact-sync.js";
+import { M0009Training } from "./m0009-training.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
@@ -18,4 +19,5 @@ export const migrations: MigrationObject[] = [
   { name: "m0006-governance", class: M0006Governance },
   { name: "m0007-audit-sequencer", class: M0007AuditSequencer },
   { name: "m0008-artifact-sync", class: M0008ArtifactSync },
+  { name: "m0009-training", class: M0009Training },
 ];

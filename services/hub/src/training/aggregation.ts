@@ -1,0 +1,74 @@
+import * as path from "node:path";
+import { rm } from "node:fs/promises";
+import type { Logger } from "@flip/shared/logging/logger.js";
+import type { ArtifactDeps } from "../artifacts/deps.js";
+import { adoptHubArtifact } from "../artifacts/hub-artifacts.js";
+import type { Database } from "../db/database.js";
+import { federatedAverage, IncompatibleUpdateError, SafetensorsError } from "./fedavg/index.js";
+import { failAggregation, finishRound, type RoundToAggregate } from "./rounds.js";
+
+export interface AggregatorDeps {
+  db: Database;
+  artifacts: ArtifactDeps;
+  log: Logger;
+}
+
+/**
+ * Averages closed rounds, one at a time per job, off the event loop (FedAvg runs in a worker thread and
+ * streams tensor chunks, so memory stays near the model's size whatever the number of trusts). The
+ * result is stored as a hub artifact and the round moves on; a round asked twice is averaged once.
+ */
+export class Aggregator {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly deps: AggregatorDeps) {}
+
+  /** Starts averaging a round (unless it already is); resolves when it is stored or failed. */
+  aggregate(r: RoundToAggregate): Promise<void> {
+    const key = `${r.jobId}:${r.round}`;
+    let run = this.running.get(key);
+    if (!run) {
+      run = this.run(r)
+        .catch((err: unknown) => this.deps.log.error({ err, jobId: r.jobId, round: r.round }, "aggregation failed unexpectedly; the round is retried at the next start"))
+        .finally(() => this.running.delete(key));
+      this.running.set(key, run);
+    }
+    return run;
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  private async run({ jobId, round }: RoundToAggregate): Promise<void> {
+    const { db, artifacts, log } = this.deps;
+    const updates = await db.em().execute<{ artifact_id: string; samples: string; code: string }[]>(
+      `select u.artifact_id, u.samples::text, t.code from job_update u join trust t on t.id = u.trust_id
+       where u.job_id = ? and u.round = ? order by t.code`,
+      [jobId, round],
+    );
+    const started = Date.now();
+    const out = path.join(artifacts.store.scratchDir(), `fedavg-${jobId}-${round}-${process.pid}-${Date.now()}.safetensors`);
+    try {
+      const result = await federatedAverage(
+        updates.map((u) => ({ path: artifacts.store.localPath(u.artifact_id), weight: Number(u.samples), label: u.code })),
+        out,
+        { signal: this.abort.signal },
+      );
+      const artifact = await adoptHubArtifact(artifacts, { purpose: "global-weights", actor: "system", file: out, sizeBytes: result.sizeBytes, sha256: result.sha256 });
+      log.info({ jobId, round, trusts: updates.length, sizeBytes: result.sizeBytes, ms: Date.now() - started }, "round aggregated");
+      await finishRound(db.em(), jobId, round, artifact.id, result.sizeBytes);
+    } catch (e) {
+      await rm(out, { force: true });
+      await rm(`${out}.part`, { force: true });
+      if (this.abort.signal.aborted) return;
+      if (e instanceof IncompatibleUpdateError || e instanceof SafetensorsError) {
+        await failAggregation(db.em(), jobId, round, e.message);
+        return;
+      }
+      throw e;
+    }
+  }
+}

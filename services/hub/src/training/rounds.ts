@@ -1,0 +1,196 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
+import { appendJobEvents, jobChanged } from "./events.js";
+import { endJob } from "./jobs.js";
+import { storeReport } from "./reports.js";
+import { createRoundTasks } from "./round-tasks.js";
+import { lockJob, type JobRow, type RoundRow } from "./rows.js";
+
+/** A round whose updates are all in and must now be averaged (outside the transaction that closed it). */
+export interface RoundToAggregate {
+  jobId: string;
+  round: number;
+}
+
+/** Opens round `round` of a running job: its row, one task per trust, and the event. */
+export async function openRound(tx: EntityManager, job: JobRow, round: number, weightsArtifactId: string | null): Promise<void> {
+  const now = new Date();
+  const deadline = new Date(now.getTime() + job.round_timeout_s * 1000);
+  await tx.execute(
+    `insert into job_round (job_id, round, state, started_at, deadline, input_weights_artifact_id) values (?, ?, 'open', ?, ?, ?)`,
+    [job.id, round, now, deadline, weightsArtifactId],
+  );
+  await tx.execute("update job set current_round = ? where id = ?", [round, job.id]);
+  await createRoundTasks(tx, { ...job, current_round: round }, { round, weightsArtifactId, deadline });
+  await appendJobEvents(tx, job.id, [{ kind: "round_started", round, message: `round ${round} of ${job.rounds} started`, dedupeKey: `round_started:${round}` }]);
+}
+
+interface JobTaskRow {
+  task_id: string;
+  job_id: string;
+  trust_id: string;
+  round: number;
+  action: "round" | "stop";
+}
+
+function trustCodeOf(tx: EntityManager, trustId: string): Promise<string> {
+  return tx.execute<{ code: string }[]>("select code from trust where id = ?", [trustId]).then((r) => r[0]?.code ?? trustId);
+}
+
+/**
+ * Applies an ended training task to its job: an update is recorded once per trust and round, a failure
+ * is recorded as a miss, the report is stored, and the round closes when none of its tasks is open.
+ * Every other task of the round that ended but is not applied yet (its own notice still on the way) is
+ * applied too, under the same lock: a round is judged on all of its ended tasks, never on those whose
+ * notice happened to come first. Runs on every replica that hears the end; everything is conditional
+ * under the job's lock, so a second run changes nothing. Returns the round to aggregate when this call
+ * closed one.
+ */
+export async function applyTrainingTask(em: EntityManager, ended: TaskEnded): Promise<RoundToAggregate | undefined> {
+  return await em.transactional(async (tx) => {
+    const [jt] = await tx.execute<JobTaskRow[]>("select * from job_task where task_id = ?", [ended.taskId]);
+    if (!jt) return undefined;
+    const job = await lockJob(tx, jt.job_id);
+    if (jt.action === "stop" || job.state !== "running") {
+      const output = ended.output?.kind.case === "training" ? ended.output.kind.value : undefined;
+      if (output?.report) await storeReport(tx, job.id, jt.trust_id, output.report);
+      return undefined;
+    }
+    const [round] = await tx.execute<RoundRow[]>("select * from job_round where job_id = ? and round = ?", [job.id, jt.round]);
+    if (!round || round.state !== "open") return undefined;
+    const unapplied = await tx.execute<JobTaskRow[]>(
+      `select jt.* from job_task jt join task t on t.id = jt.task_id
+       where jt.job_id = ? and jt.round = ? and jt.action = 'round' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')
+         and not exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = jt.round and u.trust_id = jt.trust_id)
+         and not exists (select 1 from job_event e where e.job_id = jt.job_id and e.dedupe_key = 'missed:' || jt.round || ':' || jt.trust_id)`,
+      [job.id, jt.round],
+    );
+    for (const task of unapplied) {
+      const outcome = task.task_id === ended.taskId ? ended : await readTaskEnded(tx, task.task_id);
+      if (outcome) await applyRoundOutcome(tx, job, task, outcome);
+    }
+    return await closeRoundIfDone(tx, job, jt.round);
+  });
+}
+
+async function applyRoundOutcome(tx: EntityManager, job: JobRow, jt: JobTaskRow, ended: TaskEnded): Promise<void> {
+  const output = ended.output?.kind.case === "training" ? ended.output.kind.value : undefined;
+  if (output?.report) await storeReport(tx, job.id, jt.trust_id, output.report);
+  const code = await trustCodeOf(tx, jt.trust_id);
+  const evaluate = job.kind === "evaluate";
+  const samples = Number(output?.samples ?? 0n);
+  const problem =
+    ended.state !== "succeeded"
+      ? ended.error?.message || ended.endReason || ended.state
+      : !evaluate && !output?.updateArtifactId
+        ? "the trust reported no update"
+        : !evaluate && samples <= 0
+          ? "the update was trained on 0 samples"
+          : undefined;
+  if (problem !== undefined) return await recordMiss(tx, job, jt, code, problem);
+  const artifactOk =
+    evaluate ||
+    (await tx.execute<{ id: string }[]>("select id from artifact where id = ? and owner_trust_id = ? and complete", [output!.updateArtifactId, jt.trust_id])).length > 0;
+  if (!artifactOk) return await recordMiss(tx, job, jt, code, "its update artifact is missing or incomplete");
+  const inserted = await tx.execute<{ trust_id: string }[]>(
+    `insert into job_update (job_id, round, trust_id, task_id, artifact_id, samples, received_at) values (?, ?, ?, ?, ?, ?, ?)
+     on conflict do nothing returning trust_id`,
+    [job.id, jt.round, jt.trust_id, jt.task_id, evaluate ? null : output!.updateArtifactId, samples, new Date()],
+  );
+  if (inserted.length === 0) return;
+  await tx.execute("update job_trust set updates = updates + 1 where job_id = ? and trust_id = ?", [job.id, jt.trust_id]);
+  await appendJobEvents(tx, job.id, [
+    {
+      kind: "update_received",
+      trustId: jt.trust_id,
+      round: jt.round,
+      message: evaluate ? `${code} evaluated round ${jt.round}` : `${code} sent its round ${jt.round} update (${samples} samples)`,
+      details: { trust: code, samples: String(samples) },
+      dedupeKey: `update:${jt.round}:${jt.trust_id}`,
+    },
+  ]);
+}
+
+async function recordMiss(tx: EntityManager, job: JobRow, jt: JobTaskRow, code: string, reason: string): Promise<void> {
+  // Once per trust and round (a second replica, or a reconcile, applies the same end again).
+  const key = `missed:${jt.round}:${jt.trust_id}`;
+  if ((await tx.execute("select 1 from job_event where job_id = ? and dedupe_key = ?", [job.id, key])).length) return;
+  await tx.execute("update job_trust set missed = missed + 1, last_miss_reason = ? where job_id = ? and trust_id = ?", [reason.slice(0, 500), job.id, jt.trust_id]);
+  await appendJobEvents(tx, job.id, [
+    { kind: "trust_failed", trustId: jt.trust_id, round: jt.round, message: `${code} missed round ${jt.round}: ${reason}`, details: { trust: code }, dedupeKey: key },
+  ]);
+}
+
+/**
+ * Closes an open round once every one of its tasks has an applied outcome: enough updates → aggregating (or, for an
+ * evaluation, the job completes); too few → the job fails, saying who missed and why.
+ */
+export async function closeRoundIfDone(tx: EntityManager, job: JobRow, roundNo: number): Promise<RoundToAggregate | undefined> {
+  const [counts] = await tx.execute<{ open: number; updates: number; samples: string }[]>(
+    // "Open": no outcome applied yet, whatever the task's state (one that ended a moment ago is applied
+    // by its own notice, which then closes the round).
+    `select (select count(*)::int from job_task jt
+              where jt.job_id = ? and jt.round = ? and jt.action = 'round'
+                and not exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = jt.round and u.trust_id = jt.trust_id)
+                and not exists (select 1 from job_event e where e.job_id = jt.job_id and e.dedupe_key = 'missed:' || jt.round || ':' || jt.trust_id)) as open,
+            (select count(*)::int from job_update where job_id = ? and round = ?) as updates,
+            (select coalesce(sum(samples), 0)::text from job_update where job_id = ? and round = ?) as samples`,
+    [job.id, roundNo, job.id, roundNo, job.id, roundNo],
+  );
+  if (!counts || counts.open > 0) return undefined;
+  if (counts.updates < job.min_updates) {
+    const misses = await tx.execute<{ code: string; reason: string | null }[]>(
+      `select tr.code, jtr.last_miss_reason as reason from job_trust jtr join trust tr on tr.id = jtr.trust_id
+       where jtr.job_id = ? and not exists (select 1 from job_update u where u.job_id = jtr.job_id and u.round = ? and u.trust_id = jtr.trust_id)
+       order by tr.code`,
+      [job.id, roundNo],
+    );
+    const who = misses.map((m) => `${m.code}: ${m.reason ?? "no answer"}`).join("; ");
+    const reason = `round ${roundNo}: ${counts.updates} of ${job.min_updates} needed update${job.min_updates === 1 ? "" : "s"} arrived (${who})`;
+    await tx.execute("update job_round set state = 'failed' where job_id = ? and round = ?", [job.id, roundNo]);
+    await appendJobEvents(tx, job.id, [{ kind: "round_failed", round: roundNo, message: reason, dedupeKey: `round_failed:${roundNo}` }]);
+    await endJob(tx, job, "failed", reason, "system");
+    return undefined;
+  }
+  if (job.kind === "evaluate") {
+    await tx.execute("update job_round set state = 'aggregated', aggregated_at = ?, samples = ? where job_id = ? and round = ?", [new Date(), counts.samples, job.id, roundNo]);
+    await endJob(tx, job, "completed", `evaluated at ${counts.updates} trust${counts.updates === 1 ? "" : "s"}`, "system");
+    return undefined;
+  }
+  await tx.execute("update job_round set state = 'aggregating', samples = ? where job_id = ? and round = ?", [counts.samples, job.id, roundNo]);
+  await jobChanged(tx, job.id);
+  return { jobId: job.id, round: roundNo };
+}
+
+/**
+ * Records a round's aggregated weights (once: only a round still aggregating moves on), then opens the
+ * next round or completes the job.
+ */
+export async function finishRound(em: EntityManager, jobId: string, roundNo: number, artifactId: string, sizeBytes: number): Promise<void> {
+  await em.transactional(async (tx) => {
+    const job = await lockJob(tx, jobId);
+    const moved = await tx.execute<{ round: number }[]>(
+      "update job_round set state = 'aggregated', aggregated_at = ?, output_weights_artifact_id = ? where job_id = ? and round = ? and state = 'aggregating' returning round",
+      [new Date(), artifactId, jobId, roundNo],
+    );
+    if (moved.length === 0 || job.state !== "running") return;
+    await tx.execute("update job set global_weights_artifact_id = ? where id = ?", [artifactId, jobId]);
+    await appendJobEvents(tx, jobId, [
+      { kind: "round_aggregated", round: roundNo, message: `round ${roundNo} aggregated (${(sizeBytes / 1048576).toFixed(2)} MiB of weights)`, details: { artifact: artifactId }, dedupeKey: `aggregated:${roundNo}` },
+    ]);
+    const updated = { ...job, global_weights_artifact_id: artifactId };
+    if (roundNo >= job.rounds) await endJob(tx, updated, "completed", `${job.rounds} round${job.rounds === 1 ? "" : "s"} trained`, "system");
+    else await openRound(tx, updated, roundNo + 1, artifactId);
+  });
+}
+
+/** Fails a job whose round could not be averaged (e.g. updates with different tensors). */
+export async function failAggregation(em: EntityManager, jobId: string, roundNo: number, reason: string): Promise<void> {
+  await em.transactional(async (tx) => {
+    const job = await lockJob(tx, jobId);
+    const [round] = await tx.execute<RoundRow[]>("select * from job_round where job_id = ? and round = ?", [jobId, roundNo]);
+    if (round?.state !== "aggregating") return;
+    await tx.execute("update job_round set state = 'failed' where job_id = ? and round = ?", [jobId, roundNo]);
+    await endJob(tx, job, "failed", `round ${roundNo} could not be aggregated: ${reason}`, "system");
+  });
+}

@@ -1,0 +1,203 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import {
+  JobEventKind,
+  JobEventSchema,
+  JobKind,
+  JobSchema,
+  JobState,
+  MetricPointSchema,
+  ModelSchema,
+  ParticipantState,
+  type Job,
+  type JobEvent,
+  type MetricPoint,
+  type Model,
+} from "@flip/gen/flip/hub/v1/training_pb.js";
+import type { JobEventKindName } from "./events.js";
+import { isEnded, type JobRow, type JobStateName, type ModelRow, type RoundRow } from "./rows.js";
+
+const ts = (d: Date | null | undefined) => (d ? timestampFromDate(new Date(d)) : undefined);
+
+export function modelToProto(m: ModelRow): Model {
+  return create(ModelSchema, {
+    id: m.id,
+    projectId: m.project_id,
+    name: m.name,
+    description: m.description,
+    ownerId: m.owner_id,
+    image: m.image,
+    configJson: m.config_json,
+    createdAt: ts(m.created_at),
+    deleted: m.deleted_at !== null,
+    bundleArtifactId: m.bundle_artifact_id ?? "",
+    bundleSha256: m.bundle_sha256 ?? "",
+    bundleSizeBytes: BigInt(m.bundle_size_bytes ?? 0),
+    initialWeightsArtifactId: m.initial_weights_artifact_id ?? "",
+    filePaths: m.file_paths ?? [],
+  });
+}
+
+const STATE: Record<JobStateName, JobState> = {
+  queued: JobState.QUEUED,
+  running: JobState.RUNNING,
+  completed: JobState.COMPLETED,
+  failed: JobState.FAILED,
+  aborted: JobState.ABORTED,
+};
+
+interface ParticipantRow {
+  trust_id: string;
+  code: string;
+  gpu_indices: number[];
+  updates: number;
+  missed: number;
+  last_miss_reason: string | null;
+  task_state: string | null;
+  progress: number | null;
+  has_update: boolean;
+}
+
+/** A job as the API shows it: its state, queue position, each trust's part in the current round, and its rounds. */
+export async function jobToProto(em: EntityManager, j: JobRow): Promise<Job> {
+  const [model] = await em.execute<{ name: string }[]>("select name from model where id = ?", [j.model_id]);
+  let queuePosition = 0;
+  if (j.state === "queued") {
+    const [pos] = await em.execute<{ n: number }[]>("select count(*)::int as n from job where state = 'queued' and queue_seq <= ?", [j.queue_seq]);
+    queuePosition = pos?.n ?? 0;
+  }
+  const parts = await em.execute<ParticipantRow[]>(
+    `select jt.trust_id, tr.code, jt.gpu_indices, jt.updates, jt.missed, jt.last_miss_reason, t.state as task_state, t.progress,
+            exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = ? and u.trust_id = jt.trust_id) as has_update
+     from job_trust jt join trust tr on tr.id = jt.trust_id
+     left join lateral (select t.state, t.progress from job_task x join task t on t.id = x.task_id
+                        where x.job_id = jt.job_id and x.trust_id = jt.trust_id and x.round = ? and x.action = 'round'
+                        order by t.created_at desc limit 1) t on true
+     where jt.job_id = ? order by tr.code`,
+    [j.current_round, j.current_round, j.id],
+  );
+  const rounds = await em.execute<(RoundRow & { updates: number; missed: number })[]>(
+    `select r.*, (select count(*)::int from job_update u where u.job_id = r.job_id and u.round = r.round) as updates,
+            (select count(*)::int from job_task x join task t on t.id = x.task_id
+              where x.job_id = r.job_id and x.round = r.round and x.action = 'round' and t.state in ('failed', 'expired', 'cancelled')) as missed
+     from job_round r where r.job_id = ? order by r.round`,
+    [j.id],
+  );
+  const participantState = (p: ParticipantRow): ParticipantState => {
+    if (isEnded(j.state)) return ParticipantState.DONE;
+    if (p.has_update) return ParticipantState.UPDATE_RECEIVED;
+    switch (p.task_state) {
+      case "running":
+        return ParticipantState.TRAINING;
+      case "failed":
+      case "expired":
+      case "cancelled":
+        return ParticipantState.MISSED;
+      default:
+        return ParticipantState.WAITING;
+    }
+  };
+  return create(JobSchema, {
+    id: j.id,
+    modelId: j.model_id,
+    modelName: model?.name ?? "",
+    projectId: j.project_id,
+    kind: j.kind === "evaluate" ? JobKind.EVALUATE : JobKind.TRAIN,
+    state: STATE[j.state],
+    trustIds: j.trust_ids,
+    rounds: j.rounds,
+    currentRound: j.current_round,
+    gpusPerTrust: j.gpus_per_trust,
+    minUpdates: j.min_updates,
+    roundTimeoutSeconds: j.round_timeout_s,
+    queuePosition,
+    endReason: j.end_reason ?? "",
+    createdAt: ts(j.created_at),
+    startedAt: ts(j.started_at),
+    endedAt: ts(j.ended_at),
+    createdBy: j.created_by,
+    globalWeightsArtifactId: j.global_weights_artifact_id ?? "",
+    participants: parts.map((p) => ({
+      trustId: p.trust_id,
+      trustCode: p.code,
+      gpuIndices: p.gpu_indices,
+      state: participantState(p),
+      updates: p.updates,
+      missed: p.missed,
+      lastMissReason: p.last_miss_reason ?? "",
+      progress: p.has_update ? 1 : p.task_state === "running" ? Number(p.progress ?? 0) : 0,
+    })),
+    roundHistory: rounds.map((r) => ({
+      round: r.round,
+      state: r.state,
+      updates: r.updates,
+      missed: r.missed,
+      startedAt: ts(r.started_at),
+      deadline: ts(r.deadline),
+      aggregatedAt: ts(r.aggregated_at),
+      globalWeightsArtifactId: r.output_weights_artifact_id ?? "",
+      samples: BigInt(r.samples ?? 0),
+    })),
+  });
+}
+
+const EVENT_KIND: Record<JobEventKindName, JobEventKind> = {
+  queued: JobEventKind.QUEUED,
+  started: JobEventKind.STARTED,
+  round_started: JobEventKind.ROUND_STARTED,
+  update_received: JobEventKind.UPDATE_RECEIVED,
+  round_aggregated: JobEventKind.ROUND_AGGREGATED,
+  trust_failed: JobEventKind.TRUST_FAILED,
+  ended: JobEventKind.ENDED,
+  log: JobEventKind.LOG,
+  workload: JobEventKind.WORKLOAD,
+  round_failed: JobEventKind.ROUND_FAILED,
+};
+
+export interface EventRow {
+  id: string;
+  kind: JobEventKindName;
+  trust_id: string | null;
+  round: number;
+  message: string;
+  details: Record<string, string>;
+  at: Date;
+}
+
+export function eventToProto(e: EventRow): JobEvent {
+  return create(JobEventSchema, {
+    kind: EVENT_KIND[e.kind] ?? JobEventKind.UNSPECIFIED,
+    trustId: e.trust_id ?? "",
+    round: e.round,
+    message: e.message,
+    at: ts(e.at),
+    details: e.details ?? {},
+    seq: BigInt(e.id),
+  });
+}
+
+export interface MetricRow {
+  id: string;
+  trust_id: string;
+  round: number;
+  label: string;
+  value: number;
+  x_label: string;
+  x_value: number;
+  recorded_at: Date;
+}
+
+/** A metric point; `code` (the trust's code, when joined) is added as the attribute "trust". */
+export function metricToProto(m: MetricRow & { code?: string }): MetricPoint {
+  return create(MetricPointSchema, {
+    attributes: m.code ? { trust: m.code } : {},
+    trustId: m.trust_id,
+    round: m.round,
+    label: m.label,
+    value: Number(m.value),
+    xLabel: m.x_label,
+    xValue: Number(m.x_value),
+    recordedAt: ts(m.recorded_at),
+  });
+}

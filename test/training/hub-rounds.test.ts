@@ -1,0 +1,257 @@
+import anyTest, { type TestFn } from "ava";
+import { Code } from "@connectrpc/connect";
+import { JobKind, JobService, JobState, ModelService, ParticipantState, type Job } from "@flip/gen/flip/hub/v1/training_pb.js";
+import { TrainingAction } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
+import { eventually } from "@flip/shared/testing/eventually.js";
+import type { RunningGateway } from "@flip/trust-gateway/gateway.js";
+import { readSingleTensor, simulatedTrainingHandler, type SimulatedTrainer } from "@flip/trust-gateway/simulation/simulated-training.js";
+import { TaskErrorCode, TaskFailure, type TaskHandler } from "@flip/trust-gateway/tasks/task-handler.js";
+import { approvedProject, startHandlerGateway } from "../support/training.js";
+import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../support/test-hub.js";
+
+/**
+ * Rounds through the real hub, link, artifact transfers and FedAvg, with simulated workloads (a
+ * function per trust instead of a container): the coordinator's behaviour, fast.
+ */
+interface Ctx {
+  t: TestHub;
+  trusts: Record<string, { id: string; apiKey: string; code: string }>;
+  gateways: RunningGateway[];
+  /** What each trust does in a round; tests swap it. */
+  behaviour: Record<string, Partial<SimulatedTrainer> & { block?: (round: number) => boolean }>;
+}
+const test = anyTest as TestFn<Ctx>;
+
+const FLOATS = 1000;
+const SAMPLES: Record<string, number> = { north: 100, south: 300, east: 100 };
+const DELTA: Record<string, number> = { north: 1, south: 3, east: 2 };
+
+test.before(async (t) => {
+  const hub = await startTestHub();
+  const trusts: Ctx["trusts"] = {};
+  const behaviour: Ctx["behaviour"] = {};
+  const gateways: RunningGateway[] = [];
+  for (const code of ["north", "south", "east"]) {
+    const reg = await hub.registerTrust(code);
+    trusts[code] = { ...reg, code };
+    behaviour[code] = {};
+    // Each trust adds its delta to the global weights (zeros in round 1), unless the test says otherwise.
+    const trainer: SimulatedTrainer = {
+      modelFloats: FLOATS,
+      samples: SAMPLES[code]!,
+      train: (global, round) => {
+        const custom = behaviour[code]!.train;
+        if (custom) return custom(global, round);
+        const out = new Float32Array(global?.length ?? FLOATS);
+        for (let i = 0; i < out.length; i++) out[i] = (global?.[i] ?? 0) + DELTA[code]!;
+        return out;
+      },
+      failRound: (round) => behaviour[code]!.failRound?.(round),
+      metrics: (round) => [{ label: "loss", value: 1 / round }],
+    };
+    const sim = simulatedTrainingHandler({ hubUrl: hub.hub.url, trustKey: reg.apiKey, trainer });
+    const handler: TaskHandler<"training"> = async (spec, ctx) => {
+      if (spec.action === TrainingAction.ROUND && behaviour[code]!.block?.(spec.round)) {
+        await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new TaskFailure(TaskErrorCode.CANCELLED, "stopped"))));
+      }
+      return await sim.handler(spec, ctx);
+    };
+    gateways.push(await startHandlerGateway(hub.hub.url, { code, apiKey: reg.apiKey }, { training: handler }));
+  }
+  t.context = { t: hub, trusts, gateways, behaviour };
+});
+
+test.after.always(async (t) => {
+  await Promise.all(t.context.gateways?.map((g) => g.close()) ?? []);
+  await t.context.t?.close();
+});
+
+const admin = (ctx: Ctx) => ({ models: ctx.t.client(ModelService, BOOTSTRAP_TOKEN), jobs: ctx.t.client(JobService, BOOTSTRAP_TOKEN) });
+
+async function newModel(ctx: Ctx, trusts: string[]): Promise<string> {
+  const projectId = await approvedProject(ctx.t, trusts.map((c) => ctx.trusts[c]!.id));
+  const { model } = await admin(ctx).models.createModel({
+    projectId,
+    name: `m-${Math.random().toString(36).slice(2, 8)}`,
+    image: "flip/train-numpy:1",
+    configJson: '{"local_epochs": 1}',
+    files: [{ path: "train.py", content: new TextEncoder().encode("print('hi')\n") }],
+  });
+  return model!.id;
+}
+
+async function ended(ctx: Ctx, jobId: string): Promise<Job> {
+  return (await eventually(() => admin(ctx).jobs.getJob({ jobId }), (r) => r.job!.state >= JobState.COMPLETED, { timeoutMs: 60_000, what: "the job to end" })).job!;
+}
+
+async function finalWeights(ctx: Ctx, jobId: string, round = 0): Promise<Float32Array> {
+  const parts: Uint8Array[] = [];
+  let sha = "";
+  for await (const m of admin(ctx).jobs.downloadWeights({ jobId, round })) {
+    parts.push(m.data);
+    if (m.sha256) sha = m.sha256;
+  }
+  if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error("the download did not end with a checksum");
+  return readSingleTensor(Buffer.concat(parts));
+}
+
+test.serial("two trusts train three rounds: FedAvg weighted by samples, metrics and events stored, containers told to stop", async (t) => {
+  const ctx = t.context;
+  const modelId = await newModel(ctx, ["north", "south"]);
+  const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, minUpdates: 2, roundTimeoutSeconds: 60, idempotencyKey: "k-3-rounds" });
+  t.is(job!.state === JobState.QUEUED || job!.state === JobState.RUNNING, true);
+  const done = await ended(ctx, job!.id);
+  t.is(done.state, JobState.COMPLETED, done.endReason);
+  t.is(done.currentRound, 3);
+  t.deepEqual(done.roundHistory.map((r) => [r.round, r.state, r.updates, Number(r.samples)]), [
+    [1, "aggregated", 2, 400],
+    [2, "aggregated", 2, 400],
+    [3, "aggregated", 2, 400],
+  ]);
+  // Each round adds (100·1 + 300·3) / 400 = 2.5 to every weight.
+  const w = await finalWeights(ctx, job!.id);
+  t.is(w.length, FLOATS);
+  t.true(w.every((v) => Math.abs(v - 7.5) < 1e-5), `final weights ${w[0]}`);
+  const round1 = await finalWeights(ctx, job!.id, 1);
+  t.true(round1.every((v) => Math.abs(v - 2.5) < 1e-5));
+  t.true(done.participants.every((p) => p.updates === 3 && p.missed === 0 && p.state === ParticipantState.DONE));
+
+  const { metrics } = await admin(ctx).jobs.listMetrics({ jobId: job!.id, label: "loss" });
+  t.is(metrics.length, 6, "one loss per trust per round");
+  t.deepEqual([...new Set(metrics.map((m) => m.attributes.trust))].sort(), ["north", "south"]);
+
+  const kinds: number[] = [];
+  for await (const item of admin(ctx).jobs.watchJob({ jobId: job!.id })) if (item.item.case === "event") kinds.push(item.item.value.kind);
+  t.is(kinds.filter((k) => k === 5).length, 3, "three ROUND_AGGREGATED events");
+  t.is(kinds.filter((k) => k === 4).length, 6, "six UPDATE_RECEIVED events");
+  t.is(kinds.at(-1), 7, "ENDED last");
+
+  // Every trust got a STOP for the ended job, and answered it.
+  await eventually(
+    () => ctx.t.hub.db.em().execute<{ n: number }[]>("select count(*)::int as n from job_task jt join task t on t.id = jt.task_id where jt.job_id = ? and jt.action = 'stop' and t.state = 'succeeded'", [job!.id]),
+    (r) => r[0]!.n === 2,
+    { what: "both STOP tasks answered" },
+  );
+  // The retried create returns the same job.
+  const again = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, minUpdates: 2, idempotencyKey: "k-3-rounds" });
+  t.is(again.job!.id, job!.id);
+});
+
+test.serial("k of n: a trust that fails a round is recorded as missing it and the round goes on with enough updates", async (t) => {
+  const ctx = t.context;
+  ctx.behaviour.east!.failRound = (round) => (round === 2 ? "workload exited with code 1 in round 2" : undefined);
+  try {
+    const modelId = await newModel(ctx, ["north", "east"]);
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "east"], rounds: 3, minUpdates: 1, roundTimeoutSeconds: 60 });
+    const done = await ended(ctx, job!.id);
+    t.is(done.state, JobState.COMPLETED, done.endReason);
+    const east = done.participants.find((p) => p.trustCode === "east")!;
+    t.is(east.missed, 1);
+    t.is(east.updates, 2);
+    t.regex(east.lastMissReason, /exited with code 1 in round 2/);
+    t.deepEqual(done.roundHistory.map((r) => r.updates), [2, 1, 2]);
+    // Round 1: (1+2)/2 = 1.5; round 2 from north only: 2.5; round 3: 2.5 + 1.5 = 4.
+    const w = await finalWeights(ctx, job!.id);
+    t.true(w.every((v) => Math.abs(v - 4) < 1e-5), `final weights ${w[0]}`);
+  } finally {
+    ctx.behaviour.east!.failRound = undefined;
+  }
+});
+
+test.serial("too few updates fail the job with a reason that names the trust and its error", async (t) => {
+  const ctx = t.context;
+  ctx.behaviour.east!.failRound = () => "out of memory";
+  try {
+    const modelId = await newModel(ctx, ["north", "east"]);
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "east"], rounds: 2, roundTimeoutSeconds: 60 });
+    const done = await ended(ctx, job!.id);
+    t.is(done.state, JobState.FAILED);
+    t.regex(done.endReason, /round 1: 1 of 2 needed updates arrived \(east: out of memory\)/);
+  } finally {
+    ctx.behaviour.east!.failRound = undefined;
+  }
+});
+
+test.serial("abort mid-round ends the job, cancels the round's tasks and tells the trusts to stop", async (t) => {
+  const ctx = t.context;
+  ctx.behaviour.south!.block = (round) => round === 2;
+  try {
+    const modelId = await newModel(ctx, ["north", "south"]);
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, roundTimeoutSeconds: 60 });
+    await eventually(() => admin(ctx).jobs.getJob({ jobId: job!.id }), (r) => r.job!.currentRound === 2 && r.job!.participants.some((p) => p.trustCode === "south" && p.state === ParticipantState.TRAINING), {
+      what: "south training round 2",
+    });
+    const { job: aborted } = await admin(ctx).jobs.abortJob({ jobId: job!.id, reason: "wrong learning rate" });
+    t.is(aborted!.state, JobState.ABORTED);
+    t.regex(aborted!.endReason, /wrong learning rate/);
+    const open = await ctx.t.hub.db.em().execute<{ n: number }[]>(
+      "select count(*)::int as n from job_task jt join task t on t.id = jt.task_id where jt.job_id = ? and jt.action = 'round' and t.state in ('pending', 'offered', 'running')",
+      [job!.id],
+    );
+    t.is(open[0]!.n, 0, "no round task left open");
+    await eventually(
+      () => ctx.t.hub.db.em().execute<{ n: number }[]>("select count(*)::int as n from job_task jt join task t on t.id = jt.task_id where jt.job_id = ? and jt.action = 'stop' and t.state = 'succeeded'", [job!.id]),
+      (r) => r[0]!.n === 2,
+      { what: "both STOP tasks answered" },
+    ).catch(async (e) => {
+      console.log(await ctx.t.hub.db.em().execute("select jt.action, jt.round, t.state, t.attempt, t.end_reason from job_task jt join task t on t.id = jt.task_id where jt.job_id = ?", [job!.id]));
+      throw e;
+    });
+    // Aborting again is a no-op.
+    t.is((await admin(ctx).jobs.abortJob({ jobId: job!.id })).job!.state, JobState.ABORTED);
+  } finally {
+    ctx.behaviour.south!.block = undefined;
+  }
+});
+
+test.serial("a job is refused, naming the trust, when a trust has not approved or has too few GPUs; one live job per model", async (t) => {
+  const ctx = t.context;
+  const modelId = await newModel(ctx, ["north"]);
+  const notApproved = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"] }));
+  t.is(notApproved.code, Code.FailedPrecondition);
+  t.regex(notApproved.rawMessage, /trust "south" was never asked to approve this project/);
+  const gpus = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north"], gpusPerTrust: 1 }));
+  t.is(gpus.code, Code.FailedPrecondition);
+  t.regex(gpus.rawMessage, /trust "north" advertises 0 GPUs; this job asks for 1/);
+  const unknown = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["nowhere"] }));
+  t.is(unknown.code, Code.NotFound);
+  const badMin = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north"], minUpdates: 2 }));
+  t.is(badMin.code, Code.InvalidArgument);
+  const evalRounds = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north"], kind: JobKind.EVALUATE, rounds: 3 }));
+  t.is(evalRounds.code, Code.InvalidArgument);
+
+  ctx.behaviour.north!.block = () => true;
+  try {
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north"], rounds: 1, roundTimeoutSeconds: 60 });
+    const second = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north"] }));
+    t.is(second.code, Code.FailedPrecondition);
+    t.regex(second.rawMessage, /already has a (queued|running) job/);
+    await admin(ctx).jobs.abortJob({ jobId: job!.id });
+  } finally {
+    ctx.behaviour.north!.block = undefined;
+  }
+});
+
+test.serial("bad model input gets a clear error", async (t) => {
+  const ctx = t.context;
+  const projectId = await approvedProject(ctx.t, [ctx.trusts.north!.id]);
+  const models = admin(ctx).models;
+  const cases: [Record<string, unknown>, Code, RegExp][] = [
+    [{ image: "" }, Code.InvalidArgument, /image/],
+    [{ image: "Not An Image" }, Code.InvalidArgument, /not an image reference/],
+    [{ configJson: "{oops" }, Code.InvalidArgument, /config_json: is not valid JSON/],
+    [{ configJson: "[1]" }, Code.InvalidArgument, /must be a JSON object/],
+    [{ files: [{ path: "../etc/passwd", content: new Uint8Array(1) }] }, Code.InvalidArgument, /'\.\.'/],
+    [{ files: [{ path: "/abs", content: new Uint8Array(1) }] }, Code.InvalidArgument, /relative path/],
+    [{ initialWeights: new Uint8Array([1, 2, 3]) }, Code.InvalidArgument, /initial_weights: is not a safetensors file/],
+  ];
+  for (const [patch, code, message] of cases) {
+    const err = await connectErrorOf(models.createModel({ projectId, name: `bad-${Math.random()}`, image: "flip/train-numpy:1", ...patch }));
+    t.is(err.code, code, JSON.stringify(Object.keys(patch)));
+    t.regex(err.rawMessage, message);
+  }
+  const { model } = await models.createModel({ projectId, name: "same", image: "flip/train-numpy:1", idempotencyKey: "m-key" });
+  t.is((await models.createModel({ projectId, name: "same", image: "flip/train-numpy:1", idempotencyKey: "m-key" })).model!.id, model!.id, "a retry returns the first model");
+  t.is((await connectErrorOf(models.createModel({ projectId, name: "same", image: "flip/train-numpy:1" }))).code, Code.AlreadyExists);
+});
