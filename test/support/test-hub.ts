@@ -26,6 +26,8 @@ export interface TestHub {
   registerTrust(code: string): Promise<{ id: string; apiKey: string }>;
   /** Creates the first Admin with the bootstrap token and signs in. */
   firstAdmin(): Promise<{ id: string; token: string }>;
+  /** Stops the hub (as a crash would leave its database: nothing is cleaned up) and starts it again on the same port, database and data. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,7 +35,8 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
   const db = await createTestDatabase("hub");
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "flip-hub-"));
   const config = readHubConfig({ DATABASE_URL: db.url, FLIP_HUB_ADDR: "127.0.0.1:0", FLIP_ADMIN_TOKEN: BOOTSTRAP_TOKEN, FLIP_HUB_DATA_DIR: dataDir, ...env });
-  const hub = await startHub(config, createLogger({ service: "hub", level: process.env.FLIP_TEST_LOG_LEVEL ?? "silent" }));
+  const log = createLogger({ service: "hub", level: process.env.FLIP_TEST_LOG_LEVEL ?? "silent" });
+  let hub = await startHub(config, log);
   const transport = createGrpcTransport({ baseUrl: hub.url });
   const client = <S extends DescService>(service: S, token?: string) =>
     createClient(
@@ -43,7 +46,7 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
         : transport,
     );
   const signIn = async (email: string) => (await client(AuthService).login({ email, password: PASSWORD })).accessToken;
-  return {
+  const self: TestHub = {
     hub,
     db,
     client,
@@ -64,10 +67,16 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
       const { user } = await client(UserService, BOOTSTRAP_TOKEN).createUser({ email: "admin@hub.test", name: "Admin", password: PASSWORD, roles: [{ role: Role.ADMIN }] });
       return { id: user!.id, token: await signIn("admin@hub.test") };
     },
+    async restart() {
+      await hub.close();
+      hub = await startHub({ ...config, port: hub.port }, log);
+      self.hub = hub;
+    },
     async close() {
       await hub.close();
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return self;
 }

@@ -19,7 +19,7 @@ interface Ctx {
   trusts: Record<string, { id: string; apiKey: string; code: string }>;
   gateways: RunningGateway[];
   /** What each trust does in a round; tests swap it. */
-  behaviour: Record<string, Partial<SimulatedTrainer> & { block?: (round: number) => boolean }>;
+  behaviour: Record<string, Partial<SimulatedTrainer> & { block?: (round: number) => boolean; gate?: (round: number) => Promise<void> | undefined }>;
 }
 const test = anyTest as TestFn<Ctx>;
 
@@ -55,6 +55,7 @@ test.before(async (t) => {
       if (spec.action === TrainingAction.ROUND && behaviour[code]!.block?.(spec.round)) {
         await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new TaskFailure(TaskErrorCode.CANCELLED, "stopped"))));
       }
+      if (spec.action === TrainingAction.ROUND) await behaviour[code]!.gate?.(spec.round);
       return await sim.handler(spec, ctx);
     };
     gateways.push(await startHandlerGateway(hub.hub.url, { code, apiKey: reg.apiKey }, { training: handler }));
@@ -202,6 +203,31 @@ test.serial("abort mid-round ends the job, cancels the round's tasks and tells t
     t.is((await admin(ctx).jobs.abortJob({ jobId: job!.id })).job!.state, JobState.ABORTED);
   } finally {
     ctx.behaviour.south!.block = undefined;
+  }
+});
+
+test.serial("a hub restart mid-round loses and doubles nothing: the job resumes and completes with the same weights", async (t) => {
+  const ctx = t.context;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  ctx.behaviour.south!.gate = (round) => (round === 2 ? gate : undefined);
+  try {
+    const modelId = await newModel(ctx, ["north", "south"]);
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, roundTimeoutSeconds: 120 });
+    await eventually(() => admin(ctx).jobs.getJob({ jobId: job!.id }), (r) => r.job!.currentRound === 2 && r.job!.participants.some((p) => p.trustCode === "north" && p.state === ParticipantState.UPDATE_RECEIVED), {
+      what: "north's round 2 update while south still trains",
+    });
+    await ctx.t.restart();
+    release();
+    const done = await ended(ctx, job!.id);
+    t.is(done.state, JobState.COMPLETED, done.endReason);
+    t.deepEqual(done.roundHistory.map((r) => r.updates), [2, 2, 2]);
+    t.true(done.participants.every((p) => p.updates === 3 && p.missed === 0));
+    const w = await finalWeights(ctx, job!.id);
+    t.true(w.every((v) => Math.abs(v - 7.5) < 1e-5), `final weights ${w[0]}`);
+  } finally {
+    ctx.behaviour.south!.gate = undefined;
+    release();
   }
 });
 
