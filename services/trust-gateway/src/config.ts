@@ -4,6 +4,17 @@ import { create } from "@bufbuild/protobuf";
 import { GpuDeviceSchema, type GpuDevice } from "@flip/gen/flip/common/v1/common_pb.js";
 import { ConfigError, SettingsReader, type Env } from "@flip/shared/config/settings.js";
 import { taskKindFromName, taskKindNames } from "@flip/shared/link/task-kinds.js";
+import { readTrainingPolicy, type TrainingPolicy } from "./training/policy.js";
+
+/**
+ * Federated training at the trust: researchers' containers on the trust's Docker engine (DOCKER_HOST, else
+ * /var/run/docker.sock, else a private engine already running under FLIP_DOCKERD_DIR).
+ */
+export interface TrainingConfig {
+  policy: TrainingPolicy;
+  /** The trust's images for training, one directory per project (`<dir>/<projectId>/...`); none when unset. */
+  imageDir: string | undefined;
+}
 
 /** Where the gateway's GPU inventory comes from. */
 export type GpuSetting = { mode: "auto" } | { mode: "none" } | { mode: "declared"; gpus: GpuDevice[] };
@@ -32,6 +43,8 @@ export interface GatewayConfig {
   dataAccessUrl?: string | undefined;
   /** The trust-internal service key the gateway presents to local services (secret: never logged). */
   internalKey?: string | undefined;
+  /** Set when the trust runs training workloads (FLIP_TRAINING=on); without it the gateway takes no training tasks. */
+  training?: TrainingConfig | undefined;
 }
 
 /** Parses "echo=4,cohort_query=2". */
@@ -98,9 +111,12 @@ export function readGatewayConfig(env: Env): GatewayConfig {
   if (dataAccessUrl && (!internalKey || internalKey.length < 16)) {
     throw new ConfigError("FLIP_TRUST_INTERNAL_KEY", "the trust-internal service key (16+ characters) shared with data-access, required with FLIP_DATA_ACCESS_URL", internalKey ? "<hidden>" : "");
   }
+  const imageDir = s.optionalString("FLIP_TRAINING_IMAGE_DIR");
+  const training = s.bool("FLIP_TRAINING", false) ? { policy: readTrainingPolicy(env), imageDir: imageDir ? path.resolve(imageDir) : undefined } : undefined;
   return {
     dataAccessUrl,
     internalKey,
+    training,
     hubUrl,
     trustCode,
     trustKey,

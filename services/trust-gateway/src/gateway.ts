@@ -9,7 +9,7 @@ import { HubLink } from "./link/hub-link.js";
 import { defaultTaskHandlers } from "./tasks/registry.js";
 import { FileResultStore, MemoryResultStore } from "./tasks/result-store.js";
 import type { TaskHandlers } from "./tasks/task-handler.js";
-import { FileTaskLog, noTaskLog } from "./tasks/task-log.js";
+import { FileTaskLog, noTaskLog, type TaskLog } from "./tasks/task-log.js";
 import { TaskRunner } from "./tasks/task-runner.js";
 
 export const GATEWAY_VERSION = "flip-gateway/0.1.0";
@@ -26,6 +26,13 @@ export interface GatewayOptions {
   health?: HealthSource;
   /** Keep unacknowledged results and the task log under config.stateDir (default); false keeps them in memory (simulations). */
   persistent?: boolean;
+  /** The trust's task log, when handlers write to it too (training); defaults to taskLogPath(stateDir), or none when not persistent. */
+  taskLog?: TaskLog;
+}
+
+/** The trust's own task log: JSON lines under the state directory. */
+export function taskLogPath(stateDir: string): string {
+  return path.join(stateDir, "tasks.jsonl");
 }
 
 export interface RunningGateway {
@@ -63,7 +70,7 @@ export async function startGateway(config: GatewayConfig, log: Logger, opts: Gat
     capacity,
     trustCode: config.trustCode,
     results: persistent ? new FileResultStore(path.join(config.stateDir, "pending-results"), log) : new MemoryResultStore(),
-    taskLog: persistent ? new FileTaskLog(path.join(config.stateDir, "tasks.jsonl")) : noTaskLog,
+    taskLog: opts.taskLog ?? (persistent ? new FileTaskLog(taskLogPath(config.stateDir)) : noTaskLog),
     log,
     send: (message, traceContext) => link?.send(message, traceContext) ?? false,
   });

@@ -1,18 +1,21 @@
 /**
  * The trust gateway process: `node --import tsx services/trust-gateway/src/main.ts` with FLIP_HUB_URL,
- * FLIP_TRUST_CODE and FLIP_TRUST_KEY (and FLIP_DATA_ACCESS_URL + FLIP_TRUST_INTERNAL_KEY for cohort work). Exit codes: 0 stopped by a signal, 2 bad configuration,
- * 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust).
+ * FLIP_TRUST_CODE and FLIP_TRUST_KEY (and FLIP_DATA_ACCESS_URL + FLIP_TRUST_INTERNAL_KEY for cohort work,
+ * FLIP_TRAINING=on and the FLIP_TRAINING_* policy for training). Exit codes: 0 stopped by a signal, 2 bad
+ * configuration, 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust).
  */
 import { loadOrExit } from "@flip/shared/config/settings.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { stopOnSignals } from "@flip/shared/process/lifecycle.js";
 import { stopTelemetry } from "@flip/shared/telemetry/sdk.js";
 import { readGatewayConfig } from "./config.js";
-import { startGateway } from "./gateway.js";
+import { startGateway, taskLogPath } from "./gateway.js";
 import { LinkRefusedError } from "./link/link-errors.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
 import { grpcHealthProbe } from "./health/data-access-probe.js";
 import { trustTaskHandlers } from "./tasks/registry.js";
+import { FileTaskLog } from "./tasks/task-log.js";
+import { startTraining } from "./training/start-training.js";
 
 export const EXIT_LINK_REFUSED = 3;
 
@@ -20,11 +23,18 @@ const config = loadOrExit(() => readGatewayConfig(process.env));
 const log = createLogger({ service: "trust-gateway", level: config.logLevel });
 const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
 if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
+const taskLog = new FileTaskLog(taskLogPath(config.stateDir));
+const training = config.training ? await startTraining({ ...config, training: config.training }, { log, taskLog, dataAccess }) : undefined;
+if (!training) log.info("FLIP_TRAINING is not on: this gateway takes no training tasks");
 const gateway = await startGateway(config, log, {
-  handlers: trustTaskHandlers({ dataAccess }),
+  handlers: trustTaskHandlers({ dataAccess, training: training?.workloads }),
   probes: config.dataAccessUrl ? [grpcHealthProbe("data-access", config.dataAccessUrl)] : [],
+  taskLog,
 });
-stopOnSignals(log, () => gateway.close());
+stopOnSignals(log, async () => {
+  await gateway.close();
+  await training?.close();
+});
 try {
   await gateway.done;
 } catch (e) {

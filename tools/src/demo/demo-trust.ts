@@ -7,7 +7,9 @@ import { readDataAccessConfig } from "@flip/data-access/config.js";
 import { startDataAccess } from "@flip/data-access/data-access.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
 import { readGatewayConfig } from "@flip/trust-gateway/config.js";
-import { startGateway, type RunningGateway } from "@flip/trust-gateway/gateway.js";
+import { startGateway, taskLogPath, type RunningGateway } from "@flip/trust-gateway/gateway.js";
+import { FileTaskLog } from "@flip/trust-gateway/tasks/task-log.js";
+import { startTraining } from "@flip/trust-gateway/training/start-training.js";
 import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
 import { grpcHealthProbe } from "@flip/trust-gateway/health/data-access-probe.js";
 import { generateOmop } from "../omop/generate.js";
@@ -38,7 +40,16 @@ async function personCount(url: string): Promise<number> {
  * One trust on this machine, as a hospital would run it: its own PostgreSQL server with an OMOP
  * database (synthetic, seeded, loaded once), its data-access service, and its gateway dialling the hub.
  */
-export async function startDemoTrust(opts: { trust: DemoTrust; hubUrl: string; apiKey: string; dir: string; state: DemoState; log: Logger }): Promise<RunningDemoTrust> {
+export async function startDemoTrust(opts: {
+  trust: DemoTrust;
+  hubUrl: string;
+  apiKey: string;
+  dir: string;
+  state: DemoState;
+  log: Logger;
+  /** The Docker engine training workloads run on (DOCKER_HOST form); no training without it. */
+  dockerHost?: string;
+}): Promise<RunningDemoTrust> {
   const { trust, log } = opts;
   const tlog = log.child({ trust: trust.code });
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, "postgres"), port: 0, databases: ["omop"], log: tlog });
@@ -63,10 +74,17 @@ export async function startDemoTrust(opts: { trust: DemoTrust; hubUrl: string; a
     FLIP_GATEWAY_STATE_DIR: path.join(opts.dir, "gateway"),
     FLIP_GATEWAY_GPUS: process.env.FLIP_GATEWAY_GPUS ?? "auto",
     FLIP_GATEWAY_HEALTH_INTERVAL_MS: "5000",
+    ...(opts.dockerHost ? { FLIP_TRAINING: "on", FLIP_TRAINING_IMAGES: "flip/*" } : {}),
   });
+  const dataAccessClient = createDataAccessClient({ baseUrl: dataAccess.url, internalKey });
+  const taskLog = new FileTaskLog(taskLogPath(gatewayConfig.stateDir));
+  const training = gatewayConfig.training
+    ? await startTraining({ ...gatewayConfig, training: gatewayConfig.training }, { log: tlog, taskLog, dataAccess: dataAccessClient, env: { ...process.env, DOCKER_HOST: opts.dockerHost } })
+    : undefined;
   const gateway = await startGateway(gatewayConfig, tlog, {
-    handlers: trustTaskHandlers({ dataAccess: createDataAccessClient({ baseUrl: dataAccess.url, internalKey }) }),
+    handlers: trustTaskHandlers({ dataAccess: dataAccessClient, training: training?.workloads }),
     probes: [grpcHealthProbe("data-access", dataAccess.url)],
+    taskLog,
   });
   return {
     code: trust.code,
@@ -74,6 +92,7 @@ export async function startDemoTrust(opts: { trust: DemoTrust; hubUrl: string; a
     dataAccessUrl: dataAccess.url,
     async close() {
       await gateway.close();
+      await training?.close();
       await dataAccess.close();
       await postgres.stop();
     },

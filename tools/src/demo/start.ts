@@ -14,8 +14,12 @@ import { DemoState } from "./demo-state.js";
 import { startDemoTrust } from "./demo-trust.js";
 import { demoTrusts, ensureDemoTrusts } from "./demo-trusts.js";
 import { runDemoStudy } from "./study.js";
+import { prepareTrainingEngine } from "./training-engine.js";
+import { runDemoTraining } from "./training.js";
 
-const { values } = parseArgs({ options: { exit: { type: "boolean", default: false }, "no-study": { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: { exit: { type: "boolean", default: false }, "no-study": { type: "boolean", default: false }, "no-training": { type: "boolean", default: false } },
+});
 const root = path.resolve(import.meta.dirname, "../../..");
 const demoDir = path.resolve(process.env.FLIP_DEMO_DIR ?? path.join(root, ".flip"));
 const state = new DemoState(path.join(demoDir, "demo"));
@@ -47,9 +51,12 @@ try {
     out.write("\n");
   }
 
+  const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out });
+  if (training) stops.push(() => training.stop());
+
   for (const trust of demoTrusts) {
-    step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, gateway`);
-    const running = await startDemoTrust({ trust, hubUrl: hub.url, apiKey: keys.get(trust.code)!, dir: path.join(demoDir, "trusts", trust.code), state, log });
+    step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, gateway${training ? ", training workloads" : ""}`);
+    const running = await startDemoTrust({ trust, hubUrl: hub.url, apiKey: keys.get(trust.code)!, dir: path.join(demoDir, "trusts", trust.code), state, log, dockerHost: training?.host });
     stops.push(() => running.close());
     await running.gateway.linked(30_000);
   }
@@ -58,6 +65,11 @@ try {
     step("running a cohort study end to end");
     const result = await runDemoStudy(hub.url, accounts, out);
     if (!result.auditOk) process.exitCode = 1;
+    if (training) {
+      step("training a model across both trusts (federated averaging, 3 rounds)");
+      const trained = await runDemoTraining(hub.url, accounts, out, path.join(demoDir, "demo"));
+      if (!trained.weightsPath) process.exitCode = 1;
+    }
   }
 
   out.write(`
@@ -72,6 +84,7 @@ Try it (another terminal):
   ./tools/bin/flip login --email researcher@flip.demo     # password printed on the first run
   ./tools/bin/flip trust list
   ./tools/bin/flip project list
+  ./tools/bin/flip job list                               # the demo's training job; flip job watch <id>
   npx buf curl --http2-prior-knowledge --list-services ${hub.url}
 
 Ctrl-C stops everything.

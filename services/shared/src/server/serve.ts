@@ -1,3 +1,4 @@
+import { lstat, rm } from "node:fs/promises";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -14,9 +15,15 @@ import { Health } from "@flip/gen/health/v1/health_pb.js";
 import { ServerReflection } from "@flip/gen/grpc/reflection/v1/reflection_pb.js";
 
 export interface ServeOptions {
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
+  /** TCP address; ignored when `path` is set. */
+  host?: string;
+  /** 0 picks a free port; ignored when `path` is set. */
+  port?: number;
+  /**
+   * A unix socket path to listen on instead of TCP (cleartext only: HTTP/1.1 and h2c, like the TCP
+   * listener). A stale socket file that nothing answers on is replaced; one a live server holds is not.
+   */
+  path?: string;
   /** The application services, for reflection and health. */
   services: DescService[];
   routes: (router: ConnectRouter) => void;
@@ -43,10 +50,14 @@ export interface ServeOptions {
 }
 
 export interface RunningServer {
+  /** 0 on a unix socket. */
   readonly port: number;
+  /** Empty on a unix socket. */
   readonly host: string;
-  /** Base URL for clients, e.g. http://127.0.0.1:7770. */
+  /** Base URL for clients, e.g. http://127.0.0.1:7770; `unix:<path>` on a unix socket. */
   readonly url: string;
+  /** The unix socket path, when the server listens on one. */
+  readonly path: string | undefined;
   readonly health: HealthRegistry;
   /** Aborted when the server starts shutting down; long-lived handlers end their streams on it. */
   readonly shutdownSignal: AbortSignal;
@@ -56,13 +67,14 @@ export interface RunningServer {
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
-
 /**
- * Serves Connect, gRPC and gRPC-Web on one port, with grpc.health.v1 and gRPC reflection.
+ * Serves Connect, gRPC and gRPC-Web on one port (or unix socket), with grpc.health.v1 and gRPC reflection.
  * Cleartext: a first-bytes sniff sends HTTP/2 prior-knowledge connections to the h2 server and the rest
  * to an HTTP/1.1 server. TLS: one h2 secure server with ALPN and HTTP/1.1 fallback.
  */
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  if (opts.tls && opts.path !== undefined) throw new Error("serve: TLS is not offered on a unix socket path");
+  if (opts.path === undefined && (opts.host === undefined || opts.port === undefined)) throw new Error("serve: give a host and port, or a socket path");
   const shutdown = new AbortController();
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
   const readMaxBytes = opts.readMaxBytes ?? 16 * 1024 * 1024;
@@ -142,16 +154,16 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     s.on("close", () => sockets.delete(s));
   });
 
+  if (opts.path !== undefined) await removeStaleSocket(opts.path);
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
-    listener.listen(opts.port, opts.host, () => {
+    const listening = () => {
       listener.off("error", reject);
       resolve();
-    });
+    };
+    if (opts.path !== undefined) listener.listen(opts.path, listening);
+    else listener.listen(opts.port, opts.host, listening);
   });
-  const address = listener.address() as net.AddressInfo;
-  const scheme = opts.tls ? "https" : "http";
-  const hostForUrl = address.address.includes(":") ? `[${address.address}]` : address.address;
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 5_000) =>
@@ -170,12 +182,40 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       for (const s of sockets) s.destroy();
     })());
 
+  const where = (): Pick<RunningServer, "port" | "host" | "url" | "path"> => {
+    if (opts.path !== undefined) return { port: 0, host: "", url: `unix:${opts.path}`, path: opts.path };
+    const address = listener.address() as net.AddressInfo;
+    const hostForUrl = address.address.includes(":") ? `[${address.address}]` : address.address;
+    return { port: address.port, host: address.address, url: `${opts.tls ? "https" : "http"}://${hostForUrl}:${address.port}`, path: undefined };
+  };
   return {
-    port: address.port,
-    host: address.address,
-    url: `${scheme}://${hostForUrl}:${address.port}`,
+    ...where(),
     health,
     shutdownSignal: shutdown.signal,
     close,
   };
+}
+
+/**
+ * Makes way for a new listener on `socketPath`: a socket file left by a process that ended (nothing
+ * accepts on it) is removed; a live one, or a file that is not a socket, is left and the listen fails.
+ */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(socketPath)).isSocket();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (!isSocket) return;
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (!live) await rm(socketPath, { force: true });
 }

@@ -2,7 +2,7 @@ import type { DataAccessClient } from "@flip/data-access/client.js";
 import { cohortQueryHandler } from "./handlers/cohort-query.js";
 import { echoHandler } from "./handlers/echo.js";
 import { freezeCohortHandler } from "./handlers/freeze-cohort.js";
-import type { TaskHandlers } from "./task-handler.js";
+import type { TaskHandler, TaskHandlers } from "./task-handler.js";
 
 /**
  * Every task kind this gateway runs. To add a kind, write its handler in `handlers/<kind>.ts` and add
@@ -15,6 +15,8 @@ export const defaultTaskHandlers: TaskHandlers = {
 /** The trust's local services the handlers call. Kinds whose service is not configured are not offered. */
 export interface TrustServices {
   dataAccess?: DataAccessClient;
+  /** Training workloads on the trust's Docker engine (training/workloads.ts), when the trust runs them. */
+  training?: { handler: TaskHandler<"training"> };
 }
 
 /** The handlers a trust runs, given which of its local services are configured. */
@@ -24,5 +26,6 @@ export function trustTaskHandlers(services: TrustServices): TaskHandlers {
     handlers.cohortQuery = cohortQueryHandler(services.dataAccess);
     handlers.freezeCohort = freezeCohortHandler(services.dataAccess);
   }
+  if (services.training) handlers.training = services.training.handler;
   return handlers;
 }

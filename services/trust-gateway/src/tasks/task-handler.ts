@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
-import type { TaskOutput, TaskSpec } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { TaskOutput, TaskSpec, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 
 /** A task kind as the oneof case of TaskSpec and TaskOutput: "echo", "cohortQuery", ... */
@@ -24,6 +24,11 @@ export interface TaskContext {
   signal: AbortSignal;
   /** Reports progress, 0..1 (negative when unknown); sent at most about once a second. */
   progress(fraction: number, message?: string): void;
+  /**
+   * Sends what a training workload reported, live, with the task's latest progress. Sent at once: the
+   * caller batches (about once a second). The task's result repeats it, so one lost on the way is not lost.
+   */
+  report(training: TrainingReport): void;
   log: Logger;
 }
 

@@ -1,10 +1,14 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 
-/** One line of the trust's own record of the tasks it ran. Ids, kinds, times and outcomes only: never specs, outputs or patient data. */
+/**
+ * One line of the trust's own record of the tasks it ran. Ids, kinds, times and outcomes only: never specs,
+ * outputs or patient data. The exception is `workload_output`: what a training workload printed or logged,
+ * kept here at the trust whatever its policy lets leave.
+ */
 export interface TaskLogEntry {
   at: string;
-  event: "accepted" | "started" | "succeeded" | "failed" | "cancelled" | "timed_out" | "abandoned" | "declined";
+  event: "accepted" | "started" | "succeeded" | "failed" | "cancelled" | "timed_out" | "abandoned" | "declined" | "workload_output";
   taskId: string;
   attempt: number;
   kind: string;
@@ -14,6 +18,10 @@ export interface TaskLogEntry {
   /** For failures: the error code and the message reported to the hub. */
   error?: { code: string; message: string };
   reason?: string;
+  /** For workload_output: the training job, its round then (0 between rounds), the lines. */
+  jobId?: string;
+  round?: number;
+  lines?: string[];
 }
 
 /** The trust's append-only task log (JSON lines), kept whatever the hub records. */

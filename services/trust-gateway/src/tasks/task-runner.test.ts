@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { TaskErrorCode, TaskOfferSchema, type TaskResult } from "@flip/gen/flip/link/v1/link_pb.js";
-import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { TaskKind, TrainingReportSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { echoHandler } from "./handlers/echo.js";
 import { MemoryResultStore } from "./result-store.js";
@@ -130,4 +130,28 @@ test("a kind without a handler is declined as UNSUPPORTED; an unexpected error d
   t.is(byId.get(ids[0]!)?.code, TaskErrorCode.UNSUPPORTED);
   t.is(byId.get(ids[1]!)?.code, TaskErrorCode.INTERNAL);
   t.notRegex(byId.get(ids[1]!)?.message ?? "", /1234/);
+});
+
+test("a training report is sent at once, with the task's latest progress; none after the task ended", async (t) => {
+  let finish!: () => void;
+  let ctxOf!: Parameters<NonNullable<TaskHandlers["training"]>>[1];
+  const handlers: TaskHandlers = {
+    training: async (_spec, ctx) => {
+      ctxOf = ctx;
+      ctx.progress(-1, "round 1: training");
+      ctx.report(create(TrainingReportSchema, { metrics: [{ seq: 1n, label: "loss", value: 0.5, round: 1 }] }));
+      await new Promise<void>((resolve) => (finish = resolve));
+      return { round: 1 };
+    },
+  };
+  const { r, sent } = runner(handlers, new Map([["training", 1]]));
+  r.offer(offer(ids[0]!, { kind: TaskKind.TRAINING }), ROOT_CONTEXT);
+  await until(() => finish !== undefined);
+  const reports = () => sent.filter((m) => m.case === "progress" && m.value.training);
+  t.is(reports().length, 1);
+  t.like(reports()[0]!.value, { taskId: ids[0], fraction: -1, message: "round 1: training" });
+  finish();
+  await until(() => resultsOf(sent).length === 1);
+  ctxOf.report(create(TrainingReportSchema, {}));
+  t.is(reports().length, 1);
 });

@@ -10,7 +10,7 @@ import {
   type ResultAck,
   type TaskResult,
 } from "@flip/gen/flip/link/v1/link_pb.js";
-import { TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { TaskOutputSchema, type TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { taskKindName } from "@flip/shared/link/task-kinds.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { injectTraceContext, tracer } from "@flip/shared/telemetry/trace-context.js";
@@ -57,6 +57,8 @@ interface HeldTask {
   /** The ack, until it is sent: a task that ends in the turn it was accepted reports its result instead. */
   pendingAck: NodeJS.Immediate | undefined;
   lastProgressAt: number;
+  /** The latest progress sent, repeated with live training reports. */
+  lastProgress: { fraction: number; message: string };
   done: Promise<void>;
 }
 
@@ -119,6 +121,7 @@ export class TaskRunner {
       deadlineTimer: undefined,
       pendingAck: undefined,
       lastProgressAt: 0,
+      lastProgress: { fraction: -1, message: "" },
       done: Promise.resolve(),
     };
     this.held.set(task.taskId, task);
@@ -191,6 +194,7 @@ export class TaskRunner {
         trustCode: this.deps.trustCode,
         signal: task.abort.signal,
         progress: (fraction, message = "") => this.progress(task, fraction, message),
+        report: (training) => this.report(task, training),
         log: this.deps.log.child({ taskId: task.taskId, kind: task.kind }),
       };
       const output = await context.with(task.spanContext, () => handler(spec.value as SpecOf<TaskCase>, ctx));
@@ -213,9 +217,15 @@ export class TaskRunner {
 
   private progress(task: HeldTask, fraction: number, message: string): void {
     const now = Date.now();
+    task.lastProgress = { fraction, message: message.slice(0, 200) };
     if (fraction < 1 && now - task.lastProgressAt < PROGRESS_EVERY_MS) return;
     task.lastProgressAt = now;
-    this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, fraction, message: message.slice(0, 200) } }, injectTraceContext(task.spanContext));
+    this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, ...task.lastProgress } }, injectTraceContext(task.spanContext));
+  }
+
+  private report(task: HeldTask, training: TrainingReport): void {
+    if (this.held.get(task.taskId) !== task) return;
+    this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, ...task.lastProgress, training } }, injectTraceContext(task.spanContext));
   }
 
   /**
