@@ -8,13 +8,13 @@ import type { HubModule } from "../hub-module.js";
 import { answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
 import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
 import { nextPageToken, readPage } from "../rpc/paging.js";
-import { readTaskEnded, type TaskEvents } from "../tasks/task-events.js";
+import type { TaskEnded, TaskEvents } from "../tasks/task-events.js";
 import { Aggregator } from "./aggregation.js";
 import { JOB_QUEUE_CHANNEL } from "./events.js";
 import { abortJob, createJob, deleteModel, listJobs, visibleJob } from "./jobs.js";
 import { createModel, listModels, visibleModel } from "./models.js";
 import { storeLiveReport } from "./reports.js";
-import { applyTrainingTask } from "./rounds.js";
+import { applyOpenRound, applyStopTask, jobTaskOf } from "./rounds.js";
 import { schedulePass } from "./scheduler.js";
 import { jobToProto, metricToProto, modelToProto, type MetricRow } from "./to-proto.js";
 import { watchJob } from "./watch.js";
@@ -41,17 +41,36 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
     return { artifacts, aggregator };
   };
 
-  const applyEnded = async (taskId: string) => {
-    const ended = await readTaskEnded(db.em(), taskId);
-    if (!ended) return;
-    const closed = await applyTrainingTask(db.em(), ended);
-    if (closed) void started().aggregator.aggregate(closed);
+  // One application at a time per job; ends that arrive meanwhile are applied together by the next one.
+  const applying = new Map<string, Promise<void>>();
+  const pending = new Set<string>();
+  const applyJob = (jobId: string): Promise<void> => {
+    const running = applying.get(jobId);
+    if (running) {
+      pending.add(jobId);
+      return running;
+    }
+    const run = (async () => {
+      do {
+        pending.delete(jobId);
+        const closed = await applyOpenRound(db.em(), jobId);
+        if (closed) void started().aggregator.aggregate(closed);
+      } while (pending.has(jobId));
+    })().finally(() => applying.delete(jobId));
+    applying.set(jobId, run);
+    return run;
+  };
+  const onEnded = async (ended: TaskEnded) => {
+    const jt = await jobTaskOf(db.em(), ended.taskId);
+    if (!jt) return;
+    if (jt.action === "stop") await applyStopTask(db.em(), ended, jt);
+    else await applyJob(jt.job_id);
   };
 
   /** Round tasks that ended without being applied (a notice missed while down), and rounds left aggregating. */
   const reconcile = async () => {
-    const unapplied = await db.em().execute<{ task_id: string }[]>(
-      `select jt.task_id from job_task jt
+    const unapplied = await db.em().execute<{ job_id: string }[]>(
+      `select jt.job_id from job_task jt
        join job j on j.id = jt.job_id and j.state = 'running'
        join job_round r on r.job_id = jt.job_id and r.round = jt.round and r.state = 'open'
        join task t on t.id = jt.task_id and t.state in ('succeeded', 'failed', 'cancelled', 'expired')
@@ -59,7 +78,7 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
          and not exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = jt.round and u.trust_id = jt.trust_id)
          and not exists (select 1 from job_event e where e.job_id = jt.job_id and e.dedupe_key = 'missed:' || jt.round || ':' || jt.trust_id)`,
     );
-    for (const u of unapplied) await applyEnded(u.task_id);
+    for (const jobId of new Set(unapplied.map((u) => u.job_id))) await applyJob(jobId);
     const aggregating = await db.em().execute<{ job_id: string; round: number }[]>(
       "select r.job_id, r.round from job_round r join job j on j.id = r.job_id and j.state = 'running' where r.state = 'aggregating'",
     );
@@ -90,10 +109,7 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
       aggregator = new Aggregator({ db, artifacts, log });
       unsubscribes.push(
         taskEvents.subscribe(
-          async (ended) => {
-            const closed = await applyTrainingTask(db.em(), ended);
-            if (closed) void started().aggregator.aggregate(closed);
-          },
+          onEnded,
           { kinds: [TaskKind.TRAINING], onMissed: () => void reconcile().catch((err: unknown) => log.warn({ err }, "training reconcile failed")) },
         ),
       );
@@ -104,6 +120,7 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
     },
     async stop() {
       for (const u of unsubscribes.splice(0)) u();
+      await Promise.allSettled([...applying.values()]);
       await sweep.stop();
       await scheduling;
       await aggregator?.stop();

@@ -37,39 +37,49 @@ function trustCodeOf(tx: EntityManager, trustId: string): Promise<string> {
   return tx.execute<{ code: string }[]>("select code from trust where id = ?", [trustId]).then((r) => r[0]?.code ?? trustId);
 }
 
+/** The job a training task belongs to, and what the task was for; undefined for other tasks. */
+export async function jobTaskOf(em: EntityManager, taskId: string): Promise<JobTaskRow | undefined> {
+  const [jt] = await em.execute<JobTaskRow[]>("select * from job_task where task_id = ?", [taskId]);
+  return jt;
+}
+
+/** Stores what a STOP task's result carried (the workload's last reports); a STOP changes nothing else. */
+export async function applyStopTask(em: EntityManager, ended: TaskEnded, jt: JobTaskRow): Promise<void> {
+  const output = ended.output?.kind.case === "training" ? ended.output.kind.value : undefined;
+  if (!output?.report) return;
+  await em.transactional(async (tx) => {
+    await lockJob(tx, jt.job_id);
+    await storeReport(tx, jt.job_id, jt.trust_id, output.report!);
+  });
+}
+
 /**
- * Applies an ended training task to its job: an update is recorded once per trust and round, a failure
- * is recorded as a miss, the report is stored, and the round closes when none of its tasks is open.
- * Every other task of the round that ended but is not applied yet (its own notice still on the way) is
- * applied too, under the same lock: a round is judged on all of its ended tasks, never on those whose
- * notice happened to come first. Runs on every replica that hears the end; everything is conditional
- * under the job's lock, so a second run changes nothing. Returns the round to aggregate when this call
- * closed one.
+ * Applies every ended, not yet applied round task of the job's open round, in one transaction under the
+ * job's lock: an update is recorded once per trust and round, a failure as a miss, each report stored;
+ * then the round closes if every task has an outcome. A round is judged on all of its ended tasks, never
+ * on those whose notice happened to come first, and the ends of many trusts that arrive together are
+ * applied together. Runs on every replica that hears an end; everything is conditional under the lock,
+ * so a second run changes nothing. Returns the round to aggregate when this call closed one.
  */
-export async function applyTrainingTask(em: EntityManager, ended: TaskEnded): Promise<RoundToAggregate | undefined> {
+export async function applyOpenRound(em: EntityManager, jobId: string): Promise<RoundToAggregate | undefined> {
   return await em.transactional(async (tx) => {
-    const [jt] = await tx.execute<JobTaskRow[]>("select * from job_task where task_id = ?", [ended.taskId]);
-    if (!jt) return undefined;
-    const job = await lockJob(tx, jt.job_id);
-    if (jt.action === "stop" || job.state !== "running") {
-      const output = ended.output?.kind.case === "training" ? ended.output.kind.value : undefined;
-      if (output?.report) await storeReport(tx, job.id, jt.trust_id, output.report);
-      return undefined;
-    }
-    const [round] = await tx.execute<RoundRow[]>("select * from job_round where job_id = ? and round = ?", [job.id, jt.round]);
+    const job = await lockJob(tx, jobId);
+    if (job.state !== "running") return undefined;
+    const [round] = await tx.execute<RoundRow[]>("select * from job_round where job_id = ? and round = ?", [job.id, job.current_round]);
     if (!round || round.state !== "open") return undefined;
     const unapplied = await tx.execute<JobTaskRow[]>(
       `select jt.* from job_task jt join task t on t.id = jt.task_id
        where jt.job_id = ? and jt.round = ? and jt.action = 'round' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')
          and not exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = jt.round and u.trust_id = jt.trust_id)
          and not exists (select 1 from job_event e where e.job_id = jt.job_id and e.dedupe_key = 'missed:' || jt.round || ':' || jt.trust_id)`,
-      [job.id, jt.round],
+      [job.id, round.round],
     );
+    if (unapplied.length === 0) return undefined;
     for (const task of unapplied) {
-      const outcome = task.task_id === ended.taskId ? ended : await readTaskEnded(tx, task.task_id);
+      const outcome = await readTaskEnded(tx, task.task_id);
       if (outcome) await applyRoundOutcome(tx, job, task, outcome);
     }
-    return await closeRoundIfDone(tx, job, jt.round);
+    return await closeRoundIfDone(tx, job, round.round);
   });
 }
 

@@ -1,0 +1,12 @@
+export { federatedAverage } from "./federated-average.js";
+export { IncompatibleUpdateError, type FedAvgInput, type FedAvgResult } from "./fedavg.js";
+export {
+  encodeSafetensorsHeader,
+  parseSafetensorsHeader,
+  readSafetensorsHeader,
+  SafetensorsError,
+  serializeSafetensors,
+  type Dtype,
+  type SafetensorsHeader,
+  type TensorInfo,
+} from "./safetensors.js";
