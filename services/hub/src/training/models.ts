@@ -10,7 +10,7 @@ import { ProjectMember } from "../projects/entities.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PermissionError, TooLargeError } from "../rpc/domain-errors.js";
 import type { Page } from "../rpc/paging.js";
 import { Project } from "../projects/entities.js";
-import { parseSafetensorsHeader, SafetensorsError } from "./fedavg/safetensors.js";
+import { parseSafetensorsHeader, SafetensorsError } from "@flip/shared/safetensors/safetensors.js";
 import { checkId, findModel, type ModelRow } from "./rows.js";
 
 export const MAX_BUNDLE_BYTES = 32 * 1024 * 1024;

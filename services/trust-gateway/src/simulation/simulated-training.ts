@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { TrainingAction } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { parseSafetensorsHeader, serializeSafetensors } from "@flip/shared/safetensors/safetensors.js";
 import { createArtifactClient, downloadArtifact, uploadArtifact, type ArtifactClient } from "../artifacts/index.js";
 import { TaskErrorCode, TaskFailure, type TaskHandler } from "../tasks/task-handler.js";
 
@@ -21,19 +22,14 @@ export interface SimulatedTrainer {
 
 /** A safetensors file of one F32 tensor named "w". */
 export function singleTensorSafetensors(values: Float32Array): Buffer {
-  let header = JSON.stringify({ w: { dtype: "F32", shape: [values.length], data_offsets: [0, values.byteLength] } });
-  header += " ".repeat((8 - (Buffer.byteLength(header) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(header)));
-  return Buffer.concat([len, Buffer.from(header), Buffer.from(values.buffer, values.byteOffset, values.byteLength)]);
+  return serializeSafetensors([{ name: "w", dtype: "F32", shape: [values.length], data: values }]);
 }
 
-/** The "w" tensor of a file written by singleTensorSafetensors (or any file whose only tensor is F32). */
+/** The first tensor of a file written by singleTensorSafetensors (or any file whose first tensor is F32). */
 export function readSingleTensor(bytes: Buffer): Float32Array {
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString()) as Record<string, { data_offsets: [number, number] }>;
-  const entry = Object.entries(header).find(([k]) => k !== "__metadata__")![1];
-  const data = bytes.subarray(8 + n + entry.data_offsets[0], 8 + n + entry.data_offsets[1]);
+  const header = parseSafetensorsHeader(bytes);
+  const t = header.tensors[0]!;
+  const data = bytes.subarray(header.dataStart + t.begin, header.dataStart + t.end);
   return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
 

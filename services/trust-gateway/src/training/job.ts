@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm, stat } from "node:fs/promises";
-import { checkSafetensorsFile, SafetensorsError } from "./safetensors.js";
+import { readSafetensorsHeader, SafetensorsError } from "@flip/shared/safetensors/safetensors.js";
 import type { ReportBuffer } from "./reports.js";
 import type { WorkloadOutput } from "./workload-output.js";
 import type { JobSettings, JobWorkspace, RoundDone } from "./workspace.js";
@@ -169,7 +169,7 @@ export class TrainingJob {
     try {
       const size = await this.receive(part, data);
       try {
-        await checkSafetensorsFile(part);
+        if ((await readSafetensorsHeader(part)).tensors.length === 0) throw new SafetensorsError("it holds no tensors");
       } catch (e) {
         if (e instanceof SafetensorsError) throw new UpdateRejectedError(`the update for round ${round} is not a valid safetensors file: ${e.message}`, { cause: e });
         throw e;

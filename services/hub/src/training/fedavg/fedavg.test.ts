@@ -6,7 +6,7 @@ import test from "ava";
 import { averageSafetensorsFiles, IncompatibleUpdateError, type FedAvgInput } from "./fedavg.js";
 import { federatedAverage, workerExecArgv } from "./federated-average.js";
 import { bf16ToNumber, f16ToNumber, numberToBf16, numberToF16 } from "./half-floats.js";
-import { DTYPE_BYTES, FLOAT_DTYPES, parseSafetensorsHeader, SafetensorsError, serializeSafetensors, type Dtype } from "./safetensors.js";
+import { DTYPE_BYTES, FLOAT_DTYPES, parseSafetensorsHeader, SafetensorsError, serializeSafetensors, type Dtype } from "@flip/shared/safetensors/safetensors.js";
 
 interface Tensor {
   name: string;

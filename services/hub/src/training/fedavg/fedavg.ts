@@ -9,7 +9,7 @@ import { createHash, type Hash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { decodeF16, encodeBf16, encodeF16 } from "./half-floats.js";
 import { createKernels, type Kernels } from "./kernels.js";
-import { DTYPE_BYTES, encodeSafetensorsHeader, FLOAT_DTYPES, readSafetensorsHeader, SafetensorsError, type Dtype, type SafetensorsHeader, type TensorInfo } from "./safetensors.js";
+import { DTYPE_BYTES, encodeSafetensorsHeader, FLOAT_DTYPES, readSafetensorsHeader, SafetensorsError, type Dtype, type SafetensorsHeader, type TensorInfo } from "@flip/shared/safetensors/safetensors.js";
 
 export interface FedAvgInput {
   path: string;

@@ -6,7 +6,7 @@
 import { rename, rm } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { IncompatibleUpdateError, type FedAvgInput, type FedAvgResult } from "./fedavg.js";
-import { SafetensorsError } from "./safetensors.js";
+import { SafetensorsError } from "@flip/shared/safetensors/safetensors.js";
 import type { AverageJob, AverageReply, WireError } from "./worker.js";
 
 /** An idle worker is ended after this long; the next round starts a new one (tens of milliseconds). */

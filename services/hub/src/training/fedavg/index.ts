@@ -9,4 +9,4 @@ export {
   type Dtype,
   type SafetensorsHeader,
   type TensorInfo,
-} from "./safetensors.js";
+} from "@flip/shared/safetensors/safetensors.js";

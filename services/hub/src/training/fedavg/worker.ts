@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { averageSafetensorsFiles, IncompatibleUpdateError, type FedAvgInput, type FedAvgResult } from "./fedavg.js";
-import { SafetensorsError } from "./safetensors.js";
+import { SafetensorsError } from "@flip/shared/safetensors/safetensors.js";
 
 export interface AverageJob {
   inputs: FedAvgInput[];

@@ -7,7 +7,7 @@
  */
 import { open } from "node:fs/promises";
 
-export const DTYPE_BYTES = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 } as const;
+export const DTYPE_BYTES = { F64: 8, F32: 4, F16: 2, BF16: 2, F8_E5M2: 1, F8_E4M3: 1, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1 } as const;
 export type Dtype = keyof typeof DTYPE_BYTES;
 export const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set<Dtype>(["F64", "F32", "F16", "BF16"]);
 

@@ -74,7 +74,7 @@ const malformed: [string, Buffer, RegExp][] = [
   ["a header that is not JSON", rawFile("{nope", 0), /not UTF-8 JSON/],
   ["a header that is not UTF-8", rawFile("{\"\xff\"}", 0).fill(0xff, 10, 11), /not UTF-8 JSON/],
   ["a header that is a JSON array", rawFile("[1, 2]", 0), /not a JSON object/],
-  ["an unknown dtype", file({ w: tensor("F8", [1], 0, 1) }, 1), /tensor "w": dtype "F8" is not one of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL/],
+  ["an unknown dtype", file({ w: tensor("F8", [1], 0, 1) }, 1), /tensor "w": dtype "F8" is not one of F64, F32, F16, BF16, F8_E5M2, F8_E4M3, I64, I32, I16, I8, U64, U32, U16, U8, BOOL/],
   ["a shape that is not a list of counts", file({ w: tensor("F32", [2, -1], 0, 8) }, 8), /tensor "w": shape \[2,-1\] is not a list of non-negative integers/],
   ["data_offsets that are not a pair", file({ w: { dtype: "F32", shape: [1], data_offsets: [0] } }, 4), /tensor "w": data_offsets \[0\] is not \[begin, end\]/],
   ["data_offsets past the end of the data", file({ w: tensor("F32", [4], 0, 16) }, 12), /tensor "w": data_offsets \[0, 16\] run past the end of the 12-byte data section/],
