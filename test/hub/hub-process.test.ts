@@ -184,10 +184,11 @@ test.serial("rotating a key issues a new one and disabling and enabling are idem
   t.false((await t.context.admin.enableTrust({ trust: "gstt" })).trust!.disabled);
 });
 
-test.serial("RPCs of later capabilities answer Unimplemented, never fake data", async (t) => {
+test.serial("training RPCs answer from real data: models of a project that does not exist are NotFound, not an empty list", async (t) => {
   const models = createClient(ModelService, createGrpcTransport({ baseUrl: t.context.hub.url }));
   const err = await connectError(t, models.listModels({ projectId: "00000000-0000-4000-8000-000000000000" }, bearer(ADMIN_TOKEN)));
-  t.is(err.code, Code.Unimplemented);
+  t.is(err.code, Code.NotFound);
+  t.regex(err.rawMessage, /project "00000000-0000-4000-8000-000000000000" not found/);
 });
 
 test.serial("SIGTERM stops the hub cleanly with exit code 0", async (t) => {

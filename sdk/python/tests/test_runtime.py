@@ -136,6 +136,9 @@ class RuntimeAPI(unittest.TestCase):
 
     def test_a_push_refused_at_the_first_attempt_raises(self):
         def push(messages):
+            # Read the whole request first, as the gateway does: a refusal sent while the client is still
+            # writing can reach it as a broken pipe instead (which it retries), and this test is about the refusal.
+            list(messages)
             raise RuntimeCallError("PushUpdate", "failed_precondition", "round 1 is over")
 
         self.gateway.PushUpdate = push

@@ -17,7 +17,6 @@ export class FsArtifactStore implements ArtifactStore {
   /** Creates the directory; call once before use. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    await mkdir(this.scratchDir(), { recursive: true });
   }
 
   async adopt(id: string, file: string): Promise<void> {

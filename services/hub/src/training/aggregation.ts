@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { rm } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { ArtifactDeps } from "../artifacts/deps.js";
 import { adoptHubArtifact } from "../artifacts/hub-artifacts.js";
@@ -37,6 +37,20 @@ export class Aggregator {
     return run;
   }
 
+  /**
+   * Removes what aggregations that never finished left in the scratch directory (a crash mid-average);
+   * only files older than an hour, since other replicas may share the directory and be averaging now.
+   */
+  async removeLeftovers(): Promise<void> {
+    const dir = this.deps.artifacts.store.scratchDir();
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.startsWith("fedavg-"))) {
+      const file = path.join(dir, name);
+      const age = Date.now() - (await stat(file).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 3_600_000) await rm(file, { force: true });
+    }
+  }
+
   async stop(): Promise<void> {
     this.abort.abort();
     await Promise.allSettled([...this.running.values()]);
@@ -50,6 +64,7 @@ export class Aggregator {
       [jobId, round],
     );
     const started = Date.now();
+    await mkdir(artifacts.store.scratchDir(), { recursive: true });
     const out = path.join(artifacts.store.scratchDir(), `fedavg-${jobId}-${round}-${process.pid}-${Date.now()}.safetensors`);
     try {
       const result = await federatedAverage(

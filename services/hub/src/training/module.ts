@@ -107,6 +107,7 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
     async start() {
       artifacts = await artifactDeps(deps);
       aggregator = new Aggregator({ db, artifacts, log });
+      await aggregator.removeLeftovers();
       unsubscribes.push(
         taskEvents.subscribe(
           onEnded,
