@@ -1,7 +1,9 @@
 import anyTest, { type TestFn } from "ava";
 import { Code } from "@connectrpc/connect";
+import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { JobKind, JobService, JobState, ModelService, ParticipantState, type Job } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { TrainingAction } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { schedulePass } from "@flip/hub/training/scheduler.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import type { RunningGateway } from "@flip/trust-gateway/gateway.js";
@@ -257,6 +259,43 @@ test.serial("a job is refused, naming the trust, when a trust has not approved o
   } finally {
     ctx.behaviour.north!.block = undefined;
   }
+});
+
+test.serial("jobs wait FIFO for GPUs with a visible queue position, get specific GPUs, and deployment mode pauses pick-up", async (t) => {
+  const ctx = t.context;
+  // A trust whose gateway advertised two GPUs and is offline now (no gateway here): its GPUs still count.
+  const west = await ctx.t.registerTrust("west");
+  await ctx.t.hub.db.em().execute("update trust set health = ?::jsonb where id = ?", [JSON.stringify({ gpus: [{ index: 0, name: "A" }, { index: 1, name: "B" }], gpuSource: "GPU_SOURCE_DECLARED" }), west.id]);
+  const projectId = await approvedProject(ctx.t, [west.id]);
+  const models = admin(ctx).models;
+  const model = async (name: string) => (await models.createModel({ projectId, name, image: "flip/train-numpy:1" })).model!.id;
+  const start = async (name: string, gpus: number) => (await admin(ctx).jobs.createJob({ modelId: await model(name), trusts: ["west"], gpusPerTrust: gpus, rounds: 1, roundTimeoutSeconds: 600 })).job!.id;
+  const job = async (id: string) => (await admin(ctx).jobs.getJob({ jobId: id })).job!;
+  const running = (id: string) => eventually(() => job(id), (j) => j.state === JobState.RUNNING, { what: `job ${id} running` });
+
+  const big = await start("big", 2);
+  t.deepEqual((await running(big)).participants[0]!.gpuIndices, [0, 1]);
+  const next = await start("next", 1);
+  const after = await start("after", 1);
+  const cpu = await start("cpu", 0);
+  t.is((await running(cpu)).participants[0]!.gpuIndices.length, 0, "a CPU job needs no GPU and does not wait");
+  t.is((await job(next)).queuePosition, 1);
+  t.is((await job(after)).queuePosition, 2);
+
+  const adminClient = ctx.t.client(AdminService, BOOTSTRAP_TOKEN);
+  await adminClient.setDeploymentMode({ enabled: true });
+  try {
+    await admin(ctx).jobs.abortJob({ jobId: big });
+    // Capacity is free, but deployment mode holds the queue: a scheduling pass (as the abort's wake-up
+    // and the sweep run it) starts nothing.
+    t.deepEqual(await schedulePass(ctx.t.hub.db.em()), []);
+    t.is((await job(next)).state, JobState.QUEUED, "deployment mode pauses pick-up");
+  } finally {
+    await adminClient.setDeploymentMode({ enabled: false });
+  }
+  const [a, b] = await Promise.all([running(next), running(after)]);
+  t.deepEqual([...a.participants[0]!.gpuIndices, ...b.participants[0]!.gpuIndices].sort(), [0, 1], "each gets its own GPU");
+  for (const id of [next, after, cpu]) await admin(ctx).jobs.abortJob({ jobId: id });
 });
 
 test.serial("bad model input gets a clear error", async (t) => {
