@@ -137,7 +137,8 @@ test.serial("abort mid-round stops every container of the job within seconds", a
   const ctx = t.context;
   const jobId = await startJob(ctx, { rounds: 5, pauseS: 30 });
   await inRound(ctx, jobId, 1);
-  t.is(await containersOf(ctx, jobId), 2);
+  // A trust acknowledges a round before its container exists: wait for both containers.
+  await eventually(() => containersOf(ctx, jobId), (n) => n === 2, { timeoutMs: 60_000, what: "both containers started" });
   const abortedAt = Date.now();
   const { job } = await jobs(ctx).abortJob({ jobId, reason: "stop the test" });
   t.is(job!.state, JobState.ABORTED);
