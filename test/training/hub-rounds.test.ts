@@ -162,6 +162,29 @@ test.serial("k of n: a trust that fails a round is recorded as missing it and th
   }
 });
 
+test.serial("a trust that misses the round's deadline is recorded as missing it and the round goes on without it", async (t) => {
+  const ctx = t.context;
+  ctx.behaviour.south!.block = (round) => round === 1;
+  try {
+    const modelId = await newModel(ctx, ["north", "south"]);
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 2, minUpdates: 1, roundTimeoutSeconds: 10 });
+    const done = await ended(ctx, job!.id);
+    t.is(done.state, JobState.COMPLETED, done.endReason);
+    t.deepEqual(done.roundHistory.map((r) => [r.updates, r.missed]), [
+      [1, 1],
+      [2, 0],
+    ]);
+    const south = done.participants.find((p) => p.trustCode === "south")!;
+    t.is(south.missed, 1);
+    t.regex(south.lastMissReason, /deadline/);
+    // Round 1 from north alone: 1; round 2: 1 + (100·1 + 300·3) / 400 = 3.5.
+    const w = await finalWeights(ctx, job!.id);
+    t.true(w.every((v) => Math.abs(v - 3.5) < 1e-5), `final weights ${w[0]}`);
+  } finally {
+    ctx.behaviour.south!.block = undefined;
+  }
+});
+
 test.serial("too few updates fail the job with a reason that names the trust and its error", async (t) => {
   const ctx = t.context;
   ctx.behaviour.east!.failRound = () => "out of memory";
