@@ -3,7 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { TaskSpecSchema, TrainingAction, type TaskSpec } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { cancelTask } from "../tasks/cancel-task.js";
 import { createTasks } from "../tasks/create-task.js";
-import { findModel, uuidArray, type JobRow } from "./rows.js";
+import { findModel, uuidArray, type JobRow, type ModelRow } from "./rows.js";
 
 /** Offers per round task before it fails: a gateway restart re-offers it. */
 export const ROUND_TASK_ATTEMPTS = 10;
@@ -17,8 +17,7 @@ interface RoundTaskInput {
   deadline: Date;
 }
 
-async function trainingSpec(em: EntityManager, job: JobRow, trustGpus: number[], fields: Partial<{ action: TrainingAction; round: number; weights: string; stopReason: string }>): Promise<TaskSpec> {
-  const model = (await findModel(em, job.model_id))!;
+function trainingSpec(job: JobRow, model: ModelRow, trustGpus: number[], fields: Partial<{ action: TrainingAction; round: number; weights: string; stopReason: string }>): TaskSpec {
   return create(TaskSpecSchema, {
     kind: {
       case: "training",
@@ -62,15 +61,13 @@ export async function createRoundTasks(tx: EntityManager, job: JobRow, input: Ro
       [`job:${job.id}`, uuidArray(shared), uuidArray(trusts.map((t) => t.trust_id))],
     );
   }
-  const requests = await Promise.all(
-    trusts.map(async (t) => ({
-      trustId: t.trust_id,
-      projectId: job.project_id,
-      spec: await trainingSpec(tx, job, t.gpu_indices, { round: input.round, weights: input.weightsArtifactId ?? "" }),
-      timeoutMs,
-      maxAttempts: ROUND_TASK_ATTEMPTS,
-    })),
-  );
+  const requests = trusts.map((t) => ({
+    trustId: t.trust_id,
+    projectId: job.project_id,
+    spec: trainingSpec(job, model, t.gpu_indices, { round: input.round, weights: input.weightsArtifactId ?? "" }),
+    timeoutMs,
+    maxAttempts: ROUND_TASK_ATTEMPTS,
+  }));
   const tasks = await createTasks(tx, requests, { actor: "system" });
   await tx.execute(
     `insert into job_task (task_id, job_id, trust_id, round, action)
@@ -85,15 +82,14 @@ export async function createStopTasks(tx: EntityManager, job: JobRow, reason: st
   const enabled = await tx.execute<{ id: string }[]>("select id from trust where id = any(?::uuid[]) and disabled_at is null", [uuidArray(trusts.map((t) => t.trust_id))]);
   const targets = trusts.filter((t) => enabled.some((e) => e.id === t.trust_id));
   if (targets.length === 0) return;
-  const requests = await Promise.all(
-    targets.map(async (t) => ({
-      trustId: t.trust_id,
-      projectId: job.project_id,
-      spec: await trainingSpec(tx, job, t.gpu_indices, { action: TrainingAction.STOP, stopReason: reason.slice(0, 500) }),
-      timeoutMs: STOP_TASK_TIMEOUT_MS,
-      maxAttempts: ROUND_TASK_ATTEMPTS,
-    })),
-  );
+  const model = (await findModel(tx, job.model_id))!;
+  const requests = targets.map((t) => ({
+    trustId: t.trust_id,
+    projectId: job.project_id,
+    spec: trainingSpec(job, model, t.gpu_indices, { action: TrainingAction.STOP, stopReason: reason.slice(0, 500) }),
+    timeoutMs: STOP_TASK_TIMEOUT_MS,
+    maxAttempts: ROUND_TASK_ATTEMPTS,
+  }));
   const tasks = await createTasks(tx, requests, { actor: "system" });
   await tx.execute(
     `insert into job_task (task_id, job_id, trust_id, round, action)
