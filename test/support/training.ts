@@ -1,6 +1,9 @@
 import * as os from "node:os";
 import * as path from "node:path";
+import type { Client } from "@connectrpc/connect";
 import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import type { JobService } from "@flip/gen/flip/hub/v1/training_pb.js";
+import { readSingleTensor } from "@flip/trust-gateway/simulation/simulated-training.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import type { GatewayConfig } from "@flip/trust-gateway/config.js";
 import { startGateway, type RunningGateway } from "@flip/trust-gateway/gateway.js";
@@ -48,4 +51,16 @@ export async function startHandlerGateway(hubUrl: string, trust: { code: string;
   const g = await startGateway(config, log.child({ trust: trust.code }), { handlers, health: staticHealth(), persistent: false });
   await g.linked(30_000);
   return g;
+}
+
+/** A job's global weights (the latest, or one round's) as the one F32 tensor the test workloads use; the download must end with a checksum. */
+export async function downloadedWeights(jobs: Client<typeof JobService>, jobId: string, round = 0): Promise<Float32Array> {
+  const parts: Uint8Array[] = [];
+  let sha = "";
+  for await (const m of jobs.downloadWeights({ jobId, round })) {
+    parts.push(m.data);
+    if (m.sha256) sha = m.sha256;
+  }
+  if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error("the download did not end with a checksum");
+  return readSingleTensor(Buffer.concat(parts));
 }

@@ -5,10 +5,9 @@ import { JobService, JobState, ModelService, ParticipantState, type Job } from "
 import { ensureDockerEngine, type DockerEngine } from "@flip/shared/docker/engine.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
-import { readSingleTensor } from "@flip/trust-gateway/simulation/simulated-training.js";
 import { ensureWorkloadImages, WORKLOAD_IMAGES } from "../../tools/src/images/ensure-images.js";
 import { startGatewayProc, type GatewayProc } from "../support/link.js";
-import { approvedProject } from "../support/training.js";
+import { approvedProject, downloadedWeights } from "../support/training.js";
 import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../support/test-hub.js";
 
 /**
@@ -68,10 +67,8 @@ async function ended(ctx: Ctx, jobId: string): Promise<Job> {
   return (await eventually(() => jobs(ctx).getJob({ jobId }), (r) => r.job!.state >= JobState.COMPLETED, { timeoutMs: 120_000, what: "the job to end" })).job!;
 }
 
-async function finalWeights(ctx: Ctx, jobId: string): Promise<Float32Array> {
-  const parts: Uint8Array[] = [];
-  for await (const m of jobs(ctx).downloadWeights({ jobId })) parts.push(m.data);
-  return readSingleTensor(Buffer.concat(parts));
+function finalWeights(ctx: Ctx, jobId: string): Promise<Float32Array> {
+  return downloadedWeights(jobs(ctx), jobId);
 }
 
 async function containersOf(ctx: Ctx, jobId: string): Promise<number> {

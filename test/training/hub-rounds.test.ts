@@ -7,9 +7,9 @@ import { schedulePass } from "@flip/hub/training/scheduler.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import type { RunningGateway } from "@flip/trust-gateway/gateway.js";
-import { readSingleTensor, simulatedTrainingHandler, type SimulatedTrainer } from "@flip/trust-gateway/simulation/simulated-training.js";
+import { simulatedTrainingHandler, type SimulatedTrainer } from "@flip/trust-gateway/simulation/simulated-training.js";
 import { TaskErrorCode, TaskFailure, type TaskHandler } from "@flip/trust-gateway/tasks/task-handler.js";
-import { approvedProject, startHandlerGateway } from "../support/training.js";
+import { approvedProject, downloadedWeights, startHandlerGateway } from "../support/training.js";
 import { BOOTSTRAP_TOKEN, startTestHub, type TestHub } from "../support/test-hub.js";
 
 /**
@@ -88,15 +88,8 @@ async function ended(ctx: Ctx, jobId: string): Promise<Job> {
   return (await eventually(() => admin(ctx).jobs.getJob({ jobId }), (r) => r.job!.state >= JobState.COMPLETED, { timeoutMs: 60_000, what: "the job to end" })).job!;
 }
 
-async function finalWeights(ctx: Ctx, jobId: string, round = 0): Promise<Float32Array> {
-  const parts: Uint8Array[] = [];
-  let sha = "";
-  for await (const m of admin(ctx).jobs.downloadWeights({ jobId, round })) {
-    parts.push(m.data);
-    if (m.sha256) sha = m.sha256;
-  }
-  if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error("the download did not end with a checksum");
-  return readSingleTensor(Buffer.concat(parts));
+function finalWeights(ctx: Ctx, jobId: string, round = 0): Promise<Float32Array> {
+  return downloadedWeights(admin(ctx).jobs, jobId, round);
 }
 
 test.serial("two trusts train three rounds: FedAvg weighted by samples, metrics and events stored, containers told to stop", async (t) => {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { CohortService, TrustAnswerState } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { DecisionState, FreezeState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
@@ -6,6 +6,7 @@ import { JobService, JobState, ModelService } from "@flip/gen/flip/hub/v1/traini
 import { jobStateLabel } from "../cli/training/describe.js";
 import { JobView } from "../cli/training/job-view.js";
 import { followJob, plainOutput, ttyOutput } from "../cli/training/job-watch.js";
+import { downloadWeights } from "../cli/training/weights-download.js";
 import { WORKLOAD_IMAGES } from "../images/ensure-images.js";
 import { authedClient, type DemoAccounts } from "./demo-accounts.js";
 /**
@@ -104,10 +105,8 @@ export async function runDemoTraining(hubUrl: string, accounts: DemoAccounts, ou
   const dir = path.join(demoDir, "models");
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${job!.id}.safetensors`);
-  const parts: Uint8Array[] = [];
-  for await (const m of jobs.downloadWeights({ jobId: job!.id })) parts.push(m.data);
-  await writeFile(`${file}.part`, Buffer.concat(parts));
-  await rename(`${file}.part`, file);
+  // As `flip job download` does it: offsets, size and checksum verified, then renamed into place.
+  await downloadWeights(jobs, { jobId: job!.id, round: 0 }, file, process.stderr, new AbortController().signal);
   say(`final global weights: ${file}`);
   return { jobId: job!.id, state: final.state, weightsPath: file };
 }
