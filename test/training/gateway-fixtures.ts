@@ -151,6 +151,7 @@ export function taskContext(log: Logger, taskId = `task-${Math.random().toString
     signal: abort.signal,
     progress() {},
     report: (r) => live.push(r),
+    reportImaging() {},
     log,
     abort,
     live,

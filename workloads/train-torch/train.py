@@ -88,7 +88,8 @@ def decode_image(data, fmt):
 
 def trust_images(rt, opts, size):
     """(images N×1×size×size, labels, description) from the runtime's images, or None when none are usable."""
-    images = rt.images()[: int(opts.get("max_images", 512))]
+    # Formats this workload decodes; DICOM instances (one slice each) are left to workloads that stack them.
+    images = rt.images(formats=("nifti", "npy"))[: int(opts.get("max_images", 512))]
     arrays, ids = [], []
     for image in images:
         try:

@@ -61,10 +61,15 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Image:
+    """An image of the job's project at this trust: a de-identified DICOM instance ("dicom") or a NIfTI
+    volume of a series ("nifti"). Keys are pseudonyms, stable within the project."""
+
     image_id: str
     format: str
     size_bytes: int
     study_key: str
+    series_key: str = ""
+    modality: str = ""
 
 
 def _uint(value):
@@ -207,11 +212,20 @@ class Runtime:
             rows.extend([_decode_value(v) for v in (r.get("values") or [])] for r in m.get("rows") or [])
         return Cohort(columns, rows)
 
-    def images(self):
+    def images(self, formats=None):
+        """The project's images here (only studies in the frozen cohort); `formats` keeps only those, e.g. ("nifti",)."""
         r = self.client.unary("ListImages", {})
         return [
-            Image(image_id=i.get("imageId", ""), format=i.get("format", ""), size_bytes=_uint(i.get("sizeBytes")), study_key=i.get("studyKey", ""))
+            Image(
+                image_id=i.get("imageId", ""),
+                format=i.get("format", ""),
+                size_bytes=_uint(i.get("sizeBytes")),
+                study_key=i.get("studyKey", ""),
+                series_key=i.get("seriesKey", ""),
+                modality=i.get("modality", ""),
+            )
             for i in r.get("images") or []
+            if formats is None or i.get("format", "") in formats
         ]
 
     def read_image(self, image_id):

@@ -187,6 +187,7 @@ class RuntimeAPI(unittest.TestCase):
         images = self.rt.images()
         self.assertEqual([(i.image_id, i.format, i.size_bytes, i.study_key) for i in images], [("s1/a.npy", "npy", 128, "s1")])
         self.assertEqual(self.rt.read_image(images[0]), b"\x93NUMPYrest")
+        self.assertEqual(self.rt.images(formats=("nifti",)), [])
         with self.assertRaises(RuntimeCallError) as ctx:
             self.rt.read_image("nope")
         self.assertEqual(ctx.exception.code, "not_found")

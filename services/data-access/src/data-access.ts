@@ -3,7 +3,7 @@ import { DataAccessService } from "@flip/gen/flip/dataaccess/v1/data_access_pb.j
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { closePool } from "@flip/shared/postgres/close-pool.js";
 import { serve } from "@flip/shared/server/serve.js";
-import { requireInternalKey } from "./auth/internal-key.js";
+import { requireInternalKey } from "@flip/shared/auth/internal-key.js";
 import type { CohortDeps } from "./cohorts/deps.js";
 import { ensureLocalSchema, LOCAL_SCHEMA } from "./cohorts/frozen-store.js";
 import type { DataAccessConfig } from "./config.js";

@@ -12,8 +12,6 @@ import { readTrainingPolicy, type TrainingPolicy } from "./training/policy.js";
  */
 export interface TrainingConfig {
   policy: TrainingPolicy;
-  /** The trust's images for training, one directory per project (`<dir>/<projectId>/...`); none when unset. */
-  imageDir: string | undefined;
 }
 
 /** Where the gateway's GPU inventory comes from. */
@@ -43,6 +41,8 @@ export interface GatewayConfig {
   dataAccessUrl?: string | undefined;
   /** The trust-internal service key the gateway presents to local services (secret: never logged). */
   internalKey?: string | undefined;
+  /** The trust's imaging service; without it the gateway takes no imaging tasks and workloads see no images. */
+  imagingUrl?: string | undefined;
   /** Set when the trust runs training workloads (FLIP_TRAINING=on); without it the gateway takes no training tasks. */
   training?: TrainingConfig | undefined;
 }
@@ -111,10 +111,14 @@ export function readGatewayConfig(env: Env): GatewayConfig {
   if (dataAccessUrl && (!internalKey || internalKey.length < 16)) {
     throw new ConfigError("FLIP_TRUST_INTERNAL_KEY", "the trust-internal service key (16+ characters) shared with data-access, required with FLIP_DATA_ACCESS_URL", internalKey ? "<hidden>" : "");
   }
-  const imageDir = s.optionalString("FLIP_TRAINING_IMAGE_DIR");
-  const training = s.bool("FLIP_TRAINING", false) ? { policy: readTrainingPolicy(env), imageDir: imageDir ? path.resolve(imageDir) : undefined } : undefined;
+  const training = s.bool("FLIP_TRAINING", false) ? { policy: readTrainingPolicy(env) } : undefined;
+  const imagingUrl = s.url("FLIP_IMAGING_URL", undefined, ["http", "https"]);
+  if (imagingUrl && (!internalKey || internalKey.length < 16)) {
+    throw new ConfigError("FLIP_TRUST_INTERNAL_KEY", "the trust-internal service key (16+ characters) shared with imaging, required with FLIP_IMAGING_URL", internalKey ? "<hidden>" : "");
+  }
   return {
     dataAccessUrl,
+    imagingUrl,
     internalKey,
     training,
     hubUrl,

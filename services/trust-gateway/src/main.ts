@@ -12,6 +12,7 @@ import { readGatewayConfig } from "./config.js";
 import { startGateway, taskLogPath } from "./gateway.js";
 import { LinkRefusedError } from "./link/link-errors.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
+import { createImagingClient } from "@flip/imaging/client.js";
 import { grpcHealthProbe } from "./health/data-access-probe.js";
 import { trustTaskHandlers } from "./tasks/registry.js";
 import { FileTaskLog } from "./tasks/task-log.js";
@@ -23,12 +24,17 @@ const config = loadOrExit(() => readGatewayConfig(process.env));
 const log = createLogger({ service: "trust-gateway", level: config.logLevel });
 const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
 if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
+const imaging = config.imagingUrl ? createImagingClient({ baseUrl: config.imagingUrl, internalKey: config.internalKey! }) : undefined;
+if (!imaging) log.info("FLIP_IMAGING_URL is not set: this gateway takes no imaging tasks and workloads see no images");
 const taskLog = new FileTaskLog(taskLogPath(config.stateDir));
-const training = config.training ? await startTraining({ ...config, training: config.training }, { log, taskLog, dataAccess }) : undefined;
+const training = config.training ? await startTraining({ ...config, training: config.training }, { log, taskLog, dataAccess, imaging }) : undefined;
 if (!training) log.info("FLIP_TRAINING is not on: this gateway takes no training tasks");
 const gateway = await startGateway(config, log, {
-  handlers: trustTaskHandlers({ dataAccess, training: training?.workloads }),
-  probes: config.dataAccessUrl ? [grpcHealthProbe("data-access", config.dataAccessUrl)] : [],
+  handlers: trustTaskHandlers({ dataAccess, imaging, training: training?.workloads }),
+  probes: [
+    ...(config.dataAccessUrl ? [grpcHealthProbe("data-access", config.dataAccessUrl)] : []),
+    ...(config.imagingUrl ? [grpcHealthProbe("imaging", config.imagingUrl)] : []),
+  ],
   taskLog,
 });
 stopOnSignals(log, async () => {

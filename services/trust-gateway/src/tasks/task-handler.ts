@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
-import type { TaskOutput, TaskSpec, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { ImagingImportOutput, TaskOutput, TaskSpec, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 
 /** A task kind as the oneof case of TaskSpec and TaskOutput: "echo", "cohortQuery", ... */
@@ -29,6 +29,8 @@ export interface TaskContext {
    * caller batches (about once a second). The task's result repeats it, so one lost on the way is not lost.
    */
   report(training: TrainingReport): void;
+  /** Sends an imaging import's counts so far, at once (the caller paces it), with the task's latest progress. */
+  reportImaging(counts: ImagingImportOutput): void;
   log: Logger;
 }
 

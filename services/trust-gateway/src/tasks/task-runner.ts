@@ -10,7 +10,7 @@ import {
   type ResultAck,
   type TaskResult,
 } from "@flip/gen/flip/link/v1/link_pb.js";
-import { TaskOutputSchema, type TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { TaskOutputSchema, type ImagingImportOutput, type TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { taskKindName } from "@flip/shared/link/task-kinds.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { injectTraceContext, tracer } from "@flip/shared/telemetry/trace-context.js";
@@ -195,6 +195,7 @@ export class TaskRunner {
         signal: task.abort.signal,
         progress: (fraction, message = "") => this.progress(task, fraction, message),
         report: (training) => this.report(task, training),
+        reportImaging: (imaging) => this.reportImaging(task, imaging),
         log: this.deps.log.child({ taskId: task.taskId, kind: task.kind }),
       };
       const output = await context.with(task.spanContext, () => handler(spec.value as SpecOf<TaskCase>, ctx));
@@ -226,6 +227,11 @@ export class TaskRunner {
   private report(task: HeldTask, training: TrainingReport): void {
     if (this.held.get(task.taskId) !== task) return;
     this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, ...task.lastProgress, training } }, injectTraceContext(task.spanContext));
+  }
+
+  private reportImaging(task: HeldTask, imaging: ImagingImportOutput): void {
+    if (this.held.get(task.taskId) !== task) return;
+    this.deps.send({ case: "progress", value: { taskId: task.taskId, attempt: task.attempt, ...task.lastProgress, imaging } }, injectTraceContext(task.spanContext));
   }
 
   /**

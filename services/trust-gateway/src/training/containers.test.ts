@@ -16,8 +16,8 @@ const settings: JobSettings = {
   bundleArtifactId: "",
 };
 const workspace = new JobWorkspace("/state/training", settings.jobId);
-const plan = (s: Partial<JobSettings> = {}, imagesDir?: string) =>
-  containerOptions({ trustCode: "north", gateway: "g1", settings: { ...settings, ...s }, workspace, token: "tok", policy: readTrainingPolicy({ FLIP_TRAINING_CPUS: "1.5" }), imagesDir });
+const plan = (s: Partial<JobSettings> = {}) =>
+  containerOptions({ trustCode: "north", gateway: "g1", settings: { ...settings, ...s }, workspace, token: "tok", policy: readTrainingPolicy({ FLIP_TRAINING_CPUS: "1.5" }) });
 
 test("every workload container is locked down the same way", (t) => {
   const o = plan();
@@ -52,9 +52,12 @@ test("every workload container is locked down the same way", (t) => {
   t.true(o.Env!.includes("PYTHONPATH=/flip/bundle"));
 });
 
-test("the project's images are mounted read-only when the trust has them", (t) => {
-  const o = plan({}, "/images/p1");
-  t.deepEqual(o.HostConfig!.Mounts!.at(-1), { Type: "bind", Source: "/images/p1", Target: "/flip/images", ReadOnly: true });
+test("no image folder is mounted: images reach a workload only through the runtime API", (t) => {
+  const o = plan();
+  t.deepEqual(
+    o.HostConfig!.Mounts!.map((m) => m.Target),
+    ["/flip/bundle", "/flip/runtime", "/flip/scratch"],
+  );
 });
 
 test("a GPU job gets exactly the devices the hub assigned", (t) => {

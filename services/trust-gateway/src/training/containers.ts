@@ -18,7 +18,6 @@ export const LABEL_GATEWAY = "flip.gateway";
 export const MOUNT_BUNDLE = "/flip/bundle";
 export const MOUNT_RUNTIME = "/flip/runtime";
 export const MOUNT_SCRATCH = "/flip/scratch";
-export const MOUNT_IMAGES = "/flip/images";
 export const RUNTIME_SOCKET = `${MOUNT_RUNTIME}/runtime.sock`;
 
 /** A container of this trust's jobs, as the engine lists it. */
@@ -37,8 +36,6 @@ export interface ContainerPlan {
   workspace: JobWorkspace;
   token: string;
   policy: TrainingPolicy;
-  /** The project's image directory at the trust, mounted read-only when given. */
-  imagesDir: string | undefined;
 }
 
 /** `flip-<trust>-<first 8 characters of the job id>`. */
@@ -72,10 +69,6 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     { Type: "bind", Source: workspace.runtimeDir, Target: MOUNT_RUNTIME, ReadOnly: true },
     { Type: "bind", Source: workspace.scratchDir, Target: MOUNT_SCRATCH, ReadOnly: false },
   ];
-  if (plan.imagesDir) {
-    mounts.push({ Type: "bind", Source: plan.imagesDir, Target: MOUNT_IMAGES, ReadOnly: true });
-    env.push(`FLIP_IMAGES_DIR=${MOUNT_IMAGES}`);
-  }
   const hostConfig: Docker.HostConfig = {
     NetworkMode: "none",
     ReadonlyRootfs: true,

@@ -1,4 +1,3 @@
-import * as path from "node:path";
 import test from "ava";
 import { ConfigError } from "@flip/shared/config/settings.js";
 import { readGatewayConfig } from "../config.js";
@@ -45,11 +44,10 @@ test("an image is allowed by an exact reference or a prefix ending in *", (t) =>
   t.false(imageAllowed([], "flip/train-numpy:1"));
 });
 
-test("a gateway takes training tasks only with FLIP_TRAINING=on, with the policy and image directory it reads", (t) => {
+test("a gateway takes training tasks only with FLIP_TRAINING=on, with the policy it reads", (t) => {
   const base = { FLIP_TRUST_CODE: "north", FLIP_TRUST_KEY: `flip_trust_${"0".repeat(16)}_${"a".repeat(43)}` };
   t.is(readGatewayConfig(base).training, undefined);
   t.is(readGatewayConfig({ ...base, FLIP_TRAINING_IMAGES: "x/*" }).training, undefined);
-  const on = readGatewayConfig({ ...base, FLIP_TRAINING: "on", FLIP_TRAINING_IMAGES: "x/*", FLIP_TRAINING_IMAGE_DIR: "images" }).training!;
+  const on = readGatewayConfig({ ...base, FLIP_TRAINING: "on", FLIP_TRAINING_IMAGES: "x/*" }).training!;
   t.deepEqual(on.policy.allowedImages, ["x/*"]);
-  t.is(on.imageDir, path.resolve("images"));
 });

@@ -13,7 +13,8 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { serve, type RunningServer } from "@flip/shared/server/serve.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import type { TaskLogEntry } from "../tasks/task-log.js";
-import { ProjectImages } from "./images.js";
+import { ImagingService } from "@flip/gen/flip/imaging/v1/imaging_pb.js";
+import { imagingServiceImages } from "./images.js";
 import { TrainingJob } from "./job.js";
 import { ReportBuffer, SeqClock } from "./reports.js";
 import { startRuntimeServer } from "./runtime-server.js";
@@ -26,11 +27,30 @@ interface Ctx {
   servers: RunningServer[];
   client: Client<typeof RuntimeService>;
   taskLog: Omit<TaskLogEntry, "at">[];
-  imageDir: string;
   start(): Promise<RunningServer>;
 }
 const test = anyTest.serial as TestFn<Ctx>;
 const log = createLogger({ service: "test", level: "silent" });
+
+/** The imaging service as the gateway sees it: one project's images; records which projects were asked for. */
+const fakeImagingProjects = new Set<string>();
+const fakeImaging = createClient(
+  ImagingService,
+  createRouterTransport(({ service }) =>
+    service(ImagingService, {
+      listProjectImages(req) {
+        fakeImagingProjects.add(req.projectId);
+        if (req.projectId !== "proj1") throw new ConnectError("no import", Code.FailedPrecondition);
+        return { images: [{ imageId: "n-1", format: "nifti", sizeBytes: 2_500_000n, studyKey: "2.25.1", seriesKey: "2.25.2", modality: "CT" }] };
+      },
+      async *readImage(req) {
+        fakeImagingProjects.add(req.projectId);
+        if (req.projectId !== "proj1" || req.imageId !== "n-1") throw new ConnectError(`no image "${req.imageId}" in this project's cohort`, Code.NotFound);
+        yield { data: Buffer.alloc(2_500_000, 7), sizeBytes: 2_500_000n };
+      },
+    }),
+  ),
+);
 
 const SETTINGS: JobSettings = {
   jobId: "7b0c5a52-0000-4000-8000-000000000001",
@@ -70,7 +90,6 @@ async function* chunks(...messages: { round?: number; sampleCount?: bigint; data
 
 test.before(async (t) => {
   const root = await mkdtemp(path.join(os.tmpdir(), "flip-rt-"));
-  const imageDir = path.join(root, "images");
   const taskLog: Ctx["taskLog"] = [];
   const reports = new ReportBuffer(new SeqClock(), { logBytesPerRound: 1024 });
   const job = await TrainingJob.open(
@@ -82,8 +101,8 @@ test.before(async (t) => {
     },
     SETTINGS,
   );
-  const start = () => startRuntimeServer({ job, trustCode: "north", dataAccess: undefined, images: new ProjectImages(imageDir, SETTINGS.projectId), log });
-  t.context = { job, servers: [await start()], client: socketClient(job.workspace.socketPath, job.token), taskLog, imageDir, start };
+  const start = () => startRuntimeServer({ job, trustCode: "north", dataAccess: undefined, images: imagingServiceImages(fakeImaging, SETTINGS.projectId, "north"), log });
+  t.context = { job, servers: [await start()], client: socketClient(job.workspace.socketPath, job.token), taskLog, start };
 });
 
 test.after.always(async (t) => {
@@ -201,23 +220,24 @@ test("GetCohort without a data-access service says so", async (t) => {
   t.regex(err.rawMessage, /no data-access service is configured at trust north/);
 });
 
-test("images are listed and read from the project's directory only", async (t) => {
-  const { client, imageDir } = t.context;
-  await mkdir(path.join(imageDir, "proj1", "study-a"), { recursive: true });
-  await mkdir(path.join(imageDir, "other"), { recursive: true });
-  await writeFile(path.join(imageDir, "proj1", "study-a", "ct.nii.gz"), Buffer.alloc(3000, 7));
-  await writeFile(path.join(imageDir, "other", "secret.dcm"), "x");
+test("images come from the imaging service for the job's own project only", async (t) => {
+  const { client } = t.context;
   const { images } = await client.listImages({});
-  t.deepEqual(images.map((i) => [i.imageId, i.format, i.sizeBytes, i.studyKey]), [["study-a/ct.nii.gz", "nifti", 3000n, "study-a"]]);
+  t.deepEqual(
+    images.map((i) => [i.imageId, i.format, i.sizeBytes, i.studyKey, i.seriesKey, i.modality]),
+    [["n-1", "nifti", 2_500_000n, "2.25.1", "2.25.2", "CT"]],
+  );
   const parts = [];
-  for await (const m of client.readImage({ imageId: "study-a/ct.nii.gz" })) parts.push(Buffer.from(m.data));
-  t.deepEqual(Buffer.concat(parts), Buffer.alloc(3000, 7));
-  for (const imageId of ["../other/secret.dcm", "/etc/passwd", "study-a/../../other/secret.dcm", "missing.dcm"]) {
+  for await (const m of client.readImage({ imageId: "n-1" })) parts.push(Buffer.from(m.data));
+  t.deepEqual(Buffer.concat(parts), Buffer.alloc(2_500_000, 7));
+  t.true(parts.length > 1, "large images arrive in chunks");
+  for (const imageId of ["missing", "n-other"]) {
     const err = await connectErrorOf((async () => {
       for await (const _ of client.readImage({ imageId })) void _;
     })());
     t.is(err.code, Code.NotFound, imageId);
   }
+  t.deepEqual([...fakeImagingProjects], [SETTINGS.projectId]);
 });
 
 test("a restarted server on the same socket path is reached again, with the same token", async (t) => {

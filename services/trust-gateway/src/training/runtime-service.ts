@@ -15,7 +15,7 @@ import {
 import type { DataAccessClient } from "@flip/data-access/client.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { MAX_LINE_CHARS } from "./container-output.js";
-import { ImageNotFoundError, type ProjectImages } from "./images.js";
+import { JobImagesError, type JobImages } from "./images.js";
 import { JobEndedError, RoundClosedError, UpdateRejectedError, type TrainingJob } from "./job.js";
 
 /** Bytes per GetGlobalWeights and ReadImage message. */
@@ -32,8 +32,8 @@ export interface RuntimeServiceDeps {
   trustCode: string;
   /** The trust's data-access service; without it GetCohort fails with FAILED_PRECONDITION. */
   dataAccess: DataAccessClient | undefined;
-  /** The project's images at the trust; without them the listing is empty. */
-  images: ProjectImages | undefined;
+  /** The project's images through the trust's imaging service; without one, ListImages and ReadImage fail with FAILED_PRECONDITION. */
+  images: JobImages | undefined;
   log: Logger;
 }
 
@@ -50,6 +50,11 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
     } catch (e) {
       throw toConnectError(e, rpc, deps);
     }
+  };
+  /** Throws FAILED_PRECONDITION when the trust runs no imaging service; otherwise undefined. */
+  const noImagingService = (): undefined => {
+    if (!deps.images) throw new ConnectError(`trust ${deps.trustCode} has no imaging service: no images are available to workloads there`, Code.FailedPrecondition);
+    return undefined;
   };
   return {
     async getConfig() {
@@ -84,17 +89,23 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
       }
     },
 
-    async listImages() {
+    async listImages(_req, ctx) {
+      const images = noImagingService() ?? deps.images!;
       return await handled("ListImages", async () => {
-        const images = deps.images ? await deps.images.list() : [];
-        return create(ListImagesResponseSchema, { images: images.map((i) => ({ imageId: i.imageId, format: i.format, sizeBytes: BigInt(i.sizeBytes), studyKey: i.studyKey })) });
+        const list = await images.list(ctx.signal);
+        return create(ListImagesResponseSchema, {
+          images: list.map((i) => ({ imageId: i.imageId, format: i.format, sizeBytes: BigInt(i.sizeBytes), studyKey: i.studyKey, seriesKey: i.seriesKey, modality: i.modality })),
+        });
       });
     },
 
     async *readImage(req, ctx) {
-      if (!deps.images) throw new ConnectError(`no image ${JSON.stringify(req.imageId.slice(0, 200))}: trust ${deps.trustCode} has no image directory configured`, Code.NotFound);
+      const images = noImagingService() ?? deps.images!;
+      if (req.imageId === "" || req.imageId.length > 200) throw new ConnectError("image_id: give an id from ListImages", Code.InvalidArgument);
       try {
-        for await (const data of deps.images.read(req.imageId, CHUNK_BYTES, ctx.signal)) yield create(ReadImageResponseSchema, { data });
+        for await (const chunk of images.read(req.imageId, ctx.signal)) {
+          for (let at = 0; at < chunk.byteLength; at += CHUNK_BYTES) yield create(ReadImageResponseSchema, { data: chunk.subarray(at, at + CHUNK_BYTES) });
+        }
       } catch (e) {
         throw toConnectError(e, "ReadImage", deps);
       }
@@ -196,7 +207,7 @@ function toConnectError(e: unknown, rpc: string, deps: RuntimeServiceDeps): Conn
   if (e instanceof ConnectError) return e;
   if (e instanceof JobEndedError || e instanceof RoundClosedError) return new ConnectError(e.message, Code.FailedPrecondition);
   if (e instanceof UpdateRejectedError) return new ConnectError(e.message, Code.InvalidArgument);
-  if (e instanceof ImageNotFoundError) return new ConnectError(e.message, Code.NotFound);
+  if (e instanceof JobImagesError) return new ConnectError(e.message, e.code);
   deps.log.error({ err: e, rpc, jobId: deps.job.settings.jobId }, "runtime call failed at the gateway");
   return new ConnectError(`${rpc} failed at trust ${deps.trustCode} (details in the gateway's log)`, Code.Internal);
 }

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import type { DataAccessClient } from "@flip/data-access/client.js";
+import type { ImagingClient } from "@flip/imaging/client.js";
 import { ensureDockerEngine } from "@flip/shared/docker/engine.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { createArtifactClient } from "../artifacts/index.js";
@@ -23,7 +24,7 @@ export interface StartedTraining {
  */
 export async function startTraining(
   config: Pick<GatewayConfig, "hubUrl" | "trustKey" | "trustCode" | "hubCa" | "stateDir"> & { training: TrainingConfig },
-  deps: { log: Logger; taskLog: TaskLog; dataAccess: DataAccessClient | undefined; env?: NodeJS.ProcessEnv },
+  deps: { log: Logger; taskLog: TaskLog; dataAccess: DataAccessClient | undefined; imaging?: ImagingClient | undefined; env?: NodeJS.ProcessEnv },
 ): Promise<StartedTraining> {
   const log = deps.log.child({ component: "training" });
   const engine = await ensureDockerEngine({ log, noStart: true, env: deps.env });
@@ -36,7 +37,7 @@ export async function startTraining(
     policy: config.training.policy,
     transfers: hubArtifactTransfers(artifacts, log),
     dataAccess: deps.dataAccess,
-    imageDir: config.training.imageDir,
+    imaging: deps.imaging,
     taskLog: deps.taskLog,
     log,
   });

@@ -10,7 +10,8 @@ import type { RunningServer } from "@flip/shared/server/serve.js";
 import { TaskErrorCode, TaskFailure, type TaskContext, type TaskHandler } from "../tasks/task-handler.js";
 import type { TaskLog } from "../tasks/task-log.js";
 import { containerOptions, dockerMessage, dockerStatus, type WorkloadEngine } from "./containers.js";
-import { ProjectImages } from "./images.js";
+import type { ImagingClient } from "@flip/imaging/client.js";
+import { imagingServiceImages } from "./images.js";
 import { TrainingJob, type ContainerExit } from "./job.js";
 import { imageAllowed, POLICY_VARS, type TrainingPolicy } from "./policy.js";
 import { ReportBuffer, SeqClock } from "./reports.js";
@@ -30,8 +31,8 @@ export interface TrainingDeps {
   transfers: ArtifactTransfers;
   /** The trust's data-access service, for GetCohort. */
   dataAccess?: DataAccessClient | undefined;
-  /** The trust's image directory (`<imageDir>/<projectId>/...`), for ListImages, ReadImage and /flip/images. */
-  imageDir?: string | undefined;
+  /** The trust's imaging service, for ListImages and ReadImage (the job's project only). */
+  imaging?: ImagingClient | undefined;
   taskLog: TaskLog;
   log: Logger;
   /** How long STOP lets the workload exit by itself after it sees `done`; default 5 s. */
@@ -328,7 +329,7 @@ export class TrainingWorkloads {
         job,
         trustCode: this.deps.trustCode,
         dataAccess: this.deps.dataAccess,
-        images: this.deps.imageDir ? new ProjectImages(this.deps.imageDir, job.settings.projectId) : undefined,
+        images: this.deps.imaging ? imagingServiceImages(this.deps.imaging, job.settings.projectId, this.deps.trustCode) : undefined,
         log: this.deps.log.child({ jobId }),
       });
       const flushTimer = setInterval(() => job.output.flush(), 1_000);
@@ -382,7 +383,6 @@ export class TrainingWorkloads {
         return;
       }
       if (found) await engine.stopAndRemove(found.id);
-      const imagesDir = this.deps.imageDir ? path.join(this.deps.imageDir, job.settings.projectId) : undefined;
       ctx.progress(-1, `round ${round}: starting the workload`);
       id = await engine.run(
         containerOptions({
@@ -392,7 +392,6 @@ export class TrainingWorkloads {
           workspace: job.workspace,
           token: job.token,
           policy: this.deps.policy,
-          imagesDir: imagesDir && existsSync(imagesDir) ? imagesDir : undefined,
         }),
       );
     } catch (e) {

@@ -2,8 +2,10 @@
 // @generated from file flip/imaging/v1/imaging.proto (package flip.imaging.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ImagingImportOutput } from "../../link/v1/tasks_pb.js";
+import { file_flip_link_v1_tasks } from "../../link/v1/tasks_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,10 +14,10 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/imaging/v1/imaging.proto.
  */
 export const file_flip_imaging_v1_imaging: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mbGlwL2ltYWdpbmcvdjEvaW1hZ2luZy5wcm90bxIPZmxpcC5pbWFnaW5nLnYxIn0KBVN0dWR5EhgKEGFjY2Vzc2lvbl9udW1iZXIYASABKAkSGgoSc3R1ZHlfaW5zdGFuY2VfdWlkGAIgASgJEhAKCG1vZGFsaXR5GAMgASgJEhQKDHNlcmllc19jb3VudBgEIAEoDRIWCg5pbnN0YW5jZV9jb3VudBgFIAEoDSIvChJGaW5kU3R1ZGllc1JlcXVlc3QSGQoRYWNjZXNzaW9uX251bWJlcnMYASADKAkiPgoTRmluZFN0dWRpZXNSZXNwb25zZRInCgdzdHVkaWVzGAEgAygLMhYuZmxpcC5pbWFnaW5nLnYxLlN0dWR5IkQKFEltcG9ydFN0dWRpZXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSGAoQY29udmVydF90b19uaWZ0aRgCIAEoCCIvChVJbXBvcnRTdHVkaWVzUmVzcG9uc2USFgoOc3R1ZGllc19xdWV1ZWQYASABKAQiLAoWR2V0SW1wb3J0U3RhdHVzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJIpABChdHZXRJbXBvcnRTdGF0dXNSZXNwb25zZRIOCgZxdWV1ZWQYASABKAQSEgoKcHJvY2Vzc2luZxgCIAEoBBIRCglzdWNjZWVkZWQYAyABKAQSDgoGZmFpbGVkGAQgASgEEi4KCnVwZGF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi4KGExpc3RQcm9qZWN0SW1hZ2VzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJIlQKCUltYWdlRmlsZRIQCghpbWFnZV9pZBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIRCglzdHVkeV9rZXkYBCABKAkiRwoZTGlzdFByb2plY3RJbWFnZXNSZXNwb25zZRIqCgZpbWFnZXMYASADKAsyGi5mbGlwLmltYWdpbmcudjEuSW1hZ2VGaWxlIjgKEFJlYWRJbWFnZVJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIQCghpbWFnZV9pZBgCIAEoCSIhChFSZWFkSW1hZ2VSZXNwb25zZRIMCgRkYXRhGAEgASgMMvIDCg5JbWFnaW5nU2VydmljZRJYCgtGaW5kU3R1ZGllcxIjLmZsaXAuaW1hZ2luZy52MS5GaW5kU3R1ZGllc1JlcXVlc3QaJC5mbGlwLmltYWdpbmcudjEuRmluZFN0dWRpZXNSZXNwb25zZRJeCg1JbXBvcnRTdHVkaWVzEiUuZmxpcC5pbWFnaW5nLnYxLkltcG9ydFN0dWRpZXNSZXF1ZXN0GiYuZmxpcC5pbWFnaW5nLnYxLkltcG9ydFN0dWRpZXNSZXNwb25zZRJkCg9HZXRJbXBvcnRTdGF0dXMSJy5mbGlwLmltYWdpbmcudjEuR2V0SW1wb3J0U3RhdHVzUmVxdWVzdBooLmZsaXAuaW1hZ2luZy52MS5HZXRJbXBvcnRTdGF0dXNSZXNwb25zZRJqChFMaXN0UHJvamVjdEltYWdlcxIpLmZsaXAuaW1hZ2luZy52MS5MaXN0UHJvamVjdEltYWdlc1JlcXVlc3QaKi5mbGlwLmltYWdpbmcudjEuTGlzdFByb2plY3RJbWFnZXNSZXNwb25zZRJUCglSZWFkSW1hZ2USIS5mbGlwLmltYWdpbmcudjEuUmVhZEltYWdlUmVxdWVzdBoiLmZsaXAuaW1hZ2luZy52MS5SZWFkSW1hZ2VSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1mbGlwL2ltYWdpbmcvdjEvaW1hZ2luZy5wcm90bxIPZmxpcC5pbWFnaW5nLnYxIn0KBVN0dWR5EhgKEGFjY2Vzc2lvbl9udW1iZXIYASABKAkSGgoSc3R1ZHlfaW5zdGFuY2VfdWlkGAIgASgJEhAKCG1vZGFsaXR5GAMgASgJEhQKDHNlcmllc19jb3VudBgEIAEoDRIWCg5pbnN0YW5jZV9jb3VudBgFIAEoDSIvChJGaW5kU3R1ZGllc1JlcXVlc3QSGQoRYWNjZXNzaW9uX251bWJlcnMYASADKAkigwEKDkFjY2Vzc2lvbk1hdGNoEhgKEGFjY2Vzc2lvbl9udW1iZXIYASABKAkSLgoHb3V0Y29tZRgCIAEoDjIdLmZsaXAuaW1hZ2luZy52MS5NYXRjaE91dGNvbWUSJwoHc3R1ZGllcxgDIAMoCzIWLmZsaXAuaW1hZ2luZy52MS5TdHVkeSJHChNGaW5kU3R1ZGllc1Jlc3BvbnNlEjAKB21hdGNoZXMYASADKAsyHy5mbGlwLmltYWdpbmcudjEuQWNjZXNzaW9uTWF0Y2giRAoUSW1wb3J0U3R1ZGllc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIYChBjb252ZXJ0X3RvX25pZnRpGAIgASgIIkoKFUltcG9ydFN0dWRpZXNSZXNwb25zZRIZChFzdHVkaWVzX3JlcXVlc3RlZBgBIAEoBBIWCg5zdHVkaWVzX3F1ZXVlZBgCIAEoBCIsChZHZXRJbXBvcnRTdGF0dXNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAki0AEKD0FjY2Vzc2lvblN0YXR1cxIYChBhY2Nlc3Npb25fbnVtYmVyGAEgASgJEisKBXN0YXRlGAIgASgOMhwuZmxpcC5pbWFnaW5nLnYxLkltcG9ydFN0YXRlEg4KBnJlYXNvbhgDIAEoCRIQCghhdHRlbXB0cxgEIAEoDRIRCglzdHVkeV9rZXkYBSABKAkSEQoJaW5zdGFuY2VzGAYgASgNEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIswBChdHZXRJbXBvcnRTdGF0dXNSZXNwb25zZRIxCgZjb3VudHMYASABKAsyIS5mbGlwLmxpbmsudjEuSW1hZ2luZ0ltcG9ydE91dHB1dBI0CgphY2Nlc3Npb25zGAIgAygLMiAuZmxpcC5pbWFnaW5nLnYxLkFjY2Vzc2lvblN0YXR1cxIYChBjb252ZXJ0X3RvX25pZnRpGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi4KGExpc3RQcm9qZWN0SW1hZ2VzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJInoKCUltYWdlRmlsZRIQCghpbWFnZV9pZBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoBBIRCglzdHVkeV9rZXkYBCABKAkSEgoKc2VyaWVzX2tleRgFIAEoCRIQCghtb2RhbGl0eRgGIAEoCSJHChlMaXN0UHJvamVjdEltYWdlc1Jlc3BvbnNlEioKBmltYWdlcxgBIAMoCzIaLmZsaXAuaW1hZ2luZy52MS5JbWFnZUZpbGUiOAoQUmVhZEltYWdlUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhAKCGltYWdlX2lkGAIgASgJIjUKEVJlYWRJbWFnZVJlc3BvbnNlEgwKBGRhdGEYASABKAwSEgoKc2l6ZV9ieXRlcxgCIAEoBCJAChpEZWxldGVQcm9qZWN0SW1hZ2VzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJlChtEZWxldGVQcm9qZWN0SW1hZ2VzUmVzcG9uc2USFwoPc3R1ZGllc19kZWxldGVkGAEgASgEEhYKDmltYWdlc19kZWxldGVkGAIgASgEEhUKDW5pZnRpX2RlbGV0ZWQYAyABKAQqgAEKDE1hdGNoT3V0Y29tZRIdChlNQVRDSF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASFwoTTUFUQ0hfT1VUQ09NRV9GT1VORBABEhsKF01BVENIX09VVENPTUVfTk9UX0ZPVU5EEAISGwoXTUFUQ0hfT1VUQ09NRV9BTUJJR1VPVVMQAyrMAQoLSW1wb3J0U3RhdGUSHAoYSU1QT1JUX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTSU1QT1JUX1NUQVRFX1FVRVVFRBABEhoKFklNUE9SVF9TVEFURV9JTVBPUlRJTkcQAhIZChVJTVBPUlRfU1RBVEVfSU1QT1JURUQQAxIXChNJTVBPUlRfU1RBVEVfRkFJTEVEEAQSGgoWSU1QT1JUX1NUQVRFX05PVF9GT1VORBAFEhoKFklNUE9SVF9TVEFURV9BTUJJR1VPVVMQBjLkBAoOSW1hZ2luZ1NlcnZpY2USWAoLRmluZFN0dWRpZXMSIy5mbGlwLmltYWdpbmcudjEuRmluZFN0dWRpZXNSZXF1ZXN0GiQuZmxpcC5pbWFnaW5nLnYxLkZpbmRTdHVkaWVzUmVzcG9uc2USXgoNSW1wb3J0U3R1ZGllcxIlLmZsaXAuaW1hZ2luZy52MS5JbXBvcnRTdHVkaWVzUmVxdWVzdBomLmZsaXAuaW1hZ2luZy52MS5JbXBvcnRTdHVkaWVzUmVzcG9uc2USZAoPR2V0SW1wb3J0U3RhdHVzEicuZmxpcC5pbWFnaW5nLnYxLkdldEltcG9ydFN0YXR1c1JlcXVlc3QaKC5mbGlwLmltYWdpbmcudjEuR2V0SW1wb3J0U3RhdHVzUmVzcG9uc2USagoRTGlzdFByb2plY3RJbWFnZXMSKS5mbGlwLmltYWdpbmcudjEuTGlzdFByb2plY3RJbWFnZXNSZXF1ZXN0GiouZmxpcC5pbWFnaW5nLnYxLkxpc3RQcm9qZWN0SW1hZ2VzUmVzcG9uc2USVAoJUmVhZEltYWdlEiEuZmxpcC5pbWFnaW5nLnYxLlJlYWRJbWFnZVJlcXVlc3QaIi5mbGlwLmltYWdpbmcudjEuUmVhZEltYWdlUmVzcG9uc2UwARJwChNEZWxldGVQcm9qZWN0SW1hZ2VzEisuZmxpcC5pbWFnaW5nLnYxLkRlbGV0ZVByb2plY3RJbWFnZXNSZXF1ZXN0GiwuZmxpcC5pbWFnaW5nLnYxLkRlbGV0ZVByb2plY3RJbWFnZXNSZXNwb25zZWIGcHJvdG8z", [file_flip_link_v1_tasks, file_google_protobuf_timestamp]);
 
 /**
- * A study found in the PACS (identifiers stay inside the trust).
+ * A study in the PACS (identifiers stay inside the trust).
  *
  * @generated from message flip.imaging.v1.Study
  */
@@ -73,15 +75,46 @@ export const FindStudiesRequestSchema: GenMessage<FindStudiesRequest> = /*@__PUR
   messageDesc(file_flip_imaging_v1_imaging, 1);
 
 /**
+ * What one accession number matched.
+ *
+ * @generated from message flip.imaging.v1.AccessionMatch
+ */
+export type AccessionMatch = Message<"flip.imaging.v1.AccessionMatch"> & {
+  /**
+   * @generated from field: string accession_number = 1;
+   */
+  accessionNumber: string;
+
+  /**
+   * @generated from field: flip.imaging.v1.MatchOutcome outcome = 2;
+   */
+  outcome: MatchOutcome;
+
+  /**
+   * Every study with exactly this accession number.
+   *
+   * @generated from field: repeated flip.imaging.v1.Study studies = 3;
+   */
+  studies: Study[];
+};
+
+/**
+ * Describes the message flip.imaging.v1.AccessionMatch.
+ * Use `create(AccessionMatchSchema)` to create a new message.
+ */
+export const AccessionMatchSchema: GenMessage<AccessionMatch> = /*@__PURE__*/
+  messageDesc(file_flip_imaging_v1_imaging, 2);
+
+/**
  * Studies found.
  *
  * @generated from message flip.imaging.v1.FindStudiesResponse
  */
 export type FindStudiesResponse = Message<"flip.imaging.v1.FindStudiesResponse"> & {
   /**
-   * @generated from field: repeated flip.imaging.v1.Study studies = 1;
+   * @generated from field: repeated flip.imaging.v1.AccessionMatch matches = 1;
    */
-  studies: Study[];
+  matches: AccessionMatch[];
 };
 
 /**
@@ -89,7 +122,7 @@ export type FindStudiesResponse = Message<"flip.imaging.v1.FindStudiesResponse">
  * Use `create(FindStudiesResponseSchema)` to create a new message.
  */
 export const FindStudiesResponseSchema: GenMessage<FindStudiesResponse> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 2);
+  messageDesc(file_flip_imaging_v1_imaging, 3);
 
 /**
  * Starts an import.
@@ -113,7 +146,7 @@ export type ImportStudiesRequest = Message<"flip.imaging.v1.ImportStudiesRequest
  * Use `create(ImportStudiesRequestSchema)` to create a new message.
  */
 export const ImportStudiesRequestSchema: GenMessage<ImportStudiesRequest> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 3);
+  messageDesc(file_flip_imaging_v1_imaging, 4);
 
 /**
  * The accepted import.
@@ -122,7 +155,16 @@ export const ImportStudiesRequestSchema: GenMessage<ImportStudiesRequest> = /*@_
  */
 export type ImportStudiesResponse = Message<"flip.imaging.v1.ImportStudiesResponse"> & {
   /**
-   * @generated from field: uint64 studies_queued = 1;
+   * Studies in the frozen cohort.
+   *
+   * @generated from field: uint64 studies_requested = 1;
+   */
+  studiesRequested: bigint;
+
+  /**
+   * Studies newly queued by this call (0 when all were already imported or queued).
+   *
+   * @generated from field: uint64 studies_queued = 2;
    */
   studiesQueued: bigint;
 };
@@ -132,7 +174,7 @@ export type ImportStudiesResponse = Message<"flip.imaging.v1.ImportStudiesRespon
  * Use `create(ImportStudiesResponseSchema)` to create a new message.
  */
 export const ImportStudiesResponseSchema: GenMessage<ImportStudiesResponse> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 4);
+  messageDesc(file_flip_imaging_v1_imaging, 5);
 
 /**
  * Asks for import status.
@@ -151,36 +193,82 @@ export type GetImportStatusRequest = Message<"flip.imaging.v1.GetImportStatusReq
  * Use `create(GetImportStatusRequestSchema)` to create a new message.
  */
 export const GetImportStatusRequestSchema: GenMessage<GetImportStatusRequest> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 5);
+  messageDesc(file_flip_imaging_v1_imaging, 6);
 
 /**
- * Import counts.
+ * One accession's import (trust-internal).
+ *
+ * @generated from message flip.imaging.v1.AccessionStatus
+ */
+export type AccessionStatus = Message<"flip.imaging.v1.AccessionStatus"> & {
+  /**
+   * @generated from field: string accession_number = 1;
+   */
+  accessionNumber: string;
+
+  /**
+   * @generated from field: flip.imaging.v1.ImportState state = 2;
+   */
+  state: ImportState;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: uint32 attempts = 4;
+   */
+  attempts: number;
+
+  /**
+   * The pseudonymised study key in the research store (set once imported).
+   *
+   * @generated from field: string study_key = 5;
+   */
+  studyKey: string;
+
+  /**
+   * @generated from field: uint32 instances = 6;
+   */
+  instances: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 7;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message flip.imaging.v1.AccessionStatus.
+ * Use `create(AccessionStatusSchema)` to create a new message.
+ */
+export const AccessionStatusSchema: GenMessage<AccessionStatus> = /*@__PURE__*/
+  messageDesc(file_flip_imaging_v1_imaging, 7);
+
+/**
+ * Import counts, and each accession's state.
  *
  * @generated from message flip.imaging.v1.GetImportStatusResponse
  */
 export type GetImportStatusResponse = Message<"flip.imaging.v1.GetImportStatusResponse"> & {
   /**
-   * @generated from field: uint64 queued = 1;
+   * @generated from field: flip.link.v1.ImagingImportOutput counts = 1;
    */
-  queued: bigint;
+  counts?: ImagingImportOutput | undefined;
 
   /**
-   * @generated from field: uint64 processing = 2;
+   * @generated from field: repeated flip.imaging.v1.AccessionStatus accessions = 2;
    */
-  processing: bigint;
+  accessions: AccessionStatus[];
 
   /**
-   * @generated from field: uint64 succeeded = 3;
+   * @generated from field: bool convert_to_nifti = 3;
    */
-  succeeded: bigint;
+  convertToNifti: boolean;
 
   /**
-   * @generated from field: uint64 failed = 4;
-   */
-  failed: bigint;
-
-  /**
-   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   * @generated from field: google.protobuf.Timestamp updated_at = 4;
    */
   updatedAt?: Timestamp | undefined;
 };
@@ -190,7 +278,7 @@ export type GetImportStatusResponse = Message<"flip.imaging.v1.GetImportStatusRe
  * Use `create(GetImportStatusResponseSchema)` to create a new message.
  */
 export const GetImportStatusResponseSchema: GenMessage<GetImportStatusResponse> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 6);
+  messageDesc(file_flip_imaging_v1_imaging, 8);
 
 /**
  * Lists a project's images.
@@ -209,7 +297,7 @@ export type ListProjectImagesRequest = Message<"flip.imaging.v1.ListProjectImage
  * Use `create(ListProjectImagesRequestSchema)` to create a new message.
  */
 export const ListProjectImagesRequestSchema: GenMessage<ListProjectImagesRequest> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 7);
+  messageDesc(file_flip_imaging_v1_imaging, 9);
 
 /**
  * An imported image file.
@@ -225,7 +313,7 @@ export type ImageFile = Message<"flip.imaging.v1.ImageFile"> & {
   imageId: string;
 
   /**
-   * "dicom" or "nifti".
+   * "dicom" (one de-identified instance) or "nifti" (one .nii.gz volume of a series).
    *
    * @generated from field: string format = 2;
    */
@@ -237,11 +325,25 @@ export type ImageFile = Message<"flip.imaging.v1.ImageFile"> & {
   sizeBytes: bigint;
 
   /**
-   * The pseudonymised study key the cohort rows refer to.
+   * The pseudonymised study key (the study's remapped UID).
    *
    * @generated from field: string study_key = 4;
    */
   studyKey: string;
+
+  /**
+   * The pseudonymised series key (the series' remapped UID).
+   *
+   * @generated from field: string series_key = 5;
+   */
+  seriesKey: string;
+
+  /**
+   * The study's modality (CT, MR, ...).
+   *
+   * @generated from field: string modality = 6;
+   */
+  modality: string;
 };
 
 /**
@@ -249,7 +351,7 @@ export type ImageFile = Message<"flip.imaging.v1.ImageFile"> & {
  * Use `create(ImageFileSchema)` to create a new message.
  */
 export const ImageFileSchema: GenMessage<ImageFile> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 8);
+  messageDesc(file_flip_imaging_v1_imaging, 10);
 
 /**
  * A project's images.
@@ -268,7 +370,7 @@ export type ListProjectImagesResponse = Message<"flip.imaging.v1.ListProjectImag
  * Use `create(ListProjectImagesResponseSchema)` to create a new message.
  */
 export const ListProjectImagesResponseSchema: GenMessage<ListProjectImagesResponse> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 9);
+  messageDesc(file_flip_imaging_v1_imaging, 11);
 
 /**
  * Reads an image.
@@ -292,7 +394,7 @@ export type ReadImageRequest = Message<"flip.imaging.v1.ReadImageRequest"> & {
  * Use `create(ReadImageRequestSchema)` to create a new message.
  */
 export const ReadImageRequestSchema: GenMessage<ReadImageRequest> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 10);
+  messageDesc(file_flip_imaging_v1_imaging, 12);
 
 /**
  * One chunk of an image file.
@@ -304,6 +406,13 @@ export type ReadImageResponse = Message<"flip.imaging.v1.ReadImageResponse"> & {
    * @generated from field: bytes data = 1;
    */
   data: Uint8Array;
+
+  /**
+   * Size of the whole file (set on the first message).
+   *
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
 };
 
 /**
@@ -311,17 +420,159 @@ export type ReadImageResponse = Message<"flip.imaging.v1.ReadImageResponse"> & {
  * Use `create(ReadImageResponseSchema)` to create a new message.
  */
 export const ReadImageResponseSchema: GenMessage<ReadImageResponse> = /*@__PURE__*/
-  messageDesc(file_flip_imaging_v1_imaging, 11);
+  messageDesc(file_flip_imaging_v1_imaging, 13);
 
 /**
- * The trust's front to its PACS. Reachable only inside the trust (trust-internal service key).
+ * Deletes a project's research copies.
+ *
+ * @generated from message flip.imaging.v1.DeleteProjectImagesRequest
+ */
+export type DeleteProjectImagesRequest = Message<"flip.imaging.v1.DeleteProjectImagesRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message flip.imaging.v1.DeleteProjectImagesRequest.
+ * Use `create(DeleteProjectImagesRequestSchema)` to create a new message.
+ */
+export const DeleteProjectImagesRequestSchema: GenMessage<DeleteProjectImagesRequest> = /*@__PURE__*/
+  messageDesc(file_flip_imaging_v1_imaging, 14);
+
+/**
+ * What was deleted.
+ *
+ * @generated from message flip.imaging.v1.DeleteProjectImagesResponse
+ */
+export type DeleteProjectImagesResponse = Message<"flip.imaging.v1.DeleteProjectImagesResponse"> & {
+  /**
+   * @generated from field: uint64 studies_deleted = 1;
+   */
+  studiesDeleted: bigint;
+
+  /**
+   * @generated from field: uint64 images_deleted = 2;
+   */
+  imagesDeleted: bigint;
+
+  /**
+   * @generated from field: uint64 nifti_deleted = 3;
+   */
+  niftiDeleted: bigint;
+};
+
+/**
+ * Describes the message flip.imaging.v1.DeleteProjectImagesResponse.
+ * Use `create(DeleteProjectImagesResponseSchema)` to create a new message.
+ */
+export const DeleteProjectImagesResponseSchema: GenMessage<DeleteProjectImagesResponse> = /*@__PURE__*/
+  messageDesc(file_flip_imaging_v1_imaging, 15);
+
+/**
+ * The outcome of looking one accession number up.
+ *
+ * @generated from enum flip.imaging.v1.MatchOutcome
+ */
+export enum MatchOutcome {
+  /**
+   * @generated from enum value: MATCH_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Exactly one study has the accession number.
+   *
+   * @generated from enum value: MATCH_OUTCOME_FOUND = 1;
+   */
+  FOUND = 1,
+
+  /**
+   * @generated from enum value: MATCH_OUTCOME_NOT_FOUND = 2;
+   */
+  NOT_FOUND = 2,
+
+  /**
+   * More than one study has it: none is imported.
+   *
+   * @generated from enum value: MATCH_OUTCOME_AMBIGUOUS = 3;
+   */
+  AMBIGUOUS = 3,
+}
+
+/**
+ * Describes the enum flip.imaging.v1.MatchOutcome.
+ */
+export const MatchOutcomeSchema: GenEnum<MatchOutcome> = /*@__PURE__*/
+  enumDesc(file_flip_imaging_v1_imaging, 0);
+
+/**
+ * Where one study of the import stands.
+ *
+ * @generated from enum flip.imaging.v1.ImportState
+ */
+export enum ImportState {
+  /**
+   * @generated from enum value: IMPORT_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: IMPORT_STATE_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * @generated from enum value: IMPORT_STATE_IMPORTING = 2;
+   */
+  IMPORTING = 2,
+
+  /**
+   * @generated from enum value: IMPORT_STATE_IMPORTED = 3;
+   */
+  IMPORTED = 3,
+
+  /**
+   * Failed after every retry.
+   *
+   * @generated from enum value: IMPORT_STATE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * @generated from enum value: IMPORT_STATE_NOT_FOUND = 5;
+   */
+  NOT_FOUND = 5,
+
+  /**
+   * @generated from enum value: IMPORT_STATE_AMBIGUOUS = 6;
+   */
+  AMBIGUOUS = 6,
+}
+
+/**
+ * Describes the enum flip.imaging.v1.ImportState.
+ */
+export const ImportStateSchema: GenEnum<ImportState> = /*@__PURE__*/
+  enumDesc(file_flip_imaging_v1_imaging, 1);
+
+/**
+ * The trust's front to its PACS and its research store. Reachable only inside the trust: every caller
+ * presents the trust-internal service key as `Authorization: Bearer <key>`. Identifiers (accession
+ * numbers, UIDs) appear only in answers that stay inside the trust; nothing here is sent to the hub as is.
  *
  * @generated from service flip.imaging.v1.ImagingService
  */
 export const ImagingService: GenService<{
   /**
-   * Finds studies in the PACS by accession number (DICOMweb QIDO-RS).
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, UNAVAILABLE (PACS down).
+   * Looks accession numbers up in the PACS (exact match, case included), without importing.
+   * Who may call: the trust gateway, trust operators. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, UNAVAILABLE (PACS down).
    *
    * @generated from rpc flip.imaging.v1.ImagingService.FindStudies
    */
@@ -331,8 +582,10 @@ export const ImagingService: GenService<{
     output: typeof FindStudiesResponseSchema;
   },
   /**
-   * Imports a project's cohort studies into its research store, de-identified; returns at once.
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, FAILED_PRECONDITION (no frozen cohort).
+   * Queues the import of a project's frozen cohort (accession numbers from data-access) and returns at
+   * once. Idempotent: studies already imported or queued are not queued again; failed ones are retried.
+   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, FAILED_PRECONDITION (no
+   * frozen cohort, or it fell below the threshold), UNAVAILABLE (data-access down).
    *
    * @generated from rpc flip.imaging.v1.ImagingService.ImportStudies
    */
@@ -342,8 +595,8 @@ export const ImagingService: GenService<{
     output: typeof ImportStudiesResponseSchema;
   },
   /**
-   * Reports import progress of a project as counts.
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND.
+   * A project's import: counts, and each accession's state and reason (trust-internal).
+   * Who may call: the trust gateway, trust operators. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND (never imported).
    *
    * @generated from rpc flip.imaging.v1.ImagingService.GetImportStatus
    */
@@ -353,8 +606,9 @@ export const ImagingService: GenService<{
     output: typeof GetImportStatusResponseSchema;
   },
   /**
-   * Lists a project's imported series (for workloads inside the trust).
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND.
+   * Lists a project's images in the research store whose study is still in the frozen cohort.
+   * Who may call: the trust gateway (for a job's workload). Errors: UNAUTHENTICATED, INVALID_ARGUMENT,
+   * FAILED_PRECONDITION (nothing imported yet).
    *
    * @generated from rpc flip.imaging.v1.ImagingService.ListProjectImages
    */
@@ -364,8 +618,9 @@ export const ImagingService: GenService<{
     output: typeof ListProjectImagesResponseSchema;
   },
   /**
-   * Streams one imported image file (DICOM or NIfTI) to a workload inside the trust.
-   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND.
+   * Streams one image file (a de-identified DICOM instance or a NIfTI volume) of a project.
+   * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, NOT_FOUND (no such image
+   * in this project, or its study left the cohort).
    *
    * @generated from rpc flip.imaging.v1.ImagingService.ReadImage
    */
@@ -373,6 +628,17 @@ export const ImagingService: GenService<{
     methodKind: "server_streaming";
     input: typeof ReadImageRequestSchema;
     output: typeof ReadImageResponseSchema;
+  },
+  /**
+   * Deletes a project's research copies (instances, NIfTI files, index) and cancels its queued imports.
+   * Idempotent. Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, UNAVAILABLE.
+   *
+   * @generated from rpc flip.imaging.v1.ImagingService.DeleteProjectImages
+   */
+  deleteProjectImages: {
+    methodKind: "unary";
+    input: typeof DeleteProjectImagesRequestSchema;
+    output: typeof DeleteProjectImagesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_imaging_v1_imaging, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/link/v1/tasks.proto.
  */
 export const file_flip_link_v1_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChhmbGlwL2xpbmsvdjEvdGFza3MucHJvdG8SDGZsaXAubGluay52MSKVAgoIVGFza1NwZWMSJgoEZWNobxgBIAEoCzIWLmZsaXAubGluay52MS5FY2hvU3BlY0gAEjUKDGNvaG9ydF9xdWVyeRgCIAEoCzIdLmZsaXAubGluay52MS5Db2hvcnRRdWVyeVNwZWNIABI3Cg1mcmVlemVfY29ob3J0GAMgASgLMh4uZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydFNwZWNIABI5Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIfLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0U3BlY0gAEi4KCHRyYWluaW5nGAUgASgLMhouZmxpcC5saW5rLnYxLlRyYWluaW5nU3BlY0gAQgYKBGtpbmQioQIKClRhc2tPdXRwdXQSKAoEZWNobxgBIAEoCzIYLmZsaXAubGluay52MS5FY2hvT3V0cHV0SAASNwoMY29ob3J0X3F1ZXJ5GAIgASgLMh8uZmxpcC5saW5rLnYxLkNvaG9ydFF1ZXJ5T3V0cHV0SAASOQoNZnJlZXplX2NvaG9ydBgDIAEoCzIgLmZsaXAubGluay52MS5GcmVlemVDb2hvcnRPdXRwdXRIABI7Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIhLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0T3V0cHV0SAASMAoIdHJhaW5pbmcYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdPdXRwdXRIAEIGCgRraW5kIlMKCEVjaG9TcGVjEg8KB21lc3NhZ2UYASABKAkSKAoFZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEZmFpbBgDIAEoCCIxCgpFY2hvT3V0cHV0Eg8KB21lc3NhZ2UYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCSJXCg9Db2hvcnRRdWVyeVNwZWMSEgoKcHJvamVjdF9pZBgBIAEoCRIQCghxdWVyeV9pZBgCIAEoCRILCgNzcWwYAyABKAkSEQoJbWluX2NvdW50GAQgASgNIpgBChFDb2hvcnRRdWVyeU91dHB1dBIsCgdvdXRjb21lGAEgASgOMhsuZmxpcC5saW5rLnYxLkNvaG9ydE91dGNvbWUSFAoMcmVjb3JkX2NvdW50GAIgASgEEiwKB2NvbHVtbnMYAyADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRIRCgl0aHJlc2hvbGQYBCABKA0ikgEKDUNvbHVtblN1bW1hcnkSDAoEbmFtZRgBIAEoCRI3CgtjYXRlZ29yaWNhbBgCIAEoCzIgLmZsaXAubGluay52MS5DYXRlZ29yaWNhbFN1bW1hcnlIABIvCgdudW1lcmljGAMgASgLMhwuZmxpcC5saW5rLnYxLk51bWVyaWNTdW1tYXJ5SABCCQoHc3VtbWFyeSJyChJDYXRlZ29yaWNhbFN1bW1hcnkSLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmZsaXAubGluay52MS5DYXRlZ29yeUNvdW50EhMKC290aGVyX2NvdW50GAIgASgEEhYKDmhhc19zdXBwcmVzc2VkGAMgASgIIi0KDUNhdGVnb3J5Q291bnQSDQoFdmFsdWUYASABKAkSDQoFY291bnQYAiABKAQilQEKDk51bWVyaWNTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEgwKBG1lYW4YAiABKAESDgoGc3RkZGV2GAMgASgBEgsKA21pbhgEIAEoARILCgNwMjUYBSABKAESDgoGbWVkaWFuGAYgASgBEgsKA3A3NRgHIAEoARILCgNtYXgYCCABKAESEgoKc3VwcHJlc3NlZBgJIAEoCCJYChBGcmVlemVDb2hvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJpChJGcmVlemVDb2hvcnRPdXRwdXQSFAoMcGVyc29uX2NvdW50GAEgASgEEhMKC3N0dWR5X2NvdW50GAIgASgEEhIKCnN1cHByZXNzZWQYAyABKAgSFAoMcXVlcnlfc2hhMjU2GAQgASgJIkEKEUltYWdpbmdJbXBvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSGAoQY29udmVydF90b19uaWZ0aRgCIAEoCCJiChNJbWFnaW5nSW1wb3J0T3V0cHV0EhkKEXN0dWRpZXNfcmVxdWVzdGVkGAEgASgEEhgKEHN0dWRpZXNfaW1wb3J0ZWQYAiABKAQSFgoOc3R1ZGllc19mYWlsZWQYAyABKAQizAIKDFRyYWluaW5nU3BlYxIOCgZqb2JfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRINCgVpbWFnZRgDIAEoCRIMCgRncHVzGAQgASgNEhMKC2NvbmZpZ19qc29uGAUgASgJEg4KBnJvdW5kcxgGIAEoDRIaChJidW5kbGVfYXJ0aWZhY3RfaWQYByABKAkSLAoGYWN0aW9uGAggASgOMhwuZmxpcC5saW5rLnYxLlRyYWluaW5nQWN0aW9uEg0KBXJvdW5kGAkgASgNEiIKGmdsb2JhbF93ZWlnaHRzX2FydGlmYWN0X2lkGAogASgJEhMKC2dwdV9pbmRpY2VzGAsgAygNEhAKCGV2YWx1YXRlGAwgASgIEhMKC3N0b3BfcmVhc29uGA0gASgJEh0KFXJvdW5kX3RpbWVvdXRfc2Vjb25kcxgOIAEoDSJsCg5UcmFpbmluZ01ldHJpYxILCgNzZXEYASABKAQSDQoFbGFiZWwYAiABKAkSDQoFdmFsdWUYAyABKAESDQoFcm91bmQYBCABKA0SDwoHeF9sYWJlbBgFIAEoCRIPCgd4X3ZhbHVlGAYgASgBIrUBCg1UcmFpbmluZ0V2ZW50EgsKA3NlcRgBIAEoBBIMCgRraW5kGAIgASgJEg0KBXJvdW5kGAMgASgNEg8KB21lc3NhZ2UYBCABKAkSOQoHZGV0YWlscxgFIAMoCzIoLmZsaXAubGluay52MS5UcmFpbmluZ0V2ZW50LkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCgtUcmFpbmluZ0xvZxILCgNzZXEYASABKAQSDQoFbGluZXMYAiADKAkilQEKDlRyYWluaW5nUmVwb3J0Ei0KB21ldHJpY3MYASADKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdNZXRyaWMSKwoGZXZlbnRzGAIgAygLMhsuZmxpcC5saW5rLnYxLlRyYWluaW5nRXZlbnQSJwoEbG9ncxgDIAMoCzIZLmZsaXAubGluay52MS5UcmFpbmluZ0xvZyKUAQoOVHJhaW5pbmdPdXRwdXQSGAoQcm91bmRzX2NvbXBsZXRlZBgBIAEoDRIPCgdzYW1wbGVzGAIgASgEEg0KBXJvdW5kGAMgASgNEhoKEnVwZGF0ZV9hcnRpZmFjdF9pZBgEIAEoCRIsCgZyZXBvcnQYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdSZXBvcnQqqAEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9FQ0hPEAESGgoWVEFTS19LSU5EX0NPSE9SVF9RVUVSWRACEhsKF1RBU0tfS0lORF9GUkVFWkVfQ09IT1JUEAMSHAoYVEFTS19LSU5EX0lNQUdJTkdfSU1QT1JUEAQSFgoSVEFTS19LSU5EX1RSQUlOSU5HEAUqZQoNQ29ob3J0T3V0Y29tZRIeChpDT0hPUlRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEUNPSE9SVF9PVVRDT01FX09LEAESHQoZQ09IT1JUX09VVENPTUVfU1VQUFJFU1NFRBACKmYKDlRyYWluaW5nQWN0aW9uEh8KG1RSQUlOSU5HX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVRSQUlOSU5HX0FDVElPTl9ST1VORBABEhgKFFRSQUlOSU5HX0FDVElPTl9TVE9QEAJiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("ChhmbGlwL2xpbmsvdjEvdGFza3MucHJvdG8SDGZsaXAubGluay52MSLQAgoIVGFza1NwZWMSJgoEZWNobxgBIAEoCzIWLmZsaXAubGluay52MS5FY2hvU3BlY0gAEjUKDGNvaG9ydF9xdWVyeRgCIAEoCzIdLmZsaXAubGluay52MS5Db2hvcnRRdWVyeVNwZWNIABI3Cg1mcmVlemVfY29ob3J0GAMgASgLMh4uZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydFNwZWNIABI5Cg5pbWFnaW5nX2ltcG9ydBgEIAEoCzIfLmZsaXAubGluay52MS5JbWFnaW5nSW1wb3J0U3BlY0gAEi4KCHRyYWluaW5nGAUgASgLMhouZmxpcC5saW5rLnYxLlRyYWluaW5nU3BlY0gAEjkKDmltYWdpbmdfZGVsZXRlGAYgASgLMh8uZmxpcC5saW5rLnYxLkltYWdpbmdEZWxldGVTcGVjSABCBgoEa2luZCLeAgoKVGFza091dHB1dBIoCgRlY2hvGAEgASgLMhguZmxpcC5saW5rLnYxLkVjaG9PdXRwdXRIABI3Cgxjb2hvcnRfcXVlcnkYAiABKAsyHy5mbGlwLmxpbmsudjEuQ29ob3J0UXVlcnlPdXRwdXRIABI5Cg1mcmVlemVfY29ob3J0GAMgASgLMiAuZmxpcC5saW5rLnYxLkZyZWV6ZUNvaG9ydE91dHB1dEgAEjsKDmltYWdpbmdfaW1wb3J0GAQgASgLMiEuZmxpcC5saW5rLnYxLkltYWdpbmdJbXBvcnRPdXRwdXRIABIwCgh0cmFpbmluZxgFIAEoCzIcLmZsaXAubGluay52MS5UcmFpbmluZ091dHB1dEgAEjsKDmltYWdpbmdfZGVsZXRlGAYgASgLMiEuZmxpcC5saW5rLnYxLkltYWdpbmdEZWxldGVPdXRwdXRIAEIGCgRraW5kIlMKCEVjaG9TcGVjEg8KB21lc3NhZ2UYASABKAkSKAoFZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEZmFpbBgDIAEoCCIxCgpFY2hvT3V0cHV0Eg8KB21lc3NhZ2UYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCSJXCg9Db2hvcnRRdWVyeVNwZWMSEgoKcHJvamVjdF9pZBgBIAEoCRIQCghxdWVyeV9pZBgCIAEoCRILCgNzcWwYAyABKAkSEQoJbWluX2NvdW50GAQgASgNIpgBChFDb2hvcnRRdWVyeU91dHB1dBIsCgdvdXRjb21lGAEgASgOMhsuZmxpcC5saW5rLnYxLkNvaG9ydE91dGNvbWUSFAoMcmVjb3JkX2NvdW50GAIgASgEEiwKB2NvbHVtbnMYAyADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRIRCgl0aHJlc2hvbGQYBCABKA0ikgEKDUNvbHVtblN1bW1hcnkSDAoEbmFtZRgBIAEoCRI3CgtjYXRlZ29yaWNhbBgCIAEoCzIgLmZsaXAubGluay52MS5DYXRlZ29yaWNhbFN1bW1hcnlIABIvCgdudW1lcmljGAMgASgLMhwuZmxpcC5saW5rLnYxLk51bWVyaWNTdW1tYXJ5SABCCQoHc3VtbWFyeSJyChJDYXRlZ29yaWNhbFN1bW1hcnkSLwoKY2F0ZWdvcmllcxgBIAMoCzIbLmZsaXAubGluay52MS5DYXRlZ29yeUNvdW50EhMKC290aGVyX2NvdW50GAIgASgEEhYKDmhhc19zdXBwcmVzc2VkGAMgASgIIi0KDUNhdGVnb3J5Q291bnQSDQoFdmFsdWUYASABKAkSDQoFY291bnQYAiABKAQilQEKDk51bWVyaWNTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEgwKBG1lYW4YAiABKAESDgoGc3RkZGV2GAMgASgBEgsKA21pbhgEIAEoARILCgNwMjUYBSABKAESDgoGbWVkaWFuGAYgASgBEgsKA3A3NRgHIAEoARILCgNtYXgYCCABKAESEgoKc3VwcHJlc3NlZBgJIAEoCCJYChBGcmVlemVDb2hvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJpChJGcmVlemVDb2hvcnRPdXRwdXQSFAoMcGVyc29uX2NvdW50GAEgASgEEhMKC3N0dWR5X2NvdW50GAIgASgEEhIKCnN1cHByZXNzZWQYAyABKAgSFAoMcXVlcnlfc2hhMjU2GAQgASgJIkEKEUltYWdpbmdJbXBvcnRTcGVjEhIKCnByb2plY3RfaWQYASABKAkSGAoQY29udmVydF90b19uaWZ0aRgCIAEoCCLHAgoTSW1hZ2luZ0ltcG9ydE91dHB1dBIZChFzdHVkaWVzX3JlcXVlc3RlZBgBIAEoBBIYChBzdHVkaWVzX2ltcG9ydGVkGAIgASgEEhYKDnN0dWRpZXNfZmFpbGVkGAMgASgEEhYKDnN0dWRpZXNfcXVldWVkGAQgASgEEhkKEXN0dWRpZXNfaW1wb3J0aW5nGAUgASgEEhkKEXN0dWRpZXNfbm90X2ZvdW5kGAYgASgEEhkKEXN0dWRpZXNfYW1iaWd1b3VzGAcgASgEEhUKDWltYWdlc19zdG9yZWQYCCABKAQSFAoMbmlmdGlfc2VyaWVzGAkgASgEEjEKB3JlYXNvbnMYCiADKAsyIC5mbGlwLmxpbmsudjEuSW1hZ2luZ1JlYXNvbkNvdW50EhoKEndhaXRpbmdfZm9yX3dpbmRvdxgLIAEoCCIzChJJbWFnaW5nUmVhc29uQ291bnQSDgoGcmVhc29uGAEgASgJEg0KBWNvdW50GAIgASgEIjcKEUltYWdpbmdEZWxldGVTcGVjEhIKCnByb2plY3RfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIl0KE0ltYWdpbmdEZWxldGVPdXRwdXQSFwoPc3R1ZGllc19kZWxldGVkGAEgASgEEhYKDmltYWdlc19kZWxldGVkGAIgASgEEhUKDW5pZnRpX2RlbGV0ZWQYAyABKAQizAIKDFRyYWluaW5nU3BlYxIOCgZqb2JfaWQYASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRINCgVpbWFnZRgDIAEoCRIMCgRncHVzGAQgASgNEhMKC2NvbmZpZ19qc29uGAUgASgJEg4KBnJvdW5kcxgGIAEoDRIaChJidW5kbGVfYXJ0aWZhY3RfaWQYByABKAkSLAoGYWN0aW9uGAggASgOMhwuZmxpcC5saW5rLnYxLlRyYWluaW5nQWN0aW9uEg0KBXJvdW5kGAkgASgNEiIKGmdsb2JhbF93ZWlnaHRzX2FydGlmYWN0X2lkGAogASgJEhMKC2dwdV9pbmRpY2VzGAsgAygNEhAKCGV2YWx1YXRlGAwgASgIEhMKC3N0b3BfcmVhc29uGA0gASgJEh0KFXJvdW5kX3RpbWVvdXRfc2Vjb25kcxgOIAEoDSJsCg5UcmFpbmluZ01ldHJpYxILCgNzZXEYASABKAQSDQoFbGFiZWwYAiABKAkSDQoFdmFsdWUYAyABKAESDQoFcm91bmQYBCABKA0SDwoHeF9sYWJlbBgFIAEoCRIPCgd4X3ZhbHVlGAYgASgBIrUBCg1UcmFpbmluZ0V2ZW50EgsKA3NlcRgBIAEoBBIMCgRraW5kGAIgASgJEg0KBXJvdW5kGAMgASgNEg8KB21lc3NhZ2UYBCABKAkSOQoHZGV0YWlscxgFIAMoCzIoLmZsaXAubGluay52MS5UcmFpbmluZ0V2ZW50LkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIpCgtUcmFpbmluZ0xvZxILCgNzZXEYASABKAQSDQoFbGluZXMYAiADKAkilQEKDlRyYWluaW5nUmVwb3J0Ei0KB21ldHJpY3MYASADKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdNZXRyaWMSKwoGZXZlbnRzGAIgAygLMhsuZmxpcC5saW5rLnYxLlRyYWluaW5nRXZlbnQSJwoEbG9ncxgDIAMoCzIZLmZsaXAubGluay52MS5UcmFpbmluZ0xvZyKUAQoOVHJhaW5pbmdPdXRwdXQSGAoQcm91bmRzX2NvbXBsZXRlZBgBIAEoDRIPCgdzYW1wbGVzGAIgASgEEg0KBXJvdW5kGAMgASgNEhoKEnVwZGF0ZV9hcnRpZmFjdF9pZBgEIAEoCRIsCgZyZXBvcnQYBSABKAsyHC5mbGlwLmxpbmsudjEuVHJhaW5pbmdSZXBvcnQqxgEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9FQ0hPEAESGgoWVEFTS19LSU5EX0NPSE9SVF9RVUVSWRACEhsKF1RBU0tfS0lORF9GUkVFWkVfQ09IT1JUEAMSHAoYVEFTS19LSU5EX0lNQUdJTkdfSU1QT1JUEAQSFgoSVEFTS19LSU5EX1RSQUlOSU5HEAUSHAoYVEFTS19LSU5EX0lNQUdJTkdfREVMRVRFEAYqZQoNQ29ob3J0T3V0Y29tZRIeChpDT0hPUlRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEUNPSE9SVF9PVVRDT01FX09LEAESHQoZQ09IT1JUX09VVENPTUVfU1VQUFJFU1NFRBACKmYKDlRyYWluaW5nQWN0aW9uEh8KG1RSQUlOSU5HX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVRSQUlOSU5HX0FDVElPTl9ST1VORBABEhgKFFRSQUlOSU5HX0FDVElPTl9TVE9QEAJiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * What a task asks a trust to do. Exactly one kind is set.
@@ -53,6 +53,12 @@ export type TaskSpec = Message<"flip.link.v1.TaskSpec"> & {
      */
     value: TrainingSpec;
     case: "training";
+  } | {
+    /**
+     * @generated from field: flip.link.v1.ImagingDeleteSpec imaging_delete = 6;
+     */
+    value: ImagingDeleteSpec;
+    case: "imagingDelete";
   } | { case: undefined; value?: undefined };
 };
 
@@ -102,6 +108,12 @@ export type TaskOutput = Message<"flip.link.v1.TaskOutput"> & {
      */
     value: TrainingOutput;
     case: "training";
+  } | {
+    /**
+     * @generated from field: flip.link.v1.ImagingDeleteOutput imaging_delete = 6;
+     */
+    value: ImagingDeleteOutput;
+    case: "imagingDelete";
   } | { case: undefined; value?: undefined };
 };
 
@@ -476,7 +488,9 @@ export const FreezeCohortOutputSchema: GenMessage<FreezeCohortOutput> = /*@__PUR
   messageDesc(file_flip_link_v1_tasks, 11);
 
 /**
- * Import a project's studies from the PACS into the research store.
+ * Import a project's studies from the PACS into the research store. The accession numbers come from
+ * the trust's own frozen cohort (data-access), never from the hub. The task ends when every study has
+ * an outcome (imported, failed, not found or ambiguous); it reports counts as progress meanwhile.
  *
  * @generated from message flip.link.v1.ImagingImportSpec
  */
@@ -487,7 +501,7 @@ export type ImagingImportSpec = Message<"flip.link.v1.ImagingImportSpec"> & {
   projectId: string;
 
   /**
-   * Convert DICOM series to NIfTI after import.
+   * Convert each imported DICOM series to NIfTI (dcm2niix) as well.
    *
    * @generated from field: bool convert_to_nifti = 2;
    */
@@ -502,12 +516,14 @@ export const ImagingImportSpecSchema: GenMessage<ImagingImportSpec> = /*@__PURE_
   messageDesc(file_flip_link_v1_tasks, 12);
 
 /**
- * Counts of an imaging import; never any identifier.
+ * Where an import stands at one trust, as counts; never an accession number, UID or name.
  *
  * @generated from message flip.link.v1.ImagingImportOutput
  */
 export type ImagingImportOutput = Message<"flip.link.v1.ImagingImportOutput"> & {
   /**
+   * Studies in the frozen cohort (0 when it has none).
+   *
    * @generated from field: uint64 studies_requested = 1;
    */
   studiesRequested: bigint;
@@ -518,9 +534,63 @@ export type ImagingImportOutput = Message<"flip.link.v1.ImagingImportOutput"> & 
   studiesImported: bigint;
 
   /**
+   * Failed after every retry (PACS unreachable, a file it could not read, ...).
+   *
    * @generated from field: uint64 studies_failed = 3;
    */
   studiesFailed: bigint;
+
+  /**
+   * @generated from field: uint64 studies_queued = 4;
+   */
+  studiesQueued: bigint;
+
+  /**
+   * @generated from field: uint64 studies_importing = 5;
+   */
+  studiesImporting: bigint;
+
+  /**
+   * No study in the PACS has the accession number (exact, case included).
+   *
+   * @generated from field: uint64 studies_not_found = 6;
+   */
+  studiesNotFound: bigint;
+
+  /**
+   * More than one study has the accession number; none was imported.
+   *
+   * @generated from field: uint64 studies_ambiguous = 7;
+   */
+  studiesAmbiguous: bigint;
+
+  /**
+   * Images (DICOM instances) in the research store for the project.
+   *
+   * @generated from field: uint64 images_stored = 8;
+   */
+  imagesStored: bigint;
+
+  /**
+   * Series converted to NIfTI.
+   *
+   * @generated from field: uint64 nifti_series = 9;
+   */
+  niftiSeries: bigint;
+
+  /**
+   * Why studies were not imported, grouped by reason, with how many each.
+   *
+   * @generated from field: repeated flip.link.v1.ImagingReasonCount reasons = 10;
+   */
+  reasons: ImagingReasonCount[];
+
+  /**
+   * True while imports wait for the trust's import window to open.
+   *
+   * @generated from field: bool waiting_for_window = 11;
+   */
+  waitingForWindow: boolean;
 };
 
 /**
@@ -529,6 +599,85 @@ export type ImagingImportOutput = Message<"flip.link.v1.ImagingImportOutput"> & 
  */
 export const ImagingImportOutputSchema: GenMessage<ImagingImportOutput> = /*@__PURE__*/
   messageDesc(file_flip_link_v1_tasks, 13);
+
+/**
+ * A reason some studies were not imported (a person-readable text without identifiers) and how many.
+ *
+ * @generated from message flip.link.v1.ImagingReasonCount
+ */
+export type ImagingReasonCount = Message<"flip.link.v1.ImagingReasonCount"> & {
+  /**
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message flip.link.v1.ImagingReasonCount.
+ * Use `create(ImagingReasonCountSchema)` to create a new message.
+ */
+export const ImagingReasonCountSchema: GenMessage<ImagingReasonCount> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 14);
+
+/**
+ * Delete a project's research copies at the trust.
+ *
+ * @generated from message flip.link.v1.ImagingDeleteSpec
+ */
+export type ImagingDeleteSpec = Message<"flip.link.v1.ImagingDeleteSpec"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * Why (recorded in the trust's log): "project deleted", "approval withdrawn".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message flip.link.v1.ImagingDeleteSpec.
+ * Use `create(ImagingDeleteSpecSchema)` to create a new message.
+ */
+export const ImagingDeleteSpecSchema: GenMessage<ImagingDeleteSpec> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 15);
+
+/**
+ * What the trust deleted.
+ *
+ * @generated from message flip.link.v1.ImagingDeleteOutput
+ */
+export type ImagingDeleteOutput = Message<"flip.link.v1.ImagingDeleteOutput"> & {
+  /**
+   * @generated from field: uint64 studies_deleted = 1;
+   */
+  studiesDeleted: bigint;
+
+  /**
+   * @generated from field: uint64 images_deleted = 2;
+   */
+  imagesDeleted: bigint;
+
+  /**
+   * @generated from field: uint64 nifti_deleted = 3;
+   */
+  niftiDeleted: bigint;
+};
+
+/**
+ * Describes the message flip.link.v1.ImagingDeleteOutput.
+ * Use `create(ImagingDeleteOutputSchema)` to create a new message.
+ */
+export const ImagingDeleteOutputSchema: GenMessage<ImagingDeleteOutput> = /*@__PURE__*/
+  messageDesc(file_flip_link_v1_tasks, 16);
 
 /**
  * One round of a federated training job at the trust, or the end of the job there.
@@ -633,7 +782,7 @@ export type TrainingSpec = Message<"flip.link.v1.TrainingSpec"> & {
  * Use `create(TrainingSpecSchema)` to create a new message.
  */
 export const TrainingSpecSchema: GenMessage<TrainingSpec> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 14);
+  messageDesc(file_flip_link_v1_tasks, 17);
 
 /**
  * A metric value a workload reported. `seq` numbers a trust's reports within a job, so the hub stores
@@ -678,7 +827,7 @@ export type TrainingMetric = Message<"flip.link.v1.TrainingMetric"> & {
  * Use `create(TrainingMetricSchema)` to create a new message.
  */
 export const TrainingMetricSchema: GenMessage<TrainingMetric> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 15);
+  messageDesc(file_flip_link_v1_tasks, 18);
 
 /**
  * An event a workload reported (or the gateway, e.g. "container started").
@@ -717,7 +866,7 @@ export type TrainingEvent = Message<"flip.link.v1.TrainingEvent"> & {
  * Use `create(TrainingEventSchema)` to create a new message.
  */
 export const TrainingEventSchema: GenMessage<TrainingEvent> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 16);
+  messageDesc(file_flip_link_v1_tasks, 19);
 
 /**
  * Workload log lines the trust's policy lets leave (size-capped); always kept in the trust's task log.
@@ -741,7 +890,7 @@ export type TrainingLog = Message<"flip.link.v1.TrainingLog"> & {
  * Use `create(TrainingLogSchema)` to create a new message.
  */
 export const TrainingLogSchema: GenMessage<TrainingLog> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 17);
+  messageDesc(file_flip_link_v1_tasks, 20);
 
 /**
  * What a workload reported: sent live in TaskProgress and again, whole, in the round's TrainingOutput.
@@ -770,7 +919,7 @@ export type TrainingReport = Message<"flip.link.v1.TrainingReport"> & {
  * Use `create(TrainingReportSchema)` to create a new message.
  */
 export const TrainingReportSchema: GenMessage<TrainingReport> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 18);
+  messageDesc(file_flip_link_v1_tasks, 21);
 
 /**
  * A trust's part in one round (or, for STOP, the end of its part in the job).
@@ -817,7 +966,7 @@ export type TrainingOutput = Message<"flip.link.v1.TrainingOutput"> & {
  * Use `create(TrainingOutputSchema)` to create a new message.
  */
 export const TrainingOutputSchema: GenMessage<TrainingOutput> = /*@__PURE__*/
-  messageDesc(file_flip_link_v1_tasks, 19);
+  messageDesc(file_flip_link_v1_tasks, 22);
 
 /**
  * The kinds of work a hub sends to a trust. Every kind travels the same dispatch path.
@@ -864,6 +1013,14 @@ export enum TaskKind {
    * @generated from enum value: TASK_KIND_TRAINING = 5;
    */
   TRAINING = 5,
+
+  /**
+   * Delete a project's research copies (images, NIfTI, index) at the trust: the project was deleted or
+   * the trust withdrew its approval.
+   *
+   * @generated from enum value: TASK_KIND_IMAGING_DELETE = 6;
+   */
+  IMAGING_DELETE = 6,
 }
 
 /**

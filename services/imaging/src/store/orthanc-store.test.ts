@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import test from "ava";
+import { startOrthanc, type RunningOrthanc } from "../orthanc/orthanc-process.js";
+import { syntheticStudy } from "../testing/synthetic-study.js";
+import { orthancResearchStore } from "./orthanc-store.js";
+import { ResearchStoreNotFoundError, ResearchStoreRequestError, ResearchStoreUnavailableError, type ResearchStore } from "./research-store.js";
+
+const root = mkdtempSync(path.join(os.tmpdir(), "flip-store-"));
+let orthanc: RunningOrthanc;
+let store: ResearchStore;
+
+test.before(async () => {
+  orthanc = await startOrthanc({ dir: path.join(root, "store"), name: "research", dicomweb: false, fastStorage: true });
+  store = orthancResearchStore(orthanc);
+});
+
+test.after.always(async () => {
+  await orthanc?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function bytesOf(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+test("storing the same file twice keeps one copy", async (t) => {
+  const [file] = syntheticStudy({ accessionNumber: "TWICE", patientId: "P1", patientName: "A^B", slices: 1 });
+  const first = await store.storeInstance(file!);
+  const second = await store.storeInstance(file!);
+  t.false(first.alreadyStored);
+  t.true(second.alreadyStored);
+  t.deepEqual({ ...second, alreadyStored: false }, first);
+  t.is(first.sizeBytes, file!.byteLength);
+  t.deepEqual(await store.seriesInstances(first.seriesId), [first.instanceId]);
+});
+
+test("an instance reads back byte for byte, and its size is known", async (t) => {
+  const [file] = syntheticStudy({ accessionNumber: "READ", patientId: "P2", patientName: "C^D", slices: 1, rows: 256, columns: 256 });
+  const stored = await store.storeInstance(file!);
+  t.true((await bytesOf(await store.readInstance(stored.instanceId))).equals(file!));
+  t.is(await store.instanceSize(stored.instanceId), file!.byteLength);
+});
+
+test("a series lists its instances in InstanceNumber order, however they were stored", async (t) => {
+  const files = syntheticStudy({ accessionNumber: "ORDER", patientId: "P3", patientName: "E^F", slices: 12 });
+  const shuffled = [7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 6, 4].map((i) => files[i]!);
+  // Four at once, as an import does.
+  const stored = new Array(shuffled.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < shuffled.length) {
+        const i = next++;
+        stored[i] = await store.storeInstance(shuffled[i]!);
+      }
+    }),
+  );
+  const byFile = new Map(shuffled.map((f, i) => [f, stored[i].instanceId as string]));
+  t.deepEqual(await store.seriesInstances(stored[0].seriesId), files.map((f) => byFile.get(f)));
+});
+
+test("deleting a study removes it; deleting it again says it was not there", async (t) => {
+  const [file] = syntheticStudy({ accessionNumber: "DEL", patientId: "P4", patientName: "G^H", slices: 1 });
+  const stored = await store.storeInstance(file!);
+  t.true(await store.deleteStudy(stored.studyId));
+  t.false(await store.deleteStudy(stored.studyId));
+  await t.throwsAsync(store.readInstance(stored.instanceId), { instanceOf: ResearchStoreNotFoundError });
+  t.is(await store.instanceSize(stored.instanceId), undefined);
+  t.deepEqual(await store.seriesInstances(stored.seriesId), []);
+});
+
+test("a file that is not DICOM is refused as a request error", async (t) => {
+  await t.throwsAsync(store.storeInstance(new TextEncoder().encode("not dicom")), { instanceOf: ResearchStoreRequestError });
+  await t.throwsAsync(store.readInstance("../system"), { instanceOf: ResearchStoreRequestError });
+});
+
+test("a store that is gone is unavailable, and says which store", async (t) => {
+  const gone = await startOrthanc({ dir: path.join(root, "gone"), name: "gone", dicomweb: false });
+  const s = orthancResearchStore(gone);
+  await s.ping();
+  await gone.kill();
+  const err = await t.throwsAsync(s.ping(), { instanceOf: ResearchStoreUnavailableError });
+  t.true(err.message.startsWith(`orthanc ${gone.url}`), err.message);
+  t.notRegex(err.message, new RegExp(gone.password));
+  const [file] = syntheticStudy({ accessionNumber: "GONE", patientId: "P5", patientName: "I^J", slices: 1 });
+  await t.throwsAsync(s.storeInstance(file!), { instanceOf: ResearchStoreUnavailableError });
+});
