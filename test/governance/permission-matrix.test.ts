@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CohortService } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { DecisionState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { ImagingService } from "@flip/gen/flip/hub/v1/imaging_pb.js";
 import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
@@ -114,6 +115,22 @@ const rows: Row[] = [
     rpc: "ProjectService/DecideProject",
     call: async (c, tok) => c.t.client(ProjectService, tok).decideProject({ projectId: (await c.stagedProject()).projectId, trust: "north", decision: DecisionState.DECLINED }),
     expect: { anonymous: "unauthenticated", viewer: "denied", owner: "denied", other: "hidden", trustAdmin: "allowed", admin: "denied" },
+  },
+  {
+    // North's decision is still pending: whoever passes authorisation is refused for that reason.
+    rpc: "ProjectService/WithdrawApproval",
+    call: async (c, tok) => c.t.client(ProjectService, tok).withdrawApproval({ projectId: (await c.stagedProject()).projectId, trust: "north", reason: "consent withdrawn" }),
+    expect: { anonymous: "unauthenticated", viewer: "denied", owner: "denied", other: "hidden", trustAdmin: "allowed", admin: "denied" },
+  },
+  {
+    rpc: "ImagingService/GetImagingStatus",
+    call: async (c, tok) => c.t.client(ImagingService, tok).getImagingStatus({ projectId: (await c.stagedProject()).projectId }),
+    expect: { anonymous: "unauthenticated", viewer: "allowed", owner: "allowed", other: "hidden", trustAdmin: "allowed", admin: "allowed" },
+  },
+  {
+    rpc: "ImagingService/ImportImaging",
+    call: async (c, tok) => c.t.client(ImagingService, tok).importImaging({ projectId: (await c.stagedProject()).projectId, convertToNifti: true }),
+    expect: { anonymous: "unauthenticated", viewer: "denied", owner: "allowed", other: "hidden", trustAdmin: "denied", admin: "allowed" },
   },
   {
     rpc: "ProjectService/DeleteProject",

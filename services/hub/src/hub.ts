@@ -15,6 +15,7 @@ import { hubRoutes } from "./connect.js";
 import { openDatabase, type Database } from "./db/database.js";
 import type { HubModule } from "./hub-module.js";
 import { identityModule, type IdentityModule } from "./identity/module.js";
+import { imagingModule } from "./imaging/module.js";
 import { createLinkModule } from "./link/link-module.js";
 import { projectModule } from "./projects/module.js";
 import type { HubDeps } from "./rpc/hub-context.js";
@@ -34,6 +35,7 @@ export interface RunningHub {
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
   const tasks = createTasksModule(deps);
   const training = trainingModule(deps, tasks.events);
+  const imaging = imagingModule(deps, tasks.events);
   return [
     // First, so it is listening before any other module appends to the audit log; stopped last.
     auditModule(deps),
@@ -43,7 +45,11 @@ function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
     projectModule(deps, tasks.events),
     { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
     cohortModule(deps, tasks.events),
-    createLinkModule(deps, { trainingReports: (trustId, taskId, report) => training.storeLiveReport(trustId, taskId, report) }),
+    imaging,
+    createLinkModule(deps, {
+      trainingReports: (trustId, taskId, report) => training.storeLiveReport(trustId, taskId, report),
+      imagingProgress: (trustId, taskId, counts) => imaging.storeProgress(trustId, taskId, counts),
+    }),
     artifactModule(deps),
     training,
   ];

@@ -3,6 +3,7 @@ import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { AuthService, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { ImagingService } from "@flip/gen/flip/hub/v1/imaging_pb.js";
 import { CohortService } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { ModelService, JobService } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
@@ -26,6 +27,7 @@ export const hubServices: DescService[] = [
   UserService,
   ProjectService,
   CohortService,
+  ImagingService,
   ModelService,
   JobService,
   AuditService,
@@ -82,11 +84,15 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.ProjectService/UnstageProject": signedIn,
   "flip.hub.v1.ProjectService/DecideProject": signedIn,
   "flip.hub.v1.ProjectService/ListTrustDecisions": signedIn,
+  "flip.hub.v1.ProjectService/WithdrawApproval": signedIn,
 
   "flip.hub.v1.CohortService/SubmitCohortQuery": signedIn,
   "flip.hub.v1.CohortService/GetCohortQuery": signedIn,
   "flip.hub.v1.CohortService/WatchCohortQuery": signedIn,
   "flip.hub.v1.CohortService/ListCohortQueries": signedIn,
+
+  "flip.hub.v1.ImagingService/GetImagingStatus": signedIn,
+  "flip.hub.v1.ImagingService/ImportImaging": signedIn,
 
   "flip.hub.v1.ModelService/CreateModel": signedIn,
   "flip.hub.v1.ModelService/GetModel": signedIn,

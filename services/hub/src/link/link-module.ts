@@ -1,5 +1,5 @@
 import { LinkService } from "@flip/gen/flip/link/v1/link_pb.js";
-import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { ImagingImportOutput, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import type { HubModule } from "../hub-module.js";
 import type { HubDeps } from "../rpc/hub-context.js";
 import { directLinkRoute } from "./direct-link.js";
@@ -14,11 +14,13 @@ export interface LinkModule extends HubModule {
 export interface LinkHooks {
   /** Metrics, events and logs a training workload reported, sent live in a training task's progress. */
   trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
+  /** The counts so far of an imaging import, sent live in the import task's progress. */
+  imagingProgress?: (trustId: string, taskId: string, counts: ImagingImportOutput) => Promise<void>;
 }
 
 /** The trust link: LinkService.Connect and the sessions it holds. */
 export function createLinkModule(deps: HubDeps, hooks: LinkHooks = {}): LinkModule {
-  const registry = new LinkRegistry({ ...deps, trainingReports: hooks.trainingReports });
+  const registry = new LinkRegistry({ ...deps, trainingReports: hooks.trainingReports, imagingProgress: hooks.imagingProgress });
   return {
     services: [LinkService],
     routes: (router) => registerLinkHandlers(router, { db: deps.db, log: deps.log, registry }),

@@ -1,4 +1,4 @@
-import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { ImagingImportOutput, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
@@ -27,6 +27,8 @@ export interface LinkRegistryDeps {
   config: Pick<HubConfig, "instanceId" | "heartbeatIntervalMs" | "offlineAfterMs">;
   /** Stores a training task's live report (TaskProgress.training); reports are dropped without it. */
   trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
+  /** Stores an imaging import's live counts (TaskProgress.imaging); counts are dropped without it. */
+  imagingProgress?: (trustId: string, taskId: string, counts: ImagingImportOutput) => Promise<void>;
 }
 
 /**
@@ -62,6 +64,7 @@ export class LinkRegistry {
       hubInstance: deps.config.instanceId,
       heartbeatIntervalMs: deps.config.heartbeatIntervalMs,
       trainingReports: deps.trainingReports,
+      imagingProgress: deps.imagingProgress,
     };
     // One timer for all sessions, each tick serving one slice of them: heartbeats and last-seen writes
     // are spread over the interval instead of a burst for every trust at once.

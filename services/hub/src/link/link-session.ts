@@ -1,4 +1,4 @@
-import type { TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import type { ImagingImportOutput, TrainingReport } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { randomUUID } from "node:crypto";
 import { create, equals, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
@@ -32,6 +32,8 @@ export interface SessionDeps {
   heartbeatIntervalMs: number;
   /** Stores a training task's live report; none without a training module. */
   trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
+  /** Stores an imaging import's live counts; none without an imaging module. */
+  imagingProgress?: (trustId: string, taskId: string, counts: ImagingImportOutput) => Promise<void>;
 }
 
 type Outbound = MessageInitShape<typeof ConnectResponseSchema>["message"];
@@ -158,6 +160,8 @@ export class LinkSession {
         await recordProgress(this.deps.db.em(), this.streamId, m.value.taskId, m.value.fraction, m.value.message);
         // Stored only for this trust's own training task (the report names no job: the task does).
         if (m.value.training) await this.deps.trainingReports?.(this.trust.id, m.value.taskId, m.value.training);
+        // Likewise only for this trust's current import of a project (the counts name no project: the task does).
+        if (m.value.imaging) await this.deps.imagingProgress?.(this.trust.id, m.value.taskId, m.value.imaging);
         return;
       case "result":
         await withSpan("link.result", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, () => this.onResult(m.value));

@@ -2,6 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { findUser } from "../identity/user-lookup.js";
+import { requestImagingDeletes } from "../imaging/requests.js";
 import { ConcurrentChangeError, FailedPreconditionError, NotFoundError } from "../rpc/domain-errors.js";
 import { lockProject, modifiableProject } from "./access.js";
 import { Project, ProjectMember } from "./entities.js";
@@ -35,7 +36,10 @@ export async function updateProject(
   });
 }
 
-/** Soft-deletes a project at any state; idempotent. */
+/**
+ * Soft-deletes a project at any state; idempotent. Every trust that imported its images is asked, in
+ * the same transaction, to delete their research copies.
+ */
 export async function deleteProject(em: EntityManager, caller: Principal, projectId: string): Promise<void> {
   await em.transactional(async (tx) => {
     const project = await tx.findOne(Project, { id: projectId });
@@ -47,6 +51,7 @@ export async function deleteProject(em: EntityManager, caller: Principal, projec
     locked.deletedAt = new Date();
     await tx.flush();
     await appendAudit(tx, { actor: actorOf(caller), action: "project.deleted", target: `project:${projectId}`, before, after: projectAuditView(locked) });
+    await requestImagingDeletes(tx, projectId, "all", "project deleted", actorOf(caller));
   });
 }
 

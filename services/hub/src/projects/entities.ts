@@ -37,7 +37,8 @@ export const ProjectMemberSchema = defineEntity({
 export class ProjectMember extends ProjectMemberSchema.class {}
 ProjectMemberSchema.setClass(ProjectMember);
 
-export const DECISION_STATES = ["pending", "approved", "declined"] as const;
+/** "withdrawn": the trust approved, then withdrew its approval (final). */
+export const DECISION_STATES = ["pending", "approved", "declined", "withdrawn"] as const;
 export type DecisionStateName = (typeof DECISION_STATES)[number];
 export const FREEZE_STATES = ["not_requested", "pending", "frozen", "suppressed", "failed"] as const;
 export type FreezeStateName = (typeof FREEZE_STATES)[number];

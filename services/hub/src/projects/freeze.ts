@@ -1,11 +1,13 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { importOnApproval } from "../imaging/requests.js";
 import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
-import type { FreezeStateName } from "./entities.js";
+import type { DecisionStateName, FreezeStateName } from "./entities.js";
 
 /**
  * Records the outcome of a trust's freeze task on its decision row: frozen (with the count the trust
- * reported), suppressed (fewer members than the trust's threshold), or failed. Idempotent: only a
- * pending freeze changes.
+ * reported), suppressed (fewer members than the trust's threshold), or failed. A frozen cohort of a
+ * trust that still approves a live project is then imported by that trust, in the same transaction.
+ * Idempotent: only a pending freeze changes, so the import is asked for once.
  */
 export async function applyFreezeTask(em: EntityManager, ended: TaskEnded): Promise<boolean> {
   const output = ended.output;
@@ -15,11 +17,15 @@ export async function applyFreezeTask(em: EntityManager, ended: TaskEnded): Prom
     state = output.kind.value.suppressed ? "suppressed" : "frozen";
     count = state === "frozen" ? Number(output.kind.value.personCount) : 0;
   }
-  const rows = await em.execute<unknown[]>(
-    "update project_trust set freeze_state = ?, frozen_person_count = ? where freeze_task_id = ? and freeze_state = 'pending' returning project_id",
-    [state, count, ended.taskId],
-  );
-  return rows.length > 0;
+  return await em.transactional(async (tx) => {
+    const rows = await tx.execute<{ project_id: string; trust_id: string; state: DecisionStateName }[]>(
+      "update project_trust set freeze_state = ?, frozen_person_count = ? where freeze_task_id = ? and freeze_state = 'pending' returning project_id, trust_id, state",
+      [state, count, ended.taskId],
+    );
+    const row = rows[0];
+    if (row && state === "frozen" && row.state === "approved") await importOnApproval(tx, row.project_id, row.trust_id);
+    return rows.length > 0;
+  });
 }
 
 /** Applies every finished freeze task whose decision row is still pending (after a restart or missed notice). */

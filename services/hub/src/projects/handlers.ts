@@ -5,7 +5,7 @@ import { nextPageToken, readPage } from "../rpc/paging.js";
 import { visibleProject } from "./access.js";
 import { listTrustDecisions } from "./decisions.js";
 import { deleteProject, setProjectMember, updateProject } from "./edit.js";
-import { decideProject, stageProject, unstageProject } from "./lifecycle.js";
+import { decideProject, stageProject, unstageProject, withdrawApproval } from "./lifecycle.js";
 import { createProject, listVisibleProjects } from "./projects.js";
 import { projectToProto } from "./to-proto.js";
 
@@ -72,6 +72,13 @@ export function registerProjectHandlers(router: ConnectRouter, { db, log }: HubD
         const em = db.em();
         const project = await decideProject(em, callerOf(ctx), req.projectId, req.trust, decision, req.reason);
         log.info({ projectId: project.id, decision }, "project decision recorded");
+        return { project: await projectToProto(em, project) };
+      }),
+    withdrawApproval: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const em = db.em();
+        const project = await withdrawApproval(em, callerOf(ctx), req.projectId, req.trust, req.reason);
+        log.info({ projectId: project.id }, "project approval withdrawn");
         return { project: await projectToProto(em, project) };
       }),
     listTrustDecisions: (req, ctx) =>

@@ -5,8 +5,10 @@ import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { CohortAnswer, CohortQuery } from "../cohorts/entities.js";
 import { hasRole, mayDecideForTrust } from "../identity/role-checks.js";
+import { requestImagingDeletes } from "../imaging/requests.js";
 import { FailedPreconditionError, InvalidInputError, PermissionError } from "../rpc/domain-errors.js";
 import { createTask } from "../tasks/create-task.js";
+import type { Trust } from "../trusts/entities.js";
 import { findTrust } from "../trusts/registry.js";
 import { lockProject, modifiableProject, visibleProject } from "./access.js";
 import { ProjectTrust, type DecisionStateName, type Project } from "./entities.js";
@@ -68,6 +70,16 @@ export async function unstageProject(em: EntityManager, caller: Principal, proje
   });
 }
 
+/** Only a trust's Trust Admin decides for it; the hub Admin only for a trust without one. */
+async function assertMayDecide(tx: EntityManager, caller: Principal, trust: Trust): Promise<void> {
+  if (await mayDecideForTrust(tx, caller, trust.id)) return;
+  throw new PermissionError(
+    hasRole(caller, "admin")
+      ? `trust "${trust.code}" has its own Trust Admin; only they can decide for it`
+      : `only a Trust Admin of "${trust.code}" (or the hub Admin, for a trust without one) can decide for it`,
+  );
+}
+
 /**
  * One trust's decision. Only that trust's Trust Admin decides; the hub Admin only for a trust without
  * one. The project is APPROVED as soon as any trust approves; after that, decisions already taken are
@@ -82,23 +94,20 @@ export async function decideProject(
   decision: DecisionStateName,
   reason: string,
 ): Promise<Project> {
-  if (decision === "pending") throw new InvalidInputError("decision", "must be DECISION_STATE_APPROVED or DECISION_STATE_DECLINED");
+  if (decision !== "approved" && decision !== "declined") {
+    throw new InvalidInputError("decision", "must be DECISION_STATE_APPROVED or DECISION_STATE_DECLINED (an approval is withdrawn with WithdrawApproval)");
+  }
   if (reason.length > 2000) throw new InvalidInputError("reason", "must be at most 2000 characters");
   return await em.transactional(async (tx) => {
     await visibleProject(tx, caller, projectId);
     const trust = await findTrust(tx, trustRef, "trust");
-    if (!(await mayDecideForTrust(tx, caller, trust.id))) {
-      throw new PermissionError(
-        hasRole(caller, "admin")
-          ? `trust "${trust.code}" has its own Trust Admin; only they can decide for it`
-          : `only a Trust Admin of "${trust.code}" (or the hub Admin, for a trust without one) can decide for it`,
-      );
-    }
+    await assertMayDecide(tx, caller, trust);
     const project = await lockProject(tx, projectId);
     if (project.status === "unstaged") throw new FailedPreconditionError("the project is not staged; the owner must stage it before trusts can decide");
     const row = await tx.findOne(ProjectTrust, { projectId, trustId: trust.id });
     if (!row) throw new FailedPreconditionError(`the project is not staged at trust "${trust.code}"`);
     if (row.state === decision) return project;
+    if (row.state === "withdrawn") throw new FailedPreconditionError(`trust "${trust.code}" withdrew its approval of this project: the decision is final`);
     if (row.state !== "pending" && project.status === "approved") {
       throw new FailedPreconditionError(`trust "${trust.code}" already ${row.state} this project and the project is approved: the decision is final`);
     }
@@ -129,6 +138,43 @@ export async function decideProject(
       before,
       after: { status: project.status, trust: trust.code, decision, decidedAs: row.decidedAs, reason: reason || undefined },
     });
+    return project;
+  });
+}
+
+/**
+ * APPROVED → WITHDRAWN for one trust, for the same deciders as DecideProject: the trust takes no part in
+ * new jobs of the project, and is asked (in the same transaction) to delete the research copies of
+ * images it imported for it. Final; repeating it changes nothing. Jobs already running are left to end.
+ */
+export async function withdrawApproval(em: EntityManager, caller: Principal, projectId: string, trustRef: string, reason: string): Promise<Project> {
+  const why = reason.trim();
+  if (why === "") throw new InvalidInputError("reason", "say why the approval is withdrawn (it is recorded in the audit log)");
+  if (why.length > 2000) throw new InvalidInputError("reason", "must be at most 2000 characters");
+  return await em.transactional(async (tx) => {
+    await visibleProject(tx, caller, projectId);
+    const trust = await findTrust(tx, trustRef, "trust");
+    await assertMayDecide(tx, caller, trust);
+    const project = await lockProject(tx, projectId);
+    const row = await tx.findOne(ProjectTrust, { projectId, trustId: trust.id });
+    if (!row) throw new FailedPreconditionError(`the project is not staged at trust "${trust.code}"`);
+    if (row.state === "withdrawn") return project;
+    if (row.state !== "approved") throw new FailedPreconditionError(`trust "${trust.code}" has not approved this project (its decision: ${row.state}); only an approval can be withdrawn`);
+    const before = { decision: row.state, decidedBy: row.decidedBy, decidedAt: row.decidedAt?.toISOString(), reason: row.reason ?? undefined, freeze: row.freezeState };
+    row.state = "withdrawn";
+    row.decidedAs = hasRole(caller, "trust-admin", trust.id) ? "site" : "hub";
+    row.decidedBy = actorOf(caller);
+    row.decidedAt = new Date();
+    row.reason = why;
+    await tx.flush();
+    await appendAudit(tx, {
+      actor: actorOf(caller),
+      action: "project.approval_withdrawn",
+      target: `project:${projectId}`,
+      before,
+      after: { trust: trust.code, decision: "withdrawn", decidedAs: row.decidedAs, reason: why },
+    });
+    await requestImagingDeletes(tx, projectId, [trust.id], "approval withdrawn", actorOf(caller));
     return project;
   });
 }

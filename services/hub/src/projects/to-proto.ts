@@ -21,6 +21,7 @@ const DECISION: Record<DecisionStateName, DecisionState> = {
   pending: DecisionState.PENDING,
   approved: DecisionState.APPROVED,
   declined: DecisionState.DECLINED,
+  withdrawn: DecisionState.WITHDRAWN,
 };
 const FREEZE: Record<FreezeStateName, FreezeState> = {
   not_requested: FreezeState.NOT_REQUESTED,

@@ -94,6 +94,7 @@ export async function createJob(em: EntityManager, caller: Principal, input: New
     if (t.disabled) throw new FailedPreconditionError(`trust "${t.code}" is disabled; an Admin must enable it before it can train`);
     const d = decisions.find((x) => x.trust_id === t.id);
     if (!d) throw new FailedPreconditionError(`trust "${t.code}" was never asked to approve this project; stage the project at it first`);
+    if (d.state === "withdrawn") throw new FailedPreconditionError(`trust "${t.code}" withdrew its approval of this project; it takes no part in new jobs`);
     if (d.state !== "approved") throw new FailedPreconditionError(`trust "${t.code}" has not approved this project (its decision: ${d.state})`);
     if (d.freeze_state !== "frozen") {
       throw new FailedPreconditionError(`trust "${t.code}" holds no frozen cohort for this project (freeze: ${d.freeze_state.replace("_", " ")}); only trusts with a frozen cohort can train`);

@@ -4,6 +4,7 @@ import { hubCommands } from "./hub.js";
 import { trustCommands } from "./trust.js";
 import { projectCommands } from "./project.js";
 import { cohortCommands } from "./cohort.js";
+import { imagingCommands } from "./imaging.js";
 import { auditCommands } from "./audit.js";
 import { loginCommands } from "./login.js";
 import { userCommands } from "./user.js";
@@ -25,6 +26,7 @@ export const allCommands: CliCommand[] = [
   ...taskCommands,
   ...projectCommands,
   ...cohortCommands,
+  ...imagingCommands,
   ...modelCommands,
   ...jobCommands,
   ...auditCommands,

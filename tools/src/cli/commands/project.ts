@@ -120,6 +120,25 @@ projectCommands.push(
   decisionCommand("approve"),
   decisionCommand("decline"),
   {
+    path: ["project", "withdraw"],
+    summary:
+      "Withdraw one trust's approval (that trust's Trust Admin; the hub Admin only for a trust without one): the trust takes no part " +
+      "in new jobs and deletes the research copies of the images it imported. Final.",
+    usage: "(<project id> | --project <id>) --trust <code|id> --reason <text>",
+    positionals: true,
+    options: { project: { type: "string" }, trust: { type: "string" }, reason: { type: "string" } },
+    async run(ctx, args) {
+      const named = stringOption(args, "project");
+      if (named && args.positionals.length > 0) throw new UsageError("give the project id once: as an argument or with --project");
+      const { project } = await ctx.client(ProjectService).withdrawApproval({
+        projectId: named || oneId(args.positionals, "project"),
+        trust: requireOption(args, "trust"),
+        reason: requireOption(args, "reason"),
+      });
+      ctx.print(project ? describeProject(project) : "-", { project: projectJson(project) });
+    },
+  },
+  {
     path: ["project", "decisions"],
     summary: "List projects staged at a trust with its decision, pending first (for Trust Admins).",
     usage: "--trust <code|id>",

@@ -5,14 +5,11 @@
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import {
   CreateJobRequestSchema,
@@ -32,6 +29,7 @@ import {
 } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { runCli } from "../main.js";
 import { runCliCaptured } from "../run-captured.js";
+import { serveFakeHub } from "../testing/fake-hub.js";
 
 const test = anyTest as TestFn<{ dir: string }>;
 
@@ -50,27 +48,12 @@ interface FakeServices {
   jobs?: Partial<ServiceImpl<typeof JobService>>;
 }
 
-/** Serves the fakes over h2c on a free port until the test ends; returns the env that points `flip` at it. */
+/** The fakes on a hub of their own; returns the env that points `flip` at it. */
 async function fakeHub(t: ExecutionContext<{ dir: string }>, services: FakeServices): Promise<NodeJS.ProcessEnv> {
-  const server = http2.createServer(
-    connectNodeAdapter({
-      routes(router: ConnectRouter) {
-        if (services.models) router.service(ModelService, services.models);
-        if (services.jobs) router.service(JobService, services.jobs);
-      },
-    }),
-  );
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
+  return await serveFakeHub(t, (router: ConnectRouter) => {
+    if (services.models) router.service(ModelService, services.models);
+    if (services.jobs) router.service(JobService, services.jobs);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(async () => {
-    for (const s of sessions) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return { FLIP_HUB_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, FLIP_CONFIG_DIR: t.context.dir, FLIP_TOKEN: "flip_user_test" };
 }
 
 const job = (init: MessageInitShape<typeof JobSchema> = {}) =>

@@ -8,6 +8,7 @@ import { M0006Governance } from "./m0006-governance.js";
 import { M0007AuditSequencer } from "./m0007-audit-sequencer.js";
 import { M0008ArtifactSync } from "./m0008-artifact-sync.js";
 import { M0009Training } from "./m0009-training.js";
+import { M0010Imaging } from "./m0010-imaging.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
@@ -20,4 +21,5 @@ export const migrations: MigrationObject[] = [
   { name: "m0007-audit-sequencer", class: M0007AuditSequencer },
   { name: "m0008-artifact-sync", class: M0008ArtifactSync },
   { name: "m0009-training", class: M0009Training },
+  { name: "m0010-imaging", class: M0010Imaging },
 ];
