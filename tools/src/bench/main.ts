@@ -10,6 +10,7 @@ const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(ar
   fedavg: { summary: "FedAvg in a hub-like process: 2/10/50 updates of a 100 MB float32 model vs memcpy and plain reads of the same bytes, and its peak RSS", load: () => import("./fedavg.js") },
   cohort: { summary: "cohort discovery: N trusts with synthetic OMOP data, submit → every trust answered", load: () => import("./cohort.js") },
   rounds: { summary: "federated rounds: simulated trusts through the real hub, link, artifacts and FedAvg; tiny model at 2/10/50 trusts (--big: 100 MB at 10)", load: () => import("./rounds.js") },
+  imaging: { summary: "imaging import: 50 synthetic 32-slice studies from a real Orthanc PACS, de-identified into a research-store Orthanc, vs the raw retrieve", load: () => import("./imaging.js") },
   link: { summary: "trust link: N simulated gateways on one hub; echo tasks paced, saturated and in rounds; push vs 5 s polling", load: () => import("./link.js") },
 };
 

@@ -6,6 +6,7 @@ import { startEmbeddedPostgres } from "@flip/shared/postgres/embedded.js";
 import { readDataAccessConfig } from "@flip/data-access/config.js";
 import { startDataAccess } from "@flip/data-access/data-access.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
+import { createImagingClient } from "@flip/imaging/client.js";
 import { readGatewayConfig } from "@flip/trust-gateway/config.js";
 import { startGateway, taskLogPath, type RunningGateway } from "@flip/trust-gateway/gateway.js";
 import { FileTaskLog } from "@flip/trust-gateway/tasks/task-log.js";
@@ -13,6 +14,7 @@ import { startTraining } from "@flip/trust-gateway/training/start-training.js";
 import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
 import { grpcHealthProbe } from "@flip/trust-gateway/health/data-access-probe.js";
 import { generateOmop } from "../omop/generate.js";
+import { startDemoImaging, type RunningDemoImaging } from "./demo-imaging.js";
 import type { DemoState } from "./demo-state.js";
 import type { DemoTrust } from "./demo-trusts.js";
 
@@ -20,6 +22,8 @@ export interface RunningDemoTrust {
   code: string;
   gateway: RunningGateway;
   dataAccessUrl: string;
+  /** The trust's PACS, research store and imaging service, when the demo runs imaging. */
+  imaging: RunningDemoImaging | undefined;
   close(): Promise<void>;
 }
 
@@ -49,10 +53,13 @@ export async function startDemoTrust(opts: {
   log: Logger;
   /** The Docker engine training workloads run on (DOCKER_HOST form); no training without it. */
   dockerHost?: string;
+  /** Give the trust a PACS, a research store and the imaging service (needs Debian's orthanc and dcm2niix). */
+  imaging?: boolean;
+  say?: (line: string) => void;
 }): Promise<RunningDemoTrust> {
   const { trust, log } = opts;
   const tlog = log.child({ trust: trust.code });
-  const postgres = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, "postgres"), port: 0, databases: ["omop"], log: tlog });
+  const postgres = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, "postgres"), port: 0, databases: ["omop", "imaging"], log: tlog });
   const ownerUrl = postgres.urlFor("omop");
   if ((await personCount(ownerUrl)) === 0) {
     tlog.info({ persons: trust.persons }, "loading synthetic OMOP data");
@@ -77,22 +84,41 @@ export async function startDemoTrust(opts: {
     ...(opts.dockerHost ? { FLIP_TRAINING: "on", FLIP_TRAINING_IMAGES: "flip/*" } : {}),
   });
   const dataAccessClient = createDataAccessClient({ baseUrl: dataAccess.url, internalKey });
+  const imaging = opts.imaging
+    ? await startDemoImaging({
+        dir: opts.dir,
+        trustCode: trust.code,
+        seed: trust.seed,
+        omopUrl: ownerUrl,
+        imagingDbUrl: postgres.urlFor("imaging"),
+        dataAccessUrl: dataAccess.url,
+        internalKey,
+        log: tlog,
+        say: opts.say ?? (() => undefined),
+      })
+    : undefined;
+  const imagingClient = imaging ? createImagingClient({ baseUrl: imaging.imagingUrl, internalKey }) : undefined;
   const taskLog = new FileTaskLog(taskLogPath(gatewayConfig.stateDir));
   const training = gatewayConfig.training
-    ? await startTraining({ ...gatewayConfig, training: gatewayConfig.training }, { log: tlog, taskLog, dataAccess: dataAccessClient, env: { ...process.env, DOCKER_HOST: opts.dockerHost } })
+    ? await startTraining(
+        { ...gatewayConfig, training: gatewayConfig.training },
+        { log: tlog, taskLog, dataAccess: dataAccessClient, imaging: imagingClient, env: { ...process.env, DOCKER_HOST: opts.dockerHost } },
+      )
     : undefined;
   const gateway = await startGateway(gatewayConfig, tlog, {
-    handlers: trustTaskHandlers({ dataAccess: dataAccessClient, training: training?.workloads }),
-    probes: [grpcHealthProbe("data-access", dataAccess.url)],
+    handlers: trustTaskHandlers({ dataAccess: dataAccessClient, imaging: imagingClient, training: training?.workloads }),
+    probes: [grpcHealthProbe("data-access", dataAccess.url), ...(imaging ? [grpcHealthProbe("imaging", imaging.imagingUrl)] : [])],
     taskLog,
   });
   return {
     code: trust.code,
     gateway,
     dataAccessUrl: dataAccess.url,
+    imaging,
     async close() {
       await gateway.close();
       await training?.close();
+      await imaging?.close();
       await dataAccess.close();
       await postgres.stop();
     },

@@ -4,6 +4,7 @@
  * synthetic OMOP data, data-access, gateway), and runs a cohort study end to end. State lives in .flip/
  * (FLIP_DEMO_DIR) and is kept between runs. With --exit, it stops after the study (for smoke tests).
  */
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "@flip/shared/logging/logger.js";
@@ -13,13 +14,21 @@ import { ensureDemoAccounts } from "./demo-accounts.js";
 import { DemoState } from "./demo-state.js";
 import { startDemoTrust } from "./demo-trust.js";
 import { demoTrusts, ensureDemoTrusts } from "./demo-trusts.js";
+import { ensureDebianPackages } from "./debian-packages.js";
+import { runDemoImaging } from "./imaging-study.js";
 import { runDemoStudy } from "./study.js";
 import { prepareTrainingEngine } from "./training-engine.js";
 import { runDemoTraining } from "./training.js";
 
 const { values } = parseArgs({
-  options: { exit: { type: "boolean", default: false }, "no-study": { type: "boolean", default: false }, "no-training": { type: "boolean", default: false } },
+  options: {
+    exit: { type: "boolean", default: false },
+    "no-study": { type: "boolean", default: false },
+    "no-training": { type: "boolean", default: false },
+    "no-imaging": { type: "boolean", default: false },
+  },
 });
+const DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
 const root = path.resolve(import.meta.dirname, "../../..");
 const demoDir = path.resolve(process.env.FLIP_DEMO_DIR ?? path.join(root, ".flip"));
 const state = new DemoState(path.join(demoDir, "demo"));
@@ -51,12 +60,37 @@ try {
     out.write("\n");
   }
 
-  const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out });
+  // Imaging needs Debian's Orthanc (PACS and research store) and dcm2niix (NIfTI).
+  const imagingMissing = values["no-imaging"]
+    ? []
+    : ensureDebianPackages(
+        [
+          ["Orthanc", "orthanc"],
+          ["Orthanc", "orthanc-dicomweb"],
+          ["dcm2niix", "dcm2niix"],
+        ],
+        "imaging",
+        { step, out },
+      );
+  const imaging = !values["no-imaging"] && imagingMissing.length === 0 && existsSync(DICOMWEB_PLUGIN);
+  if (!values["no-imaging"] && !imaging) out.write(`  (imaging skipped: install Debian's orthanc, orthanc-dicomweb and dcm2niix)\n`);
+
+  const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out, torch: imaging });
   if (training) stops.push(() => training.stop());
 
   for (const trust of demoTrusts) {
-    step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, gateway${training ? ", training workloads" : ""}`);
-    const running = await startDemoTrust({ trust, hubUrl: hub.url, apiKey: keys.get(trust.code)!, dir: path.join(demoDir, "trusts", trust.code), state, log, dockerHost: training?.host });
+    step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, ${imaging ? "PACS, research store, imaging, " : ""}gateway${training ? ", training workloads" : ""}`);
+    const running = await startDemoTrust({
+      trust,
+      hubUrl: hub.url,
+      apiKey: keys.get(trust.code)!,
+      dir: path.join(demoDir, "trusts", trust.code),
+      state,
+      log,
+      dockerHost: training?.host,
+      imaging,
+      say: (line) => out.write(`${line}\n`),
+    });
     stops.push(() => running.close());
     await running.gateway.linked(30_000);
   }
@@ -69,6 +103,11 @@ try {
       step("training a model across both trusts (federated averaging, 3 rounds)");
       const trained = await runDemoTraining(hub.url, accounts, out, path.join(demoDir, "demo"));
       if (!trained.weightsPath) process.exitCode = 1;
+    }
+    if (imaging) {
+      step(`imaging: importing each trust's cohort studies from its PACS, de-identified${training ? ", then training the torch workload on them" : ""}`);
+      const result = await runDemoImaging(hub.url, accounts, out, path.join(demoDir, "demo"), { train: training !== undefined });
+      if (!result.imported || (training && !result.weightsPath)) process.exitCode = 1;
     }
   }
 
