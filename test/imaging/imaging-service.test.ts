@@ -15,6 +15,7 @@ import { profileViolations } from "@flip/imaging/dicom/profile-check.js";
 import { imagingServiceImages, JobImagesError } from "@flip/trust-gateway/training/images.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 import { orthancInstances, originalFiles, pseudonymKey, settledImport, startImagingService, startImagingWorld, type ImagingWorld } from "./support.js";
 
 /** AVA copies the context for each test, so the service a test restarts lives in one shared object. */
@@ -180,22 +181,36 @@ test.serial("deleting a project's images removes its copies, its NIfTI files and
   t.is(Number(again.studiesDeleted), 0, "deleting twice is harmless");
 });
 
-test.serial("with the PACS down, imports retry with back-off and finish when it is back", async (t) => {
+test.serial("a PACS that goes away mid-import: the study in flight is retried with back-off, and the import finishes once with one copy of each", async (t) => {
   const { world } = t.context;
-  const { client } = t.context.live;
-  await world.pacs.orthanc.kill();
-  await client.importStudies({ projectId: "p4" });
+  const o = world.pacs.orthanc;
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(o.url).port) });
+  t.teardown(() => proxy.close());
+  await t.context.live.service.close();
+  const pacs = { protocol: "dicomweb", url: `${proxy.url}/dicom-web`, username: o.username, password: o.password };
+  const running = await startImagingService(world, { FLIP_IMAGING_PACS: JSON.stringify(pacs), FLIP_IMAGING_RETRY_BASE_MS: "300", FLIP_IMAGING_MAX_ATTEMPTS: "12" });
+  t.context.live.service = running.service;
+  t.context.live.client = running.client;
+  const before = (await orthancInstances(world.store)).size;
+
+  // The link drops once about one and a half studies have come down, and the PACS then refuses connections.
+  const cut = proxy.cutAfter(50_000, "down").then(() => proxy.refuse(true));
+  await running.client.importStudies({ projectId: "p4" });
+  await cut;
   const waiting = await eventually(
-    () => client.getImportStatus({ projectId: "p4" }),
+    () => running.client.getImportStatus({ projectId: "p4" }),
     (s) => s.counts!.reasons.some((r) => r.reason === "retrying: PACS unreachable"),
-    { timeoutMs: 30_000, what: "studies waiting for the PACS" },
+    { timeoutMs: 30_000, what: "a study waiting for the PACS to come back" },
   );
-  t.is(Number(waiting.counts!.studiesImported), 0);
-  t.true(waiting.accessions.some((a) => a.attempts >= 1 && a.state === ImportState.QUEUED));
-  world.pacs.orthanc = await world.pacs.orthanc.restart();
-  const status = await settledImport(client, "p4");
+  t.true(Number(waiting.counts!.studiesImported) < importable(t), "the PACS went away before the import finished");
+  proxy.refuse(false);
+
+  const status = await settledImport(running.client, "p4");
   t.is(Number(status.counts!.studiesImported), importable(t));
   t.is(Number(status.counts!.studiesFailed), 0);
+  t.true(status.accessions.some((a) => a.attempts >= 2), "the interrupted study was tried again");
+  const images = (await running.client.listProjectImages({ projectId: "p4" })).images;
+  t.is((await orthancInstances(world.store)).size - before, images.length, "one copy of each instance, the partial attempt's included");
 });
 
 test.serial("imports wait for the import window, survive a restart, and never run more at once than allowed", async (t) => {

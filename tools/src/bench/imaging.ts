@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- imaging [--studies 50] [--slices 32] [--size 128] [--protocol dicomweb|dimse-get|dimse-move]
- *   [--concurrency 2] [--store-concurrency 4] [--runs 3] [--json]`
+ *   [--concurrency 2] [--store-concurrency 4] [--store orthanc|none] [--runs 3] [--json]`
  *
  * The trust's import of synthetic studies from a real Orthanc PACS, end to end: look each accession
  * number up, retrieve the study, de-identify every instance, store it in a real research-store Orthanc
@@ -8,6 +8,8 @@
  * retrieve of the same studies from the same PACS in the same run (the same lookups and retrieves, the
  * bytes read and dropped, as many studies at once as the import). Target: import ≥ 50 % of raw.
  * Each measurement runs `--runs` times (import into a fresh project each time); medians count.
+ * `--store none` discards the de-identified instances instead of storing them: the import pipeline's own
+ * ceiling on this machine, without the research store's cost (a diagnostic, not a deployment).
  */
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import * as os from "node:os";
@@ -21,6 +23,7 @@ import { ImportWorker } from "@flip/imaging/imports/import-worker.js";
 import { freePort, startOrthanc } from "@flip/imaging/orthanc/orthanc-process.js";
 import { createPacsClient, type PacsConfig } from "@flip/imaging/pacs/pacs-config.js";
 import { orthancResearchStore } from "@flip/imaging/store/orthanc-store.js";
+import type { ResearchStore } from "@flip/imaging/store/research-store.js";
 import { startPacs } from "@flip/imaging/testing/orthanc-fixture.js";
 import { syntheticStudy } from "@flip/imaging/testing/synthetic-study.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
@@ -42,6 +45,31 @@ async function pooled<T>(items: T[], concurrency: number, work: (item: T) => Pro
   );
 }
 
+/** A research store that keeps nothing: ids are made up, reads find nothing. */
+function discardingStore(): ResearchStore {
+  let n = 0;
+  return {
+    description: "discarding (benchmark only)",
+    async storeInstance(part10) {
+      const id = (++n).toString(16).padStart(8, "0");
+      return { instanceId: `00000000-00000000-00000000-00000000-${id}`, seriesId: "discarded", studyId: "discarded", alreadyStored: false, sizeBytes: part10.byteLength };
+    },
+    async readInstance() {
+      throw new Error("the discarding store keeps nothing");
+    },
+    async instanceSize() {
+      return undefined;
+    },
+    async seriesInstances() {
+      return [];
+    },
+    async deleteStudy() {
+      return false;
+    },
+    async ping() {},
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -53,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
       concurrency: { type: "string", default: "2" },
       "store-concurrency": { type: "string", default: "4" },
       runs: { type: "string", default: "3" },
+      store: { type: "string", default: "orthanc" },
       json: { type: "boolean", default: false },
     },
   });
@@ -63,8 +92,12 @@ export async function run(argv: string[]): Promise<number> {
   const storeConcurrency = Number(values["store-concurrency"]);
   const runs = Number(values.runs);
   const protocol = values.protocol!;
-  if (![studies, slices, size, concurrency, storeConcurrency, runs].every((n) => Number.isInteger(n) && n > 0) || !["dicomweb", "dimse-get", "dimse-move"].includes(protocol)) {
-    process.stderr.write("--studies, --slices, --size, --concurrency, --store-concurrency and --runs must be positive integers; --protocol dicomweb, dimse-get or dimse-move\n");
+  if (
+    ![studies, slices, size, concurrency, storeConcurrency, runs].every((n) => Number.isInteger(n) && n > 0) ||
+    !["dicomweb", "dimse-get", "dimse-move"].includes(protocol) ||
+    !["orthanc", "none"].includes(values.store!)
+  ) {
+    process.stderr.write("--studies, --slices, --size, --concurrency, --store-concurrency and --runs must be positive integers; --protocol dicomweb, dimse-get or dimse-move; --store orthanc or none\n");
     return 2;
   }
   const log = createLogger({ service: "bench-imaging", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
@@ -117,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     const db = new pg.Pool({ connectionString: postgres.urlFor("imaging"), max: 8 });
     stops.push(() => closePool(db));
     await ensureImagingSchema(db);
-    const researchStore = orthancResearchStore(store);
+    const researchStore = values.store === "none" ? discardingStore() : orthancResearchStore(store);
     const pacing = { concurrency, storeConcurrency, window: undefined, maxAttempts: 1, retryBaseMs: 1000 };
     const worker = new ImportWorker({ db, pacs: client, store: researchStore, key: Buffer.alloc(32, 7), dataDir: path.join(dir, "imaging"), pacing, log });
     await worker.start();
@@ -151,6 +184,7 @@ export async function run(argv: string[]): Promise<number> {
     const result = {
       benchmark: "imaging",
       protocol,
+      store: values.store,
       studies,
       images,
       pacs_mb: round(pacsBytes / 1e6),

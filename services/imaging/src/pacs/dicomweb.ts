@@ -118,9 +118,12 @@ class DicomWebPacs implements PacsClient {
         res.body.resume();
         return [];
       }
+      // A connection cut while reading is a network failure (retried); only what arrived whole is parsed.
+      const text = (await readAll(res.body)).toString("utf8");
+      if (!res.body.complete) throw new PacsUnavailableError(`${this.description}: ${what}: the connection closed before the answer ended`);
       let answer: unknown;
       try {
-        answer = JSON.parse((await readAll(res.body)).toString("utf8"));
+        answer = JSON.parse(text);
       } catch (e) {
         if (deadline.signal.aborted) throw e;
         throw new PacsRequestError(`${this.description}: ${what} answered with invalid JSON`, { cause: e });
