@@ -98,10 +98,16 @@ export async function startDemoImaging(opts: {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
   };
   try {
-    const pacs = await startOrthanc({ dir: path.join(opts.dir, "pacs"), name: `${opts.trustCode}-pacs`, aet: `${opts.trustCode.toUpperCase().slice(0, 10)}PACS`, dicomweb: true, log: opts.log });
-    stops.push(() => pacs.stop());
-    const store = await startOrthanc({ dir: path.join(opts.dir, "research-store"), name: `${opts.trustCode}-research`, dicomweb: false, fastStorage: true, log: opts.log });
-    stops.push(() => store.stop());
+    const started = await Promise.allSettled([
+      startOrthanc({ dir: path.join(opts.dir, "pacs"), name: `${opts.trustCode}-pacs`, aet: `${opts.trustCode.toUpperCase().slice(0, 10)}PACS`, dicomweb: true, log: opts.log }),
+      startOrthanc({ dir: path.join(opts.dir, "research-store"), name: `${opts.trustCode}-research`, dicomweb: false, fastStorage: true, log: opts.log }),
+    ]);
+    const running = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    // Orthanc takes a few seconds to stop: all at once.
+    stops.push(async () => void (await Promise.all(running.map((o) => o.stop()))));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const [pacs, store] = running as [RunningOrthanc, RunningOrthanc];
 
     const rows = await pacsRows(opts.omopUrl);
     // One study is left out of the PACS on purpose: the import reports it as not found.
