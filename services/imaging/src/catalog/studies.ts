@@ -130,6 +130,20 @@ export async function markImported(db: pg.Pool, key: StudyKey, study: ImportedSt
   return (rowCount ?? 0) > 0;
 }
 
+/** Records that an imported study's NIfTI volumes were made (by a later attempt that only converted). */
+export async function markNiftiDone(db: pg.Pool, key: StudyKey): Promise<void> {
+  await db.query(`update ${S}.study set state = 'imported', reason = null, nifti_done = true, updated_at = now() where project_id = $1 and accession = $2 and state = 'importing'`, [
+    key.projectId,
+    key.accession,
+  ]);
+}
+
+/** Whether the study is still queued for the project (its row goes when the project's copies are deleted). */
+export async function studyExists(db: pg.Pool, key: StudyKey): Promise<boolean> {
+  const { rowCount } = await db.query(`select 1 from ${S}.study where project_id = $1 and accession = $2`, [key.projectId, key.accession]);
+  return (rowCount ?? 0) > 0;
+}
+
 /** Records an outcome that another try would not change (not found, ambiguous). */
 export async function markUnimportable(db: pg.Pool, key: StudyKey, state: Extract<StudyState, "not_found" | "ambiguous">, reason: string): Promise<void> {
   await db.query(`update ${S}.study set state = $3, reason = $4, updated_at = now() where project_id = $1 and accession = $2 and state = 'importing'`, [

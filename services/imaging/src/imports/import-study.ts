@@ -9,7 +9,7 @@ import * as path from "node:path";
 import type pg from "pg";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { dicomImagesOfStudy, imageIdOf, upsertImages, type ImageRow } from "../catalog/images.js";
-import { markAttemptFailed, markImported, markUnimportable, type ClaimedStudy } from "../catalog/studies.js";
+import { findProjectImport, markAttemptFailed, markImported, markNiftiDone, markUnimportable, studyExists, type ClaimedStudy } from "../catalog/studies.js";
 import { DeidentificationError, deidentify } from "../dicom/deidentify.js";
 import { PacsRequestError, PacsUnavailableError, type PacsClient } from "../pacs/pacs.js";
 import { ResearchStoreUnavailableError, type ResearchStore } from "../store/research-store.js";
@@ -112,10 +112,7 @@ async function convertStoredStudy(deps: ImportDeps, study: ClaimedStudy, scratch
     await writeFile(path.join(s.dir, `${img.imageId}.dcm`), Buffer.concat(chunks));
   }
   await convertStudy(deps, study, series, scratch, signal);
-  await deps.db.query("update flip_imaging.study set state = 'imported', reason = null, nifti_done = true, updated_at = now() where project_id = $1 and accession = $2 and state = 'importing'", [
-    study.projectId,
-    study.accession,
-  ]);
+  await markNiftiDone(deps.db, study);
 }
 
 /** Retrieves, de-identifies and stores the one study matching the accession number. */
@@ -169,22 +166,12 @@ async function retrieveAndStore(deps: ImportDeps, study: ClaimedStudy, studyUid:
     if (study.convertToNifti) await convertStudy(deps, study, series, scratch, signal);
     if (await markImported(deps.db, study, { studyKey, storeStudyId, modality, instances: rows.length, bytes, niftiDone: study.convertToNifti })) return;
   } catch (e) {
-    if (await studyStillWanted(deps.db, study)) throw e;
+    if (await studyExists(deps.db, study)) throw e;
   }
   // The project's copies were deleted while this study was on its way: remove what it stored.
   await deps.store.deleteStudy(storeStudyId).catch(() => undefined);
-  if (!(await projectStillImported(deps.db, study.projectId))) await rm(projectNiftiDir(deps.dataDir, study.projectId), { recursive: true, force: true });
+  if (!(await findProjectImport(deps.db, study.projectId))) await rm(projectNiftiDir(deps.dataDir, study.projectId), { recursive: true, force: true });
   deps.log.info({ projectId: study.projectId }, "project deleted during an import; the study's copy was removed");
-}
-
-async function projectStillImported(db: pg.Pool, projectId: string): Promise<boolean> {
-  const { rowCount } = await db.query("select 1 from flip_imaging.project where project_id = $1", [projectId]);
-  return (rowCount ?? 0) > 0;
-}
-
-async function studyStillWanted(db: pg.Pool, study: ClaimedStudy): Promise<boolean> {
-  const { rowCount } = await db.query("select 1 from flip_imaging.study where project_id = $1 and accession = $2", [study.projectId, study.accession]);
-  return (rowCount ?? 0) > 0;
 }
 
 /**
