@@ -31,7 +31,7 @@ export async function runDemoImaging(
   out: NodeJS.WriteStream,
   demoDir: string,
   opts: { train: boolean },
-): Promise<Partial<DemoTrainingResult> & { imported: boolean }> {
+): Promise<Partial<DemoTrainingResult> & { imported: boolean; projectId: string }> {
   const as = <S extends Parameters<typeof authedClient>[1]>(token: string, s: S) => authedClient(hubUrl, s, token);
   const say = (line: string) => out.write(line + "\n");
   const stamp = new Date().toISOString().slice(0, 19).replace("T", " ");
@@ -62,7 +62,7 @@ export async function runDemoImaging(
   say(describeImagingStatus(status).replace(/^/gm, "  "));
   say("  (each demo PACS lacks one study of the cohort on purpose: that is the one reported as not found)");
   const imported = status.every((s) => s.state === ImagingState.DONE && (s.counts?.studiesImported ?? 0n) > 0n);
-  if (!imported || !opts.train) return { imported };
+  if (!imported || !opts.train) return { imported, projectId: project.projectId };
 
   const { model } = await as(accounts.researcher.token, ModelService).createModel({
     projectId: project.projectId,
@@ -74,5 +74,5 @@ export async function runDemoImaging(
     idempotencyKey: crypto.randomUUID(),
   });
   say(`researcher created model "${model!.name}" (image ${model!.image}) on the imported images`);
-  return { ...(await trainAndDownload(as, accounts, { modelId: model!.id, trusts: project.trusts, rounds: 2 }, out, demoDir)), imported };
+  return { ...(await trainAndDownload(as, accounts, { modelId: model!.id, trusts: project.trusts, rounds: 2 }, out, demoDir)), imported, projectId: project.projectId };
 }

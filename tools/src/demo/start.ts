@@ -78,6 +78,7 @@ try {
   const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out, torch: imaging });
   if (training) stops.push(() => training.stop());
 
+  const imagingUrls = new Map<string, string>();
   for (const trust of demoTrusts) {
     step(`starting trust "${trust.code}": PostgreSQL with ${trust.persons} synthetic OMOP persons, data-access, ${imaging ? "PACS, research store, imaging, " : ""}gateway${training ? ", training workloads" : ""}`);
     const running = await startDemoTrust({
@@ -93,8 +94,10 @@ try {
     });
     stops.push(() => running.close());
     await running.gateway.linked(30_000);
+    if (running.imaging) imagingUrls.set(trust.code, running.imaging.imagingUrl);
   }
 
+  let imagingProject: string | undefined;
   if (!values["no-study"]) {
     step("running a cohort study end to end");
     const result = await runDemoStudy(hub.url, accounts, out);
@@ -108,6 +111,7 @@ try {
       step(`imaging: importing each trust's cohort studies from its PACS, de-identified${training ? ", then training the torch workload on them" : ""}`);
       const result = await runDemoImaging(hub.url, accounts, out, path.join(demoDir, "demo"), { train: training !== undefined });
       if (!result.imported || (training && !result.weightsPath)) process.exitCode = 1;
+      imagingProject = result.projectId;
     }
   }
 
@@ -123,7 +127,15 @@ Try it (another terminal):
   ./tools/bin/flip login --email researcher@flip.demo     # password printed on the first run
   ./tools/bin/flip trust list
   ./tools/bin/flip project list
-  ./tools/bin/flip job list                               # the demo's training job; flip job watch <id>
+  ./tools/bin/flip job list                               # the demo's training job; flip job watch <id>${
+    imagingUrls.size > 0
+      ? `
+  ./tools/bin/flip imaging status --project ${imagingProject ?? "<id>"}   # each trust's import, as counts
+  # north's own view, per accession (trust-internal: its imaging service, with its internal key):
+  FLIP_TRUST_INTERNAL_KEY=$(cat ${path.join(demoDir, "demo", "trusts", "north.internal-key")}) \\
+    ./tools/bin/flip imaging accessions --imaging ${imagingUrls.get("north")} --project ${imagingProject ?? "<id>"}`
+      : ""
+  }
   npx buf curl --http2-prior-knowledge --list-services ${hub.url}
 
 Ctrl-C stops everything.

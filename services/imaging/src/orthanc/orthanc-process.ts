@@ -202,23 +202,18 @@ function orthancConfig(opts: OrthancOptions, dir: string, aet: string, password:
 const live = new Set<ChildProcess>();
 let cleanupRegistered = false;
 
+/**
+ * Kills every Orthanc child when this process exits. No signal handlers: a process's own shutdown
+ * (npm start's Ctrl-C, a service's SIGTERM) owns its signals and stops its Orthancs in order; a handler
+ * here that re-raised the signal would cut that shutdown short (a `process.once` handler is already
+ * removed while it runs, so "is anyone else listening?" cannot be asked reliably).
+ */
 function registerCleanup(): void {
   if (cleanupRegistered) return;
   cleanupRegistered = true;
-  const killAll = () => {
+  process.once("exit", () => {
     for (const child of live) child.kill("SIGKILL");
-  };
-  process.once("exit", killAll);
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    const onSignal = () => {
-      // Another handler (a service's graceful shutdown) owns the signal and stops its Orthanc itself.
-      if (process.listenerCount(signal) > 1) return;
-      killAll();
-      process.off(signal, onSignal);
-      process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
+  });
 }
 
 interface Launched {

@@ -12,6 +12,7 @@ import { Code, ConnectError, type ConnectRouter, type ServiceImpl } from "@conne
 import anyTest, { type ExecutionContext, type TestFn } from "ava";
 import { ImagingService, ImagingState, TrustImagingStatusSchema, type ImportImagingRequest } from "@flip/gen/flip/hub/v1/imaging_pb.js";
 import { DecisionState, FreezeState, ProjectSchema, ProjectService, ProjectStatus, type WithdrawApprovalRequest } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { ImagingService as TrustImagingService, ImportState } from "@flip/gen/flip/imaging/v1/imaging_pb.js";
 import { runCliCaptured } from "../run-captured.js";
 import { serveFakeHub } from "../testing/fake-hub.js";
 
@@ -223,4 +224,35 @@ test("project withdraw sends the trust and the reason; the reason is required", 
   const twice = await runCliCaptured(["project", "withdraw", PROJECT_ID, "--project", PROJECT_ID, "--trust", "north", "--reason", "x"], env);
   t.is(twice.code, 2);
   t.is(requests.length, 2, "nothing sent for a usage error");
+});
+
+test("imaging accessions asks the trust's own imaging service with the internal key, and filters by state", async (t) => {
+  let key = "";
+  const env = await serveFakeHub(t, (router) =>
+    router.service(TrustImagingService, {
+      getImportStatus(req, ctx) {
+        key = ctx.requestHeader.get("authorization") ?? "";
+        t.is(req.projectId, PROJECT_ID);
+        return {
+          convertToNifti: false,
+          accessions: [
+            { accessionNumber: "ACC001", state: ImportState.IMPORTED, attempts: 1, instances: 32, updatedAt: timestampFromDate(new Date("2026-05-01T10:00:00Z")) },
+            { accessionNumber: "ACC002", state: ImportState.NOT_FOUND, attempts: 1, reason: "no study in the PACS has this accession number" },
+          ],
+        };
+      },
+    }),
+  );
+  const imaging = { ...env, FLIP_IMAGING_URL: env.FLIP_HUB_URL, FLIP_TRUST_INTERNAL_KEY: "trust-internal-key-0123456789" };
+  const all = await runCliCaptured(["imaging", "accessions", "--project", PROJECT_ID], imaging);
+  t.is(all.code, 0, all.err);
+  t.is(key, "Bearer trust-internal-key-0123456789");
+  t.regex(all.out, /^ACCESSION\s+STATE\s+ATTEMPTS\s+IMAGES\s+UPDATED\s+REASON$/m);
+  t.regex(all.out, /^ACC001\s+imported\s+1\s+32\s+2026-05-01T10:00:00.000Z\s+-$/m);
+  t.regex(all.out, /^ACC002\s+not-found\s+1\s+0\s+-\s+no study in the PACS has this accession number$/m);
+  const missing = await runCliCaptured(["imaging", "accessions", "--project", PROJECT_ID, "--state", "not-found", "--json"], imaging);
+  t.deepEqual((JSON.parse(missing.out) as { accessions: { accessionNumber: string }[] }).accessions.map((a) => a.accessionNumber), ["ACC002"]);
+  const noKey = await runCliCaptured(["imaging", "accessions", "--project", PROJECT_ID], { ...imaging, FLIP_TRUST_INTERNAL_KEY: "" });
+  t.not(noKey.code, 0);
+  t.regex(noKey.err, /FLIP_TRUST_INTERNAL_KEY/);
 });

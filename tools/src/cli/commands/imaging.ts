@@ -1,7 +1,10 @@
 import { toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { AccessionStatusSchema, ImportStateSchema } from "@flip/gen/flip/imaging/v1/imaging_pb.js";
+import { createImagingClient } from "@flip/imaging/client.js";
 import { DecisionState, FreezeState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { ImagingService, ImagingState, ImagingStateSchema, TrustImagingStatusSchema, type TrustImagingStatus } from "@flip/gen/flip/hub/v1/imaging_pb.js";
-import { requireOption, UsageError, type CliCommand, type CliContext } from "../command.js";
+import { requireOption, stringOption, UsageError, type CliCommand, type CliContext } from "../command.js";
 import { enumLabel, table, when } from "../format.js";
 import { INTERRUPTED_EXIT, interruptible, InterruptedError } from "../training/interrupt.js";
 import { parseDurationSeconds } from "./job.js";
@@ -84,6 +87,24 @@ async function watchImaging(ctx: CliContext, projectId: string, intervalS: numbe
   }
 }
 
+/** Each accession's import at the trust, as its imaging service keeps it (trust-internal: never asks the hub). */
+async function localAccessions(ctx: CliContext, projectId: string, imagingUrl: string, stateFilter: string): Promise<void> {
+  const internalKey = ctx.env.FLIP_TRUST_INTERNAL_KEY;
+  if (!internalKey) throw new UsageError("set FLIP_TRUST_INTERNAL_KEY to the trust-internal key the imaging service was started with");
+  const status = await createImagingClient({ baseUrl: imagingUrl, internalKey }).getImportStatus({ projectId });
+  const label = (state: number) => enumLabel(ImportStateSchema.values.find((v) => v.number === state)?.name, "IMPORT_STATE_");
+  const rows = status.accessions.filter((a) => !stateFilter || label(a.state) === stateFilter);
+  ctx.print(
+    rows.length === 0
+      ? "no accession in that state"
+      : table(
+          ["ACCESSION", "STATE", "ATTEMPTS", "IMAGES", "UPDATED", "REASON"],
+          rows.map((a) => [a.accessionNumber, label(a.state), String(a.attempts), String(a.instances), a.updatedAt ? timestampDate(a.updatedAt).toISOString() : "-", a.reason || "-"]),
+        ),
+    { projectId, convertToNifti: status.convertToNifti, accessions: rows.map((a) => toJson(AccessionStatusSchema, a)) },
+  );
+}
+
 export const imagingCommands: CliCommand[] = [
   {
     path: ["imaging", "status"],
@@ -122,6 +143,24 @@ export const imagingCommands: CliCommand[] = [
         convertToNifti: Boolean(args.values.nifti),
       });
       ctx.print(`${describeImagingStatus(trusts)}\nfollow it: flip imaging status --project ${projectId} --watch`, statusJson(projectId, trusts));
+    },
+  },
+  {
+    path: ["imaging", "accessions"],
+    summary:
+      "For a trust's operators: each accession number of a project's import at this trust, with its state, attempts and reason, asked " +
+      "of the trust's own imaging service (--imaging or FLIP_IMAGING_URL, with FLIP_TRUST_INTERNAL_KEY). The hub is not asked and " +
+      "never holds these identifiers. --state keeps one state (queued, importing, imported, failed, not-found, ambiguous).",
+    usage: "--project <id> [--imaging <url>] [--state <state>]",
+    options: { project: { type: "string" }, imaging: { type: "string" }, state: { type: "string" } },
+    async run(ctx, args) {
+      const projectId = requireOption(args, "project");
+      const imagingUrl = stringOption(args, "imaging") || ctx.env.FLIP_IMAGING_URL || "";
+      if (!imagingUrl) throw new UsageError("give --imaging <url> (or FLIP_IMAGING_URL): the trust's imaging service, e.g. http://127.0.0.1:7782");
+      const state = stringOption(args, "state");
+      const states = ["queued", "importing", "imported", "failed", "not-found", "ambiguous"];
+      if (state && !states.includes(state)) throw new UsageError(`--state: one of ${states.join(", ")}`);
+      await localAccessions(ctx, projectId, imagingUrl, state);
     },
   },
 ];
