@@ -3,6 +3,7 @@
  * import stands, serve its images to the trust's workloads (only studies still in the frozen cohort),
  * and delete its research copies.
  */
+import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -103,7 +104,6 @@ export class ProjectImaging {
     if (!image) throw notFound;
     if (!(await this.cachedCohort(projectId)).includes(image.accession)) throw notFound;
     if (image.format === "nifti") {
-      const { createReadStream } = await import("node:fs");
       return { sizeBytes: image.sizeBytes, chunks: createReadStream(path.join(this.deps.dataDir, image.location), { highWaterMark: 256 * 1024, signal }) };
     }
     return { sizeBytes: image.sizeBytes, chunks: await this.deps.store.readInstance(image.location, signal) };

@@ -1,6 +1,9 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
-const onPath = (binary: string) => spawnSync("sh", ["-c", `command -v ${binary} || test -x /usr/sbin/${binary}`], { stdio: "ignore" }).status === 0;
+/** A program on PATH (or in /usr/sbin), or, given an absolute path, that file (e.g. a plugin). */
+const present = (program: string) =>
+  program.startsWith("/") ? existsSync(program) : spawnSync("sh", ["-c", `command -v ${program} || test -x /usr/sbin/${program}`], { stdio: "ignore" }).status === 0;
 
 /**
  * On a fresh Debian machine, as root: installs the Debian packages whose programs are missing, so
@@ -9,13 +12,14 @@ const onPath = (binary: string) => spawnSync("sh", ["-c", `command -v ${binary} 
  * programs still missing.
  */
 export function ensureDebianPackages(
+  /** Each program (or absolute file path) and the Debian package that provides it. */
   needs: readonly (readonly [program: string, debianPackage: string])[],
   purpose: string,
   opts: { step: (line: string) => void; out: NodeJS.WritableStream },
 ): string[] {
-  const missing = () => needs.filter(([program]) => !onPath(program));
+  const missing = () => needs.filter(([program]) => !present(program));
   const before = missing();
-  if (before.length === 0 || process.env.FLIP_NO_APT === "1" || process.getuid?.() !== 0 || !onPath("apt-get")) return before.map(([p]) => p);
+  if (before.length === 0 || process.env.FLIP_NO_APT === "1" || process.getuid?.() !== 0 || !present("apt-get")) return before.map(([p]) => p);
   const packages = [...new Set(before.map(([, pkg]) => pkg))];
   opts.step(`installing ${packages.join(", ")} with apt-get for ${purpose} (FLIP_NO_APT=1 skips this)`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };

@@ -4,7 +4,6 @@
  * synthetic OMOP data, data-access, gateway), and runs a cohort study end to end. State lives in .flip/
  * (FLIP_DEMO_DIR) and is kept between runs. With --exit, it stops after the study (for smoke tests).
  */
-import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "@flip/shared/logging/logger.js";
@@ -66,13 +65,13 @@ try {
     : ensureDebianPackages(
         [
           ["Orthanc", "orthanc"],
-          ["Orthanc", "orthanc-dicomweb"],
+          [DICOMWEB_PLUGIN, "orthanc-dicomweb"],
           ["dcm2niix", "dcm2niix"],
         ],
         "imaging",
         { step, out },
       );
-  const imaging = !values["no-imaging"] && imagingMissing.length === 0 && existsSync(DICOMWEB_PLUGIN);
+  const imaging = !values["no-imaging"] && imagingMissing.length === 0;
   if (!values["no-imaging"] && !imaging) out.write(`  (imaging skipped: install Debian's orthanc, orthanc-dicomweb and dcm2niix)\n`);
 
   const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out, torch: imaging });

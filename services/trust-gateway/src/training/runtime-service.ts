@@ -51,10 +51,10 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
       throw toConnectError(e, rpc, deps);
     }
   };
-  /** Throws FAILED_PRECONDITION when the trust runs no imaging service; otherwise undefined. */
-  const noImagingService = (): undefined => {
+  /** The job's images, or FAILED_PRECONDITION when the trust runs no imaging service. */
+  const jobImages = (): JobImages => {
     if (!deps.images) throw new ConnectError(`trust ${deps.trustCode} has no imaging service: no images are available to workloads there`, Code.FailedPrecondition);
-    return undefined;
+    return deps.images;
   };
   return {
     async getConfig() {
@@ -90,7 +90,7 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
     },
 
     async listImages(_req, ctx) {
-      const images = noImagingService() ?? deps.images!;
+      const images = jobImages();
       return await handled("ListImages", async () => {
         const list = await images.list(ctx.signal);
         return create(ListImagesResponseSchema, {
@@ -100,7 +100,7 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
     },
 
     async *readImage(req, ctx) {
-      const images = noImagingService() ?? deps.images!;
+      const images = jobImages();
       if (req.imageId === "" || req.imageId.length > 200) throw new ConnectError("image_id: give an id from ListImages", Code.InvalidArgument);
       try {
         for await (const chunk of images.read(req.imageId, ctx.signal)) {
