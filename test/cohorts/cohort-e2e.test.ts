@@ -14,7 +14,7 @@ import { CohortService, TrustAnswerState, type CohortQuery } from "@flip/gen/fli
 import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
-import { generateOmop } from "@flip/tools/omop/generate.js";
+import { generateOmop } from "@flip/data-access/testing/omop/generate.js";
 import { spawnService, type ServiceProcess } from "../support/processes.js";
 import { ADMIN_TOKEN, linked, startGatewayProc, startHubProc, type GatewayProc, type HubProc } from "../support/link.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
@@ -133,6 +133,16 @@ test.serial("a cohort smaller than the threshold is suppressed at the trust and 
   t.is(answers.north!.state, TrustAnswerState.SUPPRESSED);
   t.is(answers.north!.recordCount, 0n);
   t.is(answers.north!.columns.length, 0);
+});
+
+test.serial("a query that fails on one patient's record reaches the researcher exactly as a suppressed cohort does", async (t) => {
+  const failing = await ask(t.context, "select person_id, cast(case when person_id = 42 then 'x' else '1' end as integer) as v from omop.person");
+  const tiny = await ask(t.context, "select person_id from omop.person order by person_id limit 4");
+  t.is(failing.north!.state, TrustAnswerState.SUPPRESSED);
+  t.deepEqual(
+    [failing.north!.state, failing.north!.recordCount, failing.north!.columns.length, failing.north!.error],
+    [tiny.north!.state, tiny.north!.recordCount, tiny.north!.columns.length, tiny.north!.error],
+  );
 });
 
 test.serial("a query the trust's validator rejects comes back as invalid_query naming the broken rule", async (t) => {

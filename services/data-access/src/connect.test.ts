@@ -11,7 +11,8 @@ import { createDataAccessClient, type DataAccessClient } from "./client.js";
 import { CohortBelowThresholdError, CohortNotFoundError } from "./cohorts/errors.js";
 import { toConnectError } from "./connect.js";
 import { startDataAccess, type RunningDataAccess } from "./data-access.js";
-import { DatabaseUnavailableError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./execution/errors.js";
+import { QueryBudgetSpentError } from "./cohorts/query-guard.js";
+import { DatabaseUnavailableError, DataDependentFailureError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./execution/errors.js";
 import { PolicyDeniedError } from "./policy/policy.js";
 import { createOmopFixture, type OmopFixture } from "./testing/omop-fixture.js";
 import { QueryRejectedError } from "./validation/rejection.js";
@@ -45,7 +46,7 @@ test.before(async () => {
       threshold: 10,
       statementTimeoutMs: 1_500,
       maxRows: 100_000,
-      policy: { minCohortSize: 0, rules: [{ id: "blocked-project", action: "cohort.statistics", effect: "deny", projects: ["blocked"] }] },
+      policy: { minCohortSize: 0, queryBudgetPerDay: 200, rules: [{ id: "blocked-project", action: "cohort.statistics", effect: "deny", projects: ["blocked"] }] },
       logLevel: "info",
     },
     log,
@@ -163,6 +164,28 @@ test("the trust's policy refusing a project is permission denied, without the ru
 test("a query past the statement timeout is deadline exceeded", async (t) => {
   const r = await codeOf(client.getCohortStatistics({ projectId: "p1", sql: "select count(*) from generate_series(1, 2000000000)" }));
   t.is(r.code, Code.DeadlineExceeded);
+  t.regex(r.message, /^the query ran longer than the trust's 1500 ms limit/);
+});
+
+test("a syntax error is an invalid argument that gives its position", async (t) => {
+  const r = await codeOf(client.getCohortStatistics({ projectId: "p1", sql: "select person_id frm person" }));
+  t.is(r.code, Code.InvalidArgument);
+  t.regex(r.message, /^query rejected \(parse_error\): .*\(at character \d+\)/);
+});
+
+test("a query that fails on the data is answered like a suppressed cohort, with no SQLSTATE", async (t) => {
+  const failing = await client.getCohortStatistics({ projectId: "wire", sql: "select person_id, cast(case when person_id = 42 then 'x' else '1' end as integer) as v from person" });
+  const small = await client.getCohortStatistics({ projectId: "wire", sql: "select person_id from person where person_id <= 2" });
+  t.deepEqual(toJsonString(GetCohortStatisticsResponseSchema, failing), toJsonString(GetCohortStatisticsResponseSchema, small));
+});
+
+test("a project's query budget is reported, and counts each statistics query", async (t) => {
+  const before = await client.getQueryBudget({ projectId: "budgeted" });
+  t.like(before, { perDay: 200, used: 0, remaining: 200 });
+  t.true(new Date(before.resetsAt).getTime() > Date.now());
+  await client.getCohortStatistics({ projectId: "budgeted", sql: "select person_id from person" });
+  t.like(await client.getQueryBudget({ projectId: "budgeted" }), { used: 1, remaining: 199 });
+  t.is((await codeOf(client.getQueryBudget({ projectId: "" }))).code, Code.InvalidArgument);
 });
 
 test("a frozen cohort is counted, streamed and listed through the service", async (t) => {
@@ -208,6 +231,8 @@ test("each domain failure maps to its Connect code", (t) => {
   t.is(code(new StatementTimeoutError(10)), Code.DeadlineExceeded);
   t.is(code(new DatabaseUnavailableError()), Code.Unavailable);
   t.is(code(new ResultTooLargeError(10)), Code.ResourceExhausted);
+  t.is(code(new QueryBudgetSpentError(5, new Date())), Code.ResourceExhausted);
+  t.is(code(new DataDependentFailureError("22012")), Code.InvalidArgument);
   t.is(code(new QueryFailedError("42703", "the query failed: column x does not exist")), Code.InvalidArgument);
   t.is(code(new CohortNotFoundError("p")), Code.NotFound);
   t.is(code(new CohortBelowThresholdError()), Code.FailedPrecondition);

@@ -11,6 +11,7 @@ import {
   GetCohortRowsResponseSchema,
   GetCohortStatisticsResponseSchema,
   GetFrozenCohortResponseSchema,
+  GetQueryBudgetResponseSchema,
   ListCohortAccessionsResponseSchema,
   QueryRejectionSchema,
   ValidateQueryResponseSchema,
@@ -20,8 +21,9 @@ import type { CohortDeps } from "./cohorts/deps.js";
 import { CohortBelowThresholdError, CohortNotFoundError } from "./cohorts/errors.js";
 import { freezeCohort, getFrozenCohort } from "./cohorts/freeze.js";
 import { DEFAULT_BATCH_ROWS, frozenCohortRows, listCohortAccessions, MAX_BATCH_ROWS } from "./cohorts/row-level-access.js";
+import { QueryBudgetSpentError } from "./cohorts/query-guard.js";
 import { getCohortStatistics } from "./cohorts/statistics.js";
-import { DatabaseUnavailableError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./execution/errors.js";
+import { DatabaseUnavailableError, DataDependentFailureError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./execution/errors.js";
 import { PolicyDeniedError } from "./policy/policy.js";
 import { QueryRejectedError } from "./validation/rejection.js";
 import { validateQuery } from "./validation/validate.js";
@@ -91,6 +93,14 @@ export function createDataAccessService(deps: CohortDeps): ServiceImpl<typeof Da
         return create(ListCohortAccessionsResponseSchema, { accessionNumbers });
       });
     },
+
+    async getQueryBudget(req) {
+      const ids = { projectId: projectId(req.projectId) };
+      return await handled(log, "GetQueryBudget", ids, async () => {
+        const b = await deps.guard.budget(ids.projectId);
+        return create(GetQueryBudgetResponseSchema, { perDay: b.perDay, used: b.used, remaining: b.remaining, resetsAt: b.resetsAt.toISOString() });
+      });
+    },
   };
 }
 
@@ -125,6 +135,9 @@ export function toConnectError(e: unknown, log: Logger, rpc: string, ids: Record
   if (e instanceof StatementTimeoutError) return refuse(Code.DeadlineExceeded, e.message);
   if (e instanceof DatabaseUnavailableError) return refuse(Code.Unavailable, e.message, "warn");
   if (e instanceof ResultTooLargeError) return refuse(Code.ResourceExhausted, e.message);
+  if (e instanceof QueryBudgetSpentError) return refuse(Code.ResourceExhausted, e.message);
+  // Statistics and freezes answer a data failure as suppressed; should one get here, it still shows no SQLSTATE.
+  if (e instanceof DataDependentFailureError) return refuse(Code.InvalidArgument, "the query failed on the trust's data", "info", { sqlState: e.sqlState });
   if (e instanceof QueryFailedError) return refuse(Code.InvalidArgument, e.message, "info", { sqlState: e.sqlState });
   if (e instanceof CohortNotFoundError) return refuse(Code.NotFound, e.message);
   if (e instanceof CohortBelowThresholdError) return refuse(Code.FailedPrecondition, e.message);

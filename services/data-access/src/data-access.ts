@@ -2,10 +2,12 @@ import pg from "pg";
 import { DataAccessService } from "@flip/gen/flip/dataaccess/v1/data_access_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { closePool } from "@flip/shared/postgres/close-pool.js";
+import { watchDatabaseHealth } from "@flip/shared/postgres/database-health.js";
 import { serve } from "@flip/shared/server/serve.js";
 import { requireInternalKey } from "@flip/shared/auth/internal-key.js";
 import type { CohortDeps } from "./cohorts/deps.js";
 import { ensureLocalSchema, LOCAL_SCHEMA } from "./cohorts/frozen-store.js";
+import { QueryGuard } from "./cohorts/query-guard.js";
 import type { DataAccessConfig } from "./config.js";
 import { dataAccessRoutes } from "./connect.js";
 import { createReaderPool, ReadOnlyExecutor } from "./execution/executor.js";
@@ -33,7 +35,13 @@ export async function startDataAccess(config: DataAccessConfig, log: Logger): Pr
 
     const src = config.policy.source;
     log.info(
-      { policyFile: src?.path ?? null, policySha256: src?.sha256 ?? null, rules: config.policy.rules.length, threshold: config.threshold },
+      {
+        policyFile: src?.path ?? null,
+        policySha256: src?.sha256 ?? null,
+        rules: config.policy.rules.length,
+        threshold: config.threshold,
+        queryBudgetPerDay: config.policy.queryBudgetPerDay,
+      },
       src ? "trust policy loaded" : "no trust policy file: every action permitted",
     );
     const deps: CohortDeps = {
@@ -41,6 +49,7 @@ export async function startDataAccess(config: DataAccessConfig, log: Logger): Pr
       owner,
       policy: config.policy,
       threshold: config.threshold,
+      guard: new QueryGuard(owner, { perDay: config.policy.queryBudgetPerDay }),
       log,
     };
     const server = await serve({
@@ -52,11 +61,13 @@ export async function startDataAccess(config: DataAccessConfig, log: Logger): Pr
       interceptors: [requireInternalKey(config.internalKey, DataAccessService)],
     });
     log.info({ url: server.url }, "data-access listening");
+    const databaseHealth = watchDatabaseHealth({ databaseUrl: config.databaseUrl, health: server.health, log });
     const readerPool = reader;
     return {
       url: server.url,
       port: server.port,
       async close() {
+        await databaseHealth.stop();
         await server.close();
         await closePool(readerPool);
         await closePool(owner);

@@ -4,6 +4,7 @@ import { PERMIT_ALL, PolicyDeniedError, type TrustPolicy } from "../policy/polic
 import { createOmopFixture, type OmopFixture } from "../testing/omop-fixture.js";
 import { QueryRejectedError } from "../validation/rejection.js";
 import type { CohortDeps } from "./deps.js";
+import { QueryGuard } from "./query-guard.js";
 import { CohortBelowThresholdError, CohortNotFoundError } from "./errors.js";
 import { freezeCohort, getFrozenCohort } from "./freeze.js";
 import { frozenCohortRows, listCohortAccessions } from "./row-level-access.js";
@@ -20,7 +21,14 @@ test.after.always(async () => {
 });
 
 function deps(policy: TrustPolicy = PERMIT_ALL): CohortDeps {
-  return { executor: new ReadOnlyExecutor(fx.reader, { statementTimeoutMs: 10_000, maxRows: 100_000 }), owner: fx.owner, policy, threshold: 10, log: fx.log };
+  return {
+    executor: new ReadOnlyExecutor(fx.reader, { statementTimeoutMs: 10_000, maxRows: 100_000 }),
+    owner: fx.owner,
+    policy,
+    threshold: 10,
+    guard: new QueryGuard(fx.owner, { perDay: 10_000 }),
+    log: fx.log,
+  };
 }
 
 /** Persons in [from, to], so that tests which delete persons do not disturb each other. */
@@ -124,9 +132,28 @@ test("freezing needs a person_id column", async (t) => {
   t.is(e?.rule, "person_id_required");
 });
 
+test("a freeze that fails on one record reports exactly like a small cohort's freeze", async (t) => {
+  const d = deps();
+  const sql = "select person_id, cast(case when person_id = 142 then 'x' else '1' end as integer) as v from person";
+  const failing = await freezeCohort(d, { projectId: "fails-on-data", queryId: "q1", sql, minCount: 0 });
+  const small = await freezeCohort(d, { projectId: "small", queryId: "q1", sql: between(130, 132), minCount: 0 });
+  t.deepEqual({ ...failing, querySha256: "" }, { ...small, querySha256: "" });
+  const [a, b] = [await getFrozenCohort(d, "fails-on-data"), await getFrozenCohort(d, "small")];
+  t.deepEqual([a.counts.suppressed, a.presentPersonCount], [b.counts.suppressed, b.presentPersonCount]);
+});
+
+test("a freeze's person_id must be an integer column, checked before any row is read", async (t) => {
+  const e = await t.throwsAsync(freezeCohort(deps(), { projectId: "text-ids", queryId: "q1", sql: "select person_source_value as person_id from person", minCount: 0 }), {
+    instanceOf: QueryRejectedError,
+  });
+  t.is(e?.rule, "person_id_required");
+  t.regex(e?.message ?? "", /integer column/);
+});
+
 test("the trust's policy applies to each action", async (t) => {
   const policy: TrustPolicy = {
     minCohortSize: 0,
+    queryBudgetPerDay: 200,
     rules: [
       { id: "no-rows", action: "cohort.rows", effect: "deny", projects: ["governed"] },
       { id: "no-stats", action: "cohort.statistics", effect: "deny", projects: ["*"] },

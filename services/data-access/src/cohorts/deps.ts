@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { ReadOnlyExecutor } from "../execution/executor.js";
 import type { TrustPolicy } from "../policy/policy.js";
+import type { QueryGuard } from "./query-guard.js";
 
 /** What the cohort operations need; passed in so tests can hand in real Postgres and their own policy. */
 export interface CohortDeps {
@@ -12,5 +13,7 @@ export interface CohortDeps {
   policy: TrustPolicy;
   /** The trust's own threshold T; policy and hub can only raise it. */
   threshold: number;
+  /** Differencing rules and the per-project query budget for statistics queries. */
+  guard: QueryGuard;
   log: Logger;
 }

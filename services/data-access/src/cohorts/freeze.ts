@@ -1,3 +1,4 @@
+import { DataDependentFailureError } from "../execution/errors.js";
 import { effectiveThreshold, decide, requirePermit } from "../policy/policy.js";
 import { QueryRejectedError } from "../validation/rejection.js";
 import { validateQuery } from "../validation/validate.js";
@@ -28,7 +29,8 @@ export interface FrozenCohortStatus {
   presentPersonCount: number;
 }
 
-const INTEGER = /^-?\d+$/;
+/** int2, int4, int8: person ids in text form are then always plain integers. */
+const INTEGER_TYPES = new Set([21, 23, 20]);
 
 /**
  * Freezes the project's cohort: runs the validated query and stores its distinct person ids, and the
@@ -46,17 +48,27 @@ export async function freezeCohort(deps: CohortDeps, req: FreezeRequest): Promis
     return countsOf(existing, Math.max(threshold, existing.threshold));
   }
 
-  const result = await deps.executor.query(query.normalizedSql);
-  const personColumn = result.columns.findIndex((c) => c.name === "person_id");
+  // The person_id column is checked before any row is read, so that whether a freeze is refused never
+  // depends on the data.
+  const columns = (await deps.executor.query(`SELECT * FROM (${query.normalizedSql}) AS cohort LIMIT 0`)).columns;
+  const personColumn = columns.findIndex((c) => c.name === "person_id");
   if (personColumn < 0) {
     throw new QueryRejectedError("person_id_required", "to freeze a cohort the query must return a column named person_id");
   }
+  if (!INTEGER_TYPES.has(columns[personColumn]!.typeId)) {
+    throw new QueryRejectedError("person_id_required", "the person_id column must be an integer column (bigint, integer or smallint)");
+  }
   const personIds = new Set<string>();
-  for (const row of result.rows) {
-    const id = row[personColumn];
-    if (id === null || id === undefined) continue;
-    if (!INTEGER.test(id)) throw new QueryRejectedError("person_id_required", "the person_id column must hold integer person ids");
-    personIds.add(id);
+  try {
+    const result = await deps.executor.query(query.normalizedSql);
+    for (const row of result.rows) {
+      const id = row[personColumn];
+      if (id !== null && id !== undefined) personIds.add(id);
+    }
+  } catch (e) {
+    if (!(e instanceof DataDependentFailureError)) throw e;
+    // Failing on one record must look like a small cohort: freeze an empty one, which reports as suppressed.
+    deps.log.info({ projectId: req.projectId, queryId: req.queryId, sqlState: e.sqlState }, "cohort query failed on the data; frozen as an empty cohort");
   }
   const { cohort, created } = await ownerWork(deps.owner, (c) =>
     storeFrozen(c, { projectId: req.projectId, queryId: req.queryId, querySha256: query.sha256, normalizedSql: query.normalizedSql, threshold }, [...personIds]),

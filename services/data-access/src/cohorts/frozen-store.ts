@@ -4,9 +4,10 @@
  * Members are served only while still present in `omop.person`, so a cohort can shrink but never grow.
  */
 import type pg from "pg";
-import { DatabaseUnavailableError, isConnectionFailure } from "../execution/errors.js";
+import { LOCAL_SCHEMA, ownerWork } from "./local-store.js";
+import { GUARD_DDL } from "./query-guard.js";
 
-export const LOCAL_SCHEMA = "flip_local";
+export { LOCAL_SCHEMA, ownerWork } from "./local-store.js";
 
 export interface FrozenCohort {
   projectId: string;
@@ -52,33 +53,11 @@ export async function ensureLocalSchema(owner: pg.Pool): Promise<void> {
     // Serialises concurrent starts: CREATE … IF NOT EXISTS is not race-free.
     await c.query("select pg_advisory_lock(hashtext('flip.data-access.local-schema'))");
     try {
-      for (const sql of DDL) await c.query(sql);
+      for (const sql of [...DDL, ...GUARD_DDL]) await c.query(sql);
     } finally {
       await c.query("select pg_advisory_unlock(hashtext('flip.data-access.local-schema'))");
     }
   });
-}
-
-/** Runs owner-side work on one pooled client; a lost database becomes DatabaseUnavailableError. */
-export async function ownerWork<T>(owner: pg.Pool, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  let client: pg.PoolClient;
-  try {
-    client = await owner.connect();
-  } catch (e) {
-    throw new DatabaseUnavailableError({ cause: e });
-  }
-  let broken: Error | undefined;
-  try {
-    return await work(client);
-  } catch (e) {
-    if (isConnectionFailure(e)) {
-      broken = e instanceof Error ? e : new Error(String(e));
-      throw new DatabaseUnavailableError({ cause: e });
-    }
-    throw e;
-  } finally {
-    client.release(broken);
-  }
 }
 
 interface FrozenRow {

@@ -10,7 +10,27 @@ export class StatementTimeoutError extends Error {
     readonly timeoutMs: number,
     options?: { cause?: unknown },
   ) {
-    super(`the query ran longer than the trust's limit of ${timeoutMs} ms`, options);
+    super(`the query ran longer than the trust's ${formatDuration(timeoutMs)} limit; narrow it (fewer tables, a tighter WHERE) or ask the trust to raise the limit`, options);
+  }
+}
+
+/** 30000 → "30 s", 1500 → "1500 ms". */
+function formatDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/**
+ * The query failed while reading rows. Whether it fails can depend on one record (a division by zero, a
+ * cast or an overflow reached only for some rows), so the failure itself is a fact about the data: callers
+ * answer it exactly like a suppressed cohort. `sqlState` is for the trust's own logs only.
+ */
+export class DataDependentFailureError extends Error {
+  override readonly name = "DataDependentFailureError";
+  constructor(
+    readonly sqlState: string,
+    options?: { cause?: unknown },
+  ) {
+    super("the query failed while reading the trust's data", options);
   }
 }
 
@@ -60,9 +80,27 @@ export function isConnectionFailure(e: unknown): boolean {
   return e instanceof Error && /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message);
 }
 
+/**
+ * An error raised while rows were being read (after the plan was made): a timeout and a lost connection keep
+ * their meaning, anything else may depend on the data and becomes DataDependentFailureError.
+ */
+export function toReadingError(e: unknown, timeoutMs: number): Error {
+  const typed = toExecutionError(e, timeoutMs);
+  if (typed instanceof QueryFailedError) return new DataDependentFailureError(typed.sqlState, { cause: e });
+  return typed;
+}
+
 /** Turns a node-postgres error into one of the typed errors above. */
 export function toExecutionError(e: unknown, timeoutMs: number): Error {
-  if (e instanceof StatementTimeoutError || e instanceof DatabaseUnavailableError || e instanceof ResultTooLargeError || e instanceof QueryFailedError) return e;
+  if (
+    e instanceof StatementTimeoutError ||
+    e instanceof DatabaseUnavailableError ||
+    e instanceof ResultTooLargeError ||
+    e instanceof QueryFailedError ||
+    e instanceof DataDependentFailureError
+  ) {
+    return e;
+  }
   if (isConnectionFailure(e)) return new DatabaseUnavailableError({ cause: e });
   const code = (e as { code?: unknown } | null)?.code;
   const message = e instanceof Error ? e.message : String(e);

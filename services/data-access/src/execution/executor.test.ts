@@ -3,7 +3,7 @@ import pg from "pg";
 import { freePort } from "@flip/shared/postgres/embedded.js";
 import { LOCAL_SCHEMA } from "../cohorts/frozen-store.js";
 import { createOmopFixture, type OmopFixture } from "../testing/omop-fixture.js";
-import { DatabaseUnavailableError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./errors.js";
+import { DatabaseUnavailableError, DataDependentFailureError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./errors.js";
 import { createReaderPool, ReadOnlyExecutor } from "./executor.js";
 import { assertReaderIsReadOnly, ReaderRoleTooPowerfulError } from "./reader-role.js";
 
@@ -83,10 +83,28 @@ test("values come back as PostgreSQL text, and columns know the table column the
   t.is(r.columns[1]?.sourceColumn, undefined);
 });
 
-test("a data error does not echo the offending value", async (t) => {
-  const e = await refusal(executor.query("select cast(person_source_value as integer) from omop.person"));
-  t.is(e.sqlState, "22P02");
-  t.false(e.message.includes("NORTH-"));
+test("an error raised while reading rows is a DataDependentFailureError that echoes nothing", async (t) => {
+  const failures = [
+    ["select cast(person_source_value as integer) from omop.person", "22P02"],
+    ["select 1 / (person_id - 150) from omop.person", "22012"],
+    ["select (select person_id from omop.person where year_of_birth > 0)", "21000"],
+  ] as const;
+  for (const [sql, sqlState] of failures) {
+    const e = await t.throwsAsync(executor.query(sql), { instanceOf: DataDependentFailureError });
+    t.is(e?.sqlState, sqlState);
+    t.is(e?.message, "the query failed while reading the trust's data");
+  }
+});
+
+test("an error found while planning, before any row is read, keeps PostgreSQL's message", async (t) => {
+  const e = await refusal(executor.query("select no_such_column from omop.person"));
+  t.is(e.sqlState, "42703");
+  t.regex(e.message, /column "no_such_column" does not exist/);
+});
+
+test("the timeout message states the trust's limit in seconds", (t) => {
+  t.regex(new StatementTimeoutError(30_000).message, /^the query ran longer than the trust's 30 s limit/);
+  t.regex(new StatementTimeoutError(1_500).message, /^the query ran longer than the trust's 1500 ms limit/);
 });
 
 test("rows stream in batches, and stopping early releases the connection", async (t) => {

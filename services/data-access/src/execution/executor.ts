@@ -4,7 +4,7 @@
  * read `omop`, and the transaction cannot write even if a query slipped past validation.
  */
 import pg from "pg";
-import { DatabaseUnavailableError, isConnectionFailure, ResultTooLargeError, StatementTimeoutError, toExecutionError } from "./errors.js";
+import { DatabaseUnavailableError, isConnectionFailure, ResultTooLargeError, StatementTimeoutError, toExecutionError, toReadingError } from "./errors.js";
 import { OMOP_SCHEMA } from "./reader-role.js";
 
 export interface ResultColumn {
@@ -86,18 +86,28 @@ export class ReadOnlyExecutor {
   /**
    * All rows of a query, through a cursor so that an oversized result is refused after maxRows + 1 rows
    * rather than loaded whole. The timeout covers the whole query, not each fetch.
+   *
+   * DECLARE parses and plans without reading a row, so its errors (an unknown column, a type mismatch) say
+   * nothing about the data and keep their message. Any error once FETCH reads rows may hinge on one record
+   * and becomes DataDependentFailureError (timeouts and lost connections excepted).
    */
   async query(sql: string, params: unknown[] = []): Promise<ResultSet> {
     const deadline = Date.now() + this.options.statementTimeoutMs;
+    const timeoutMs = this.options.statementTimeoutMs;
     return await this.readOnly(async (tx) => {
       await tx.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${sql}`, params);
       const rows: ResultRow[] = [];
       let columns: ResultColumn[] = [];
       for (;;) {
         const remaining = deadline - Date.now();
-        if (remaining <= 0) throw new StatementTimeoutError(this.options.statementTimeoutMs);
-        await tx.query(`SET LOCAL statement_timeout = ${remaining}`);
-        const batch = await tx.query(`FETCH FORWARD ${FETCH_ROWS} FROM ${CURSOR}`);
+        if (remaining <= 0) throw new StatementTimeoutError(timeoutMs);
+        let batch: pg.QueryArrayResult<ResultRow>;
+        try {
+          await tx.query(`SET LOCAL statement_timeout = ${remaining}`);
+          batch = await tx.query(`FETCH FORWARD ${FETCH_ROWS} FROM ${CURSOR}`);
+        } catch (e) {
+          throw toReadingError(e, timeoutMs);
+        }
         if (columns.length === 0) columns = await describeColumns(tx, batch.fields);
         for (const r of batch.rows) rows.push(r);
         if (rows.length > this.options.maxRows) throw new ResultTooLargeError(this.options.maxRows);

@@ -4,6 +4,7 @@
  *
  *   {
  *     "min_cohort_size": 15,
+ *     "query_budget": { "per_project_per_day": 100 },
  *     "rules": [
  *       { "id": "no-rows-for-p1", "action": "cohort.rows", "effect": "deny", "projects": ["p1"] },
  *       { "id": "strict-freeze", "action": "cohort.freeze", "effect": "permit", "projects": ["*"], "min_cohort_size": 25 }
@@ -13,11 +14,13 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "@flip/shared/config/settings.js";
-import { POLICY_ACTIONS, type PolicyAction, type PolicyEffect, type PolicyRule, type TrustPolicy } from "./policy.js";
+import { DEFAULT_QUERY_BUDGET_PER_DAY, POLICY_ACTIONS, type PolicyAction, type PolicyEffect, type PolicyRule, type TrustPolicy } from "./policy.js";
 
 export const POLICY_SETTING = "FLIP_DATA_ACCESS_POLICY_FILE";
 
-const TOP_KEYS = new Set(["min_cohort_size", "rules"]);
+const TOP_KEYS = new Set(["min_cohort_size", "query_budget", "rules"]);
+const BUDGET_KEYS = new Set(["per_project_per_day"]);
+const MAX_QUERY_BUDGET = 100_000;
 const RULE_KEYS = new Set(["id", "action", "effect", "projects", "min_cohort_size"]);
 const EFFECTS: readonly PolicyEffect[] = ["permit", "deny"];
 const MAX_COHORT_SIZE = 1_000_000;
@@ -41,6 +44,7 @@ export function loadPolicyFile(path: string): TrustPolicy {
     if (!TOP_KEYS.has(key)) throw invalid(`unknown key ${JSON.stringify(key)}; allowed: ${[...TOP_KEYS].join(", ")}`);
   }
   const minCohortSize = doc.min_cohort_size === undefined ? 0 : cohortSize(doc.min_cohort_size, "min_cohort_size", invalid);
+  const queryBudgetPerDay = doc.query_budget === undefined ? DEFAULT_QUERY_BUDGET_PER_DAY : parseBudget(doc.query_budget, invalid);
   if (doc.rules !== undefined && !Array.isArray(doc.rules)) throw invalid("rules must be an array");
   const rules = ((doc.rules as unknown[] | undefined) ?? []).map((r, i) => parseRule(r, `rules[${i}]`, invalid));
   const ids = new Set<string>();
@@ -48,7 +52,7 @@ export function loadPolicyFile(path: string): TrustPolicy {
     if (ids.has(r.id)) throw invalid(`rule id ${JSON.stringify(r.id)} is used twice`);
     ids.add(r.id);
   }
-  return { minCohortSize, rules, source: { path, sha256: createHash("sha256").update(bytes).digest("hex") } };
+  return { minCohortSize, queryBudgetPerDay, rules, source: { path, sha256: createHash("sha256").update(bytes).digest("hex") } };
 }
 
 function parseRule(raw: unknown, at: string, invalid: (problem: string) => ConfigError): PolicyRule {
@@ -68,6 +72,18 @@ function parseRule(raw: unknown, at: string, invalid: (problem: string) => Confi
   const rule: PolicyRule = { id: raw.id, action: raw.action as PolicyAction, effect: raw.effect as PolicyEffect, projects: projects as string[] };
   if (raw.min_cohort_size !== undefined) rule.minCohortSize = cohortSize(raw.min_cohort_size, `${at}.min_cohort_size`, invalid);
   return rule;
+}
+
+function parseBudget(raw: unknown, invalid: (problem: string) => ConfigError): number {
+  if (!isObject(raw)) throw invalid('query_budget must be an object, e.g. { "per_project_per_day": 100 }');
+  for (const key of Object.keys(raw)) {
+    if (!BUDGET_KEYS.has(key)) throw invalid(`query_budget has unknown key ${JSON.stringify(key)}; allowed: ${[...BUDGET_KEYS].join(", ")}`);
+  }
+  const n = raw.per_project_per_day;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_QUERY_BUDGET) {
+    throw invalid(`query_budget.per_project_per_day must be an integer from 1 to ${MAX_QUERY_BUDGET}`);
+  }
+  return n;
 }
 
 function cohortSize(value: unknown, at: string, invalid: (problem: string) => ConfigError): number {

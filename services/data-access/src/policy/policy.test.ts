@@ -5,7 +5,7 @@ import * as path from "node:path";
 import test from "ava";
 import { ConfigError } from "@flip/shared/config/settings.js";
 import { loadPolicyFile } from "./load-policy.js";
-import { decide, effectiveThreshold, PERMIT_ALL, PolicyDeniedError, requirePermit } from "./policy.js";
+import { decide, DEFAULT_QUERY_BUDGET_PER_DAY, effectiveThreshold, PERMIT_ALL, PolicyDeniedError, requirePermit } from "./policy.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "flip-policy-"));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,6 +63,12 @@ test("the loaded policy carries the file's SHA-256 for the start-up log", (t) =>
   t.deepEqual(loadPolicyFile(file).source, { path: file, sha256: createHash("sha256").update(text).digest("hex") });
 });
 
+test("the policy sets each project's daily query budget, with a default when it does not", (t) => {
+  t.is(loadPolicyFile(policyFile({ query_budget: { per_project_per_day: 25 } })).queryBudgetPerDay, 25);
+  t.is(loadPolicyFile(policyFile({})).queryBudgetPerDay, DEFAULT_QUERY_BUDGET_PER_DAY);
+  t.is(PERMIT_ALL.queryBudgetPerDay, DEFAULT_QUERY_BUDGET_PER_DAY);
+});
+
 test("an unknown key, action or effect in the policy file stops start-up with one line", (t) => {
   const cases: [unknown, RegExp][] = [
     [{ ...example, min_cohrt_size: 5 }, /unknown key "min_cohrt_size"/],
@@ -72,6 +78,9 @@ test("an unknown key, action or effect in the policy file stops start-up with on
     [{ rules: [{ id: "x", action: "cohort.rows", effect: "deny", projects: [] }] }, /projects must be a non-empty array/],
     [{ rules: [{ id: "x", action: "cohort.rows", effect: "deny", projects: ["*"] }, { id: "x", action: "cohort.freeze", effect: "deny", projects: ["*"] }] }, /used twice/],
     [{ min_cohort_size: 0 }, /min_cohort_size must be an integer/],
+    [{ query_budget: { per_project_per_day: 0 } }, /query_budget\.per_project_per_day must be an integer from 1/],
+    [{ query_budget: { per_day: 5 } }, /query_budget has unknown key "per_day"/],
+    [{ query_budget: 5 }, /query_budget must be an object/],
     ["{ not json", /not JSON/],
     [[1, 2], /top level must be an object/],
   ];

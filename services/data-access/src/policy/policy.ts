@@ -16,9 +16,14 @@ export interface PolicyRule {
   minCohortSize?: number;
 }
 
+/** Cohort statistics queries one project may run per UTC day when the policy does not say. */
+export const DEFAULT_QUERY_BUDGET_PER_DAY = 200;
+
 export interface TrustPolicy {
   /** Raises the trust-wide threshold; never lowers it. */
   minCohortSize: number;
+  /** Cohort statistics queries one project may run per UTC day; repeated probing needs many queries. */
+  queryBudgetPerDay: number;
   /** Evaluated in order; the first rule matching the action and project decides. */
   rules: readonly PolicyRule[];
   /** Where the policy came from and its SHA-256, for the start-up log; undefined for the built-in default. */
@@ -26,7 +31,7 @@ export interface TrustPolicy {
 }
 
 /** No file: every action is permitted and the trust's own threshold applies. */
-export const PERMIT_ALL: TrustPolicy = { minCohortSize: 0, rules: [] };
+export const PERMIT_ALL: TrustPolicy = { minCohortSize: 0, queryBudgetPerDay: DEFAULT_QUERY_BUDGET_PER_DAY, rules: [] };
 
 export interface PolicyDecision {
   effect: PolicyEffect;

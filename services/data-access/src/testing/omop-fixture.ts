@@ -6,7 +6,7 @@ import pg from "pg";
 import { createLogger, type Logger } from "@flip/shared/logging/logger.js";
 import { closePool } from "@flip/shared/postgres/close-pool.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
-import { generateOmop } from "@flip/tools/omop/generate.js";
+import { generateOmop } from "./omop/generate.js";
 import { ensureLocalSchema } from "../cohorts/frozen-store.js";
 import { createReaderPool } from "../execution/executor.js";
 import { provisionReader } from "../execution/reader-role.js";

@@ -72,9 +72,12 @@ export interface EmittedQuery {
   tables: string[];
 }
 
-/** Emits a validated top-level SELECT; mutates `stmt` to pin unqualified OMOP tables to `omop`. */
-export function emitCohortSelect(stmt: SelectStmt): EmittedQuery {
-  const emitter = new Emitter();
+/**
+ * Emits a validated top-level SELECT; mutates `stmt` to pin unqualified OMOP tables to `omop`. `sql` is the
+ * text it was parsed from, for positions in rejection messages.
+ */
+export function emitCohortSelect(stmt: SelectStmt, source = ""): EmittedQuery {
+  const emitter = new Emitter(source);
   const sql = emitter.select(stmt, new Scope(new Set()));
   return { sql, tables: [...emitter.tables].sort() };
 }
@@ -176,8 +179,107 @@ function literal(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
+/** A value fixed by the query text alone (literals, casts and operators over them), so it cannot vary by record. */
+function isConstant(node: Node | undefined): boolean {
+  const [kind, body] = Object.entries(node ?? {})[0] ?? ["", undefined];
+  switch (kind) {
+    case "A_Const":
+      return true;
+    case "TypeCast":
+      return isConstant((body as TypeCast).arg);
+    case "A_Expr": {
+      const e = body as A_Expr;
+      return e.kind === "AEXPR_OP" && (e.lexpr === undefined || isConstant(e.lexpr)) && isConstant(e.rexpr);
+    }
+    case "A_ArrayExpr":
+      return ((body as A_ArrayExpr).elements ?? []).every(isConstant);
+    default:
+      return false;
+  }
+}
+
+/** A number literal other than zero (possibly negated or cast): a divisor that can never be zero. */
+function isNonZeroNumber(node: Node | undefined): boolean {
+  const [kind, body] = Object.entries(node ?? {})[0] ?? ["", undefined];
+  if (kind === "TypeCast") return isNonZeroNumber((body as TypeCast).arg);
+  if (kind === "A_Expr") {
+    const e = body as A_Expr;
+    return e.kind === "AEXPR_OP" && e.lexpr === undefined && isNonZeroNumber(e.rexpr);
+  }
+  if (kind !== "A_Const") return false;
+  const c = body as A_Const;
+  if (c.ival) return (c.ival.ival ?? 0) !== 0;
+  if (c.fval) return Number(c.fval.fval ?? "0") !== 0;
+  return false;
+}
+
+/** NULLIF(x, 0): the usual guard that turns a zero divisor into NULL. */
+function isNullIfZero(node: Node | undefined): boolean {
+  const [kind, body] = Object.entries(node ?? {})[0] ?? ["", undefined];
+  if (kind !== "A_Expr") return false;
+  const e = body as A_Expr;
+  const [rkind, r] = Object.entries(e.rexpr ?? {})[0] ?? ["", undefined];
+  return e.kind === "AEXPR_NULLIF" && rkind === "A_Const" && !isNonZeroNumber(e.rexpr) && ((r as A_Const).ival !== undefined || (r as A_Const).fval !== undefined);
+}
+
+/**
+ * Functions that raise an error for some argument values (ln(0), sqrt(-1), to_date('x', …), a zero
+ * step…), with the arguments that must therefore be fixed by the query text: `all`, or their positions.
+ * An error reached only for some records would tell whether such a record exists.
+ */
+const RAISES_ON_SOME_INPUTS: ReadonlyMap<string, "all" | readonly number[]> = new Map<string, "all" | readonly number[]>([
+  ["sqrt", "all"],
+  ["ln", "all"],
+  ["log", "all"],
+  ["log10", "all"],
+  ["exp", "all"],
+  ["power", "all"],
+  ["pow", "all"],
+  ["mod", "all"],
+  ["div", "all"],
+  ["width_bucket", "all"],
+  ["to_date", "all"],
+  ["to_timestamp", "all"],
+  ["to_number", "all"],
+  ["make_date", "all"],
+  ["make_timestamp", "all"],
+  ["make_interval", "all"],
+  ["generate_series", "all"],
+  ["ntile", [0]],
+  ["nth_value", [1]],
+  ["percentile_cont", [0]],
+  ["percentile_disc", [0]],
+  ["split_part", [2]],
+  ["substr", [2]],
+  ["substring", [1, 2]],
+  ["overlay", [2, 3]],
+  ["regexp_replace", [1, 3]],
+  ["regexp_like", [1, 2]],
+  ["regexp_count", [1, 2, 3]],
+  ["date_trunc", [0]],
+  ["date_part", [0]],
+  ["extract", [0]],
+  ["date_bin", [0]],
+  ["timezone", [0]],
+  ["format", [0]],
+]);
+
+/** Pattern operators whose right side is compiled as a regular expression or LIKE pattern and can be invalid. */
+const PATTERN_OPERATORS: ReadonlySet<string> = new Set(["~", "~*", "!~", "!~*", "~~", "!~~", "~~*", "!~~*"]);
+
 class Emitter {
   readonly tables = new Set<string>();
+
+  constructor(private readonly source: string) {}
+
+  /** A data_dependent_error rejection naming the construct and where it is, as a 1-based character position. */
+  private dataDependent(what: string, fix: string, location: number | undefined): QueryRejectedError {
+    const at = location !== undefined && location >= 0 ? ` (at character ${Buffer.from(this.source).subarray(0, location).toString().length + 1})` : "";
+    return new QueryRejectedError(
+      "data_dependent_error",
+      `${what} can fail for some records, and whether it fails would reveal them${at}; ${fix}`,
+    );
+  }
 
   select(s: SelectStmt, scope: Scope): string {
     if (s.intoClause) throw new QueryRejectedError("select_only", "SELECT INTO creates a table; cohort queries may only read (drop the INTO clause)");
@@ -557,7 +659,10 @@ class Emitter {
     switch (e.kind) {
       case "AEXPR_OP": {
         const op = this.operator(e.name);
-        return e.lexpr ? `(${left()} ${op} ${right()})` : `(${op} ${right()})`;
+        const text = e.lexpr ? `(${left()} ${op} ${right()})` : `(${op} ${right()})`;
+        // After the operands, so that a forbidden function inside one is named as such.
+        this.checkOperands(op, e);
+        return text;
       }
       case "AEXPR_OP_ANY":
         return `(${left()} ${this.operator(e.name)} ANY (${right()}))`;
@@ -575,7 +680,9 @@ class Emitter {
       case "AEXPR_ILIKE": {
         const op = this.operator(e.name);
         const word = e.kind === "AEXPR_LIKE" ? "LIKE" : "ILIKE";
-        return `(${left()} ${op.startsWith("!") ? "NOT " : ""}${word} ${right()})`;
+        const text = `(${left()} ${op.startsWith("!") ? "NOT " : ""}${word} ${right()})`;
+        this.checkOperands(op, e);
+        return text;
       }
       case "AEXPR_SIMILAR": {
         // The parser wraps the pattern in similar_to_escape(); emit the pattern so it is wrapped once again.
@@ -583,6 +690,7 @@ class Emitter {
         const [kind, body] = unwrap(e.rexpr);
         const call = body as FuncCall;
         if (kind !== "FuncCall" || strings(call.funcname).join(".") !== "pg_catalog.similar_to_escape") throw unsupported("this SIMILAR TO form");
+        if (!(call.args ?? []).every(isConstant)) throw this.dataDependent("a SIMILAR TO pattern read from the data", "use a pattern literal", e.location);
         const [pattern, escape] = (call.args ?? []).map((a) => this.expr(a, scope));
         return `(${left()} ${op === "!~" ? "NOT " : ""}SIMILAR TO ${pattern}${escape !== undefined ? ` ESCAPE ${escape}` : ""})`;
       }
@@ -600,6 +708,19 @@ class Emitter {
     }
   }
 
+  /** Division, modulo and powers by a value read from the data, and patterns read from the data, can fail per record. */
+  private checkOperands(op: string, e: A_Expr): void {
+    if ((op === "/" || op === "%") && !isNonZeroNumber(e.rexpr) && !isNullIfZero(e.rexpr)) {
+      throw this.dataDependent(`${op === "/" ? "division" : "modulo"} (${op}) by a value that can be zero`, "divide by a non-zero number literal, or by NULLIF(x, 0) so that a zero divisor gives NULL", e.location);
+    }
+    if (op === "^" && !(isConstant(e.lexpr) && isConstant(e.rexpr))) {
+      throw this.dataDependent("a power (^) of values read from the data", "compute it outside the trust from the statistics, or use x * x", e.location);
+    }
+    if (PATTERN_OPERATORS.has(op) && !isConstant(e.rexpr)) {
+      throw this.dataDependent(`a pattern (${op}) read from the data`, "use a pattern literal", e.location);
+    }
+  }
+
   private funcCall(f: FuncCall, scope: Scope): string {
     const names = strings(f.funcname);
     const name = names.at(-1) ?? "";
@@ -607,12 +728,19 @@ class Emitter {
       throw new QueryRejectedError("function_not_allowed", `function ${names.join(".")} is not allowed in cohort queries`);
     }
     if (f.func_variadic) throw unsupported("VARIADIC");
-    const args = (f.args ?? []).map((a) => this.expr(a, scope));
+    const args = f.args ?? [];
+    // Arguments first, so that a forbidden function inside one is named as such.
+    const argTexts = args.map((a) => this.expr(a, scope));
+    const fixed = RAISES_ON_SOME_INPUTS.get(name);
+    if (fixed && !args.every((a, i) => (fixed !== "all" && !fixed.includes(i)) || isConstant(a))) {
+      const which = fixed === "all" ? "its arguments" : `argument${fixed.length > 1 ? "s" : ""} ${fixed.map((i) => i + 1).join(", ")}`;
+      throw this.dataDependent(`${name}() with a value read from the data`, `give ${which} as literals`, f.location);
+    }
     let text: string;
     if (f.funcformat === "COERCE_SQL_SYNTAX") {
-      text = sqlSyntaxCall(name, args);
+      text = sqlSyntaxCall(name, argTexts);
     } else {
-      let inner = f.agg_star ? "*" : `${f.agg_distinct ? "DISTINCT " : ""}${args.join(", ")}`;
+      let inner = f.agg_star ? "*" : `${f.agg_distinct ? "DISTINCT " : ""}${argTexts.join(", ")}`;
       if (f.agg_order?.length && !f.agg_within_group) inner += ` ORDER BY ${this.sortList(f.agg_order, scope)}`;
       text = `${names.map(ident).join(".")}(${inner})`;
     }

@@ -11,6 +11,7 @@ export type RejectionRule =
   | "type_not_allowed"
   | "literal_limit"
   | "unsupported_syntax"
+  | "data_dependent_error"
   | "person_id_required";
 
 /** A cohort query that breaks one of the trust's rules; the message names what to change. */

@@ -217,6 +217,37 @@ const HOSTILE: Record<Exclude<RejectionRule, "person_id_required">, string[]> = 
     "select person_id from person group by person_id having count(*) > $1",
     `select ${"1 + ".repeat(2400)}1`,
   ],
+  // Each would fail only if some patient has a given attribute: the failure itself would reveal the patient.
+  data_dependent_error: [
+    "select person_id, 1 / (year_of_birth - 1950) from person",
+    "select count(*) from person where 1 / (person_id - 42) > 0",
+    "select person_id from person where year_of_birth % (month_of_birth - 1) = 0",
+    "select sum(1 / nullif(year_of_birth, 1950) / (gender_concept_id - 8507)) from person",
+    "select person_id from person p where exists (select 1 from death d where d.person_id = p.person_id and 1 / (extract(year from d.death_date) - 2020) > 0)",
+    "select person_id from person where 10 / case when person_id = 7 then 0 else 1 end = 10",
+    "select person_id, 2 ^ year_of_birth from person",
+    "select person_id from person where sqrt(year_of_birth - 1950) > 0",
+    "select person_id from person where ln(person_id - 42) is not null",
+    "select person_id, log(10, value_as_number) from measurement",
+    "select person_id from measurement where power(value_as_number, 0.5) > 1",
+    "select person_id from person where mod(10, year_of_birth - 1950) = 0",
+    "select person_id from person where div(10, person_id - 42) = 0",
+    "select person_id from person where to_date(person_source_value, 'YYYY') is not null",
+    "select person_id from person where to_number(person_source_value, '999') > 0",
+    "select person_id from person where make_date(year_of_birth, month_of_birth, day_of_birth) is not null",
+    "select person_id, width_bucket(year_of_birth, 1900, 2000, gender_concept_id - 8507) from person",
+    "select * from person p, lateral generate_series(1, 10, p.year_of_birth - 1950) g",
+    "select person_id, ntile(year_of_birth - 1950) over () from person",
+    "select percentile_cont(year_of_birth / 2000.0) within group (order by year_of_birth) from person",
+    "select person_id from person where split_part('a,b', ',', person_id - 42) = 'a'",
+    "select person_id from person where substr(person_source_value, 1, year_of_birth - 1950) = ''",
+    "select person_id from person where person_source_value ~ person_source_value",
+    "select person_id from person where 'x' like person_source_value",
+    "select person_id from person where regexp_like('x', gender_source_value)",
+    "select person_id from person where date_trunc(gender_source_value, birth_datetime) is null",
+    "select person_id from person where 'x' similar to person_source_value",
+    "select person_id from person where format(person_source_value) = ''",
+  ],
 };
 
 function rejection(sql: string): QueryRejectedError | undefined {
@@ -251,6 +282,27 @@ test("a refusal names the table a researcher must change", (t) => {
 test("a refusal names the function a researcher must change", (t) => {
   t.regex(rejection("select pg_sleep(5) from person")!.message, /function pg_sleep is not allowed/);
   t.regex(rejection("select pg_catalog.pg_read_file('x')")!.message, /pg_catalog\.pg_read_file/);
+});
+
+test("a construct that can fail on one record is refused naming the construct and its position", (t) => {
+  const e = rejection("select person_id,\n  1 / (year_of_birth - 1950) from person");
+  t.is(e?.rule, "data_dependent_error");
+  t.regex(e?.message ?? "", /^division \(\/\) by a value that can be zero .*\(at character 23\); divide by a non-zero number literal, or by NULLIF\(x, 0\)/);
+  t.regex(rejection("select ln(value_as_number) from measurement")?.message ?? "", /^ln\(\) with a value read from the data .*\(at character 8\); give its arguments as literals/);
+});
+
+test("the same constructs are accepted where the text alone fixes that they cannot fail", (t) => {
+  const safe = [
+    "select person_id, year_of_birth / 10 as decade, year_of_birth % 4 as leap from person",
+    "select person_id, value_as_number / nullif(range_high, 0) as ratio from measurement",
+    "select sqrt(2.0), ln(10), 2 ^ 10, to_date('2020-01-01', 'YYYY-MM-DD') as d",
+    "select date_trunc('month', visit_start_date) as m, count(*) from visit_occurrence group by 1",
+    "select percentile_cont(0.5) within group (order by year_of_birth) from person",
+    "select person_id from person where person_source_value like 'A%' or person_source_value ~ '^[0-9]+$'",
+    "select person_id, ntile(4) over (order by year_of_birth) from person",
+    "select person_id, substring(person_source_value from 1 for 3) from person",
+  ];
+  for (const sql of safe) t.is(rejection(sql), undefined, sql);
 });
 
 test("a syntax error says where it is", (t) => {

@@ -4,7 +4,7 @@
  * only thing inspected, so comments, quoting and dollar-quoting cannot hide anything from it.
  */
 import { createHash } from "node:crypto";
-import type { Node, ParseResult, SelectStmt } from "libpg-query";
+import { fingerprintSync, type Node, type ParseResult, type SelectStmt } from "libpg-query";
 import { emitCohortSelect } from "./emit.js";
 import { parseSql } from "./parse.js";
 import { QueryRejectedError } from "./rejection.js";
@@ -18,6 +18,8 @@ export interface ValidatedQuery {
   tables: string[];
   /** Lower-case hex SHA-256 of normalizedSql. */
   sha256: string;
+  /** PostgreSQL's query fingerprint: equal for queries that differ only in their literals. */
+  fingerprint: string;
 }
 
 const WRITES: Readonly<Record<string, string>> = {
@@ -77,7 +79,7 @@ export function validateQuery(sql: string, opts: ValidateOptions = {}): Validate
   }
   if (sql.trim() === "") throw new QueryRejectedError("single_statement", "the query is empty");
   try {
-    return validateParsed(parseSql(sql));
+    return validateParsed(parseSql(sql), sql);
   } catch (e) {
     // The tree is walked recursively; a pathologically nested expression exhausts the stack first.
     if (e instanceof RangeError) throw new QueryRejectedError("unsupported_syntax", "the query is nested too deeply", { cause: e });
@@ -85,7 +87,7 @@ export function validateQuery(sql: string, opts: ValidateOptions = {}): Validate
   }
 }
 
-function validateParsed(parsed: ParseResult): ValidatedQuery {
+function validateParsed(parsed: ParseResult, sql: string): ValidatedQuery {
   const stmts = parsed.stmts ?? [];
   if (stmts.length !== 1) {
     throw new QueryRejectedError("single_statement", stmts.length === 0 ? "the query is empty" : `the query has ${stmts.length} statements; send exactly one SELECT`);
@@ -97,9 +99,14 @@ function validateParsed(parsed: ParseResult): ValidatedQuery {
     throw new QueryRejectedError("select_only", `${statementName(kind)} is not allowed: a cohort query must be a single SELECT`);
   }
   const select = body as SelectStmt;
-  const emitted = emitCohortSelect(select);
+  const emitted = emitCohortSelect(select, sql);
   assertFaithful(emitted.sql, select);
-  return { normalizedSql: emitted.sql, tables: emitted.tables, sha256: createHash("sha256").update(emitted.sql).digest("hex") };
+  return {
+    normalizedSql: emitted.sql,
+    tables: emitted.tables,
+    sha256: createHash("sha256").update(emitted.sql).digest("hex"),
+    fingerprint: fingerprintSync(emitted.sql),
+  };
 }
 
 /** The first INSERT/UPDATE/DELETE/MERGE anywhere in the tree (e.g. inside a WITH), if any. */

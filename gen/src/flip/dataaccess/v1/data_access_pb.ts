@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/dataaccess/v1/data_access.proto.
  */
 export const file_flip_dataaccess_v1_data_access: GenFile = /*@__PURE__*/
-  fileDesc("CiRmbGlwL2RhdGFhY2Nlc3MvdjEvZGF0YV9hY2Nlc3MucHJvdG8SEmZsaXAuZGF0YWFjY2Vzcy52MSIeCg5RdWVyeVJlamVjdGlvbhIMCgRydWxlGAEgASgJIiMKFFZhbGlkYXRlUXVlcnlSZXF1ZXN0EgsKA3NxbBgBIAEoCSI/ChVWYWxpZGF0ZVF1ZXJ5UmVzcG9uc2USFgoObm9ybWFsaXplZF9zcWwYASABKAkSDgoGdGFibGVzGAIgAygJImIKGkdldENvaG9ydFN0YXRpc3RpY3NSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJSChtHZXRDb2hvcnRTdGF0aXN0aWNzUmVzcG9uc2USMwoKc3RhdGlzdGljcxgBIAEoCzIfLmZsaXAubGluay52MS5Db2hvcnRRdWVyeU91dHB1dCJbChNGcmVlemVDb2hvcnRSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJIChRGcmVlemVDb2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0IiwKFkdldEZyb3plbkNvaG9ydFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSJ8ChdHZXRGcm96ZW5Db2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0EhEKCWZyb3plbl9hdBgCIAEoCRIcChRwcmVzZW50X3BlcnNvbl9jb3VudBgDIAEoBCI+ChRHZXRDb2hvcnRSb3dzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhIKCmJhdGNoX3NpemUYAiABKA0iTwoVR2V0Q29ob3J0Um93c1Jlc3BvbnNlEg8KB2NvbHVtbnMYASADKAkSJQoEcm93cxgCIAMoCzIXLmZsaXAuZGF0YWFjY2Vzcy52MS5Sb3ciFQoDUm93Eg4KBnZhbHVlcxgBIAMoCSIxChtMaXN0Q29ob3J0QWNjZXNzaW9uc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSI5ChxMaXN0Q29ob3J0QWNjZXNzaW9uc1Jlc3BvbnNlEhkKEWFjY2Vzc2lvbl9udW1iZXJzGAEgAygJMqMFChFEYXRhQWNjZXNzU2VydmljZRJkCg1WYWxpZGF0ZVF1ZXJ5EiguZmxpcC5kYXRhYWNjZXNzLnYxLlZhbGlkYXRlUXVlcnlSZXF1ZXN0GikuZmxpcC5kYXRhYWNjZXNzLnYxLlZhbGlkYXRlUXVlcnlSZXNwb25zZRJ2ChNHZXRDb2hvcnRTdGF0aXN0aWNzEi4uZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFN0YXRpc3RpY3NSZXF1ZXN0Gi8uZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFN0YXRpc3RpY3NSZXNwb25zZRJhCgxGcmVlemVDb2hvcnQSJy5mbGlwLmRhdGFhY2Nlc3MudjEuRnJlZXplQ29ob3J0UmVxdWVzdBooLmZsaXAuZGF0YWFjY2Vzcy52MS5GcmVlemVDb2hvcnRSZXNwb25zZRJqCg9HZXRGcm96ZW5Db2hvcnQSKi5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0RnJvemVuQ29ob3J0UmVxdWVzdBorLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRGcm96ZW5Db2hvcnRSZXNwb25zZRJmCg1HZXRDb2hvcnRSb3dzEiguZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFJvd3NSZXF1ZXN0GikuZmxpcC5kYXRhYWNjZXNzLnYxLkdldENvaG9ydFJvd3NSZXNwb25zZTABEnkKFExpc3RDb2hvcnRBY2Nlc3Npb25zEi8uZmxpcC5kYXRhYWNjZXNzLnYxLkxpc3RDb2hvcnRBY2Nlc3Npb25zUmVxdWVzdBowLmZsaXAuZGF0YWFjY2Vzcy52MS5MaXN0Q29ob3J0QWNjZXNzaW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_flip_link_v1_tasks]);
+  fileDesc("CiRmbGlwL2RhdGFhY2Nlc3MvdjEvZGF0YV9hY2Nlc3MucHJvdG8SEmZsaXAuZGF0YWFjY2Vzcy52MSIeCg5RdWVyeVJlamVjdGlvbhIMCgRydWxlGAEgASgJIiMKFFZhbGlkYXRlUXVlcnlSZXF1ZXN0EgsKA3NxbBgBIAEoCSI/ChVWYWxpZGF0ZVF1ZXJ5UmVzcG9uc2USFgoObm9ybWFsaXplZF9zcWwYASABKAkSDgoGdGFibGVzGAIgAygJImIKGkdldENvaG9ydFN0YXRpc3RpY3NSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJSChtHZXRDb2hvcnRTdGF0aXN0aWNzUmVzcG9uc2USMwoKc3RhdGlzdGljcxgBIAEoCzIfLmZsaXAubGluay52MS5Db2hvcnRRdWVyeU91dHB1dCJbChNGcmVlemVDb2hvcnRSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSEAoIcXVlcnlfaWQYAiABKAkSCwoDc3FsGAMgASgJEhEKCW1pbl9jb3VudBgEIAEoDSJIChRGcmVlemVDb2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0IiwKFkdldEZyb3plbkNvaG9ydFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSJ8ChdHZXRGcm96ZW5Db2hvcnRSZXNwb25zZRIwCgZjb2hvcnQYASABKAsyIC5mbGlwLmxpbmsudjEuRnJlZXplQ29ob3J0T3V0cHV0EhEKCWZyb3plbl9hdBgCIAEoCRIcChRwcmVzZW50X3BlcnNvbl9jb3VudBgDIAEoBCI+ChRHZXRDb2hvcnRSb3dzUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhIKCmJhdGNoX3NpemUYAiABKA0iTwoVR2V0Q29ob3J0Um93c1Jlc3BvbnNlEg8KB2NvbHVtbnMYASADKAkSJQoEcm93cxgCIAMoCzIXLmZsaXAuZGF0YWFjY2Vzcy52MS5Sb3ciFQoDUm93Eg4KBnZhbHVlcxgBIAMoCSIxChtMaXN0Q29ob3J0QWNjZXNzaW9uc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCSI5ChxMaXN0Q29ob3J0QWNjZXNzaW9uc1Jlc3BvbnNlEhkKEWFjY2Vzc2lvbl9udW1iZXJzGAEgAygJIisKFUdldFF1ZXJ5QnVkZ2V0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJIl0KFkdldFF1ZXJ5QnVkZ2V0UmVzcG9uc2USDwoHcGVyX2RheRgBIAEoDRIMCgR1c2VkGAIgASgNEhEKCXJlbWFpbmluZxgDIAEoDRIRCglyZXNldHNfYXQYBCABKAkyjAYKEURhdGFBY2Nlc3NTZXJ2aWNlEmQKDVZhbGlkYXRlUXVlcnkSKC5mbGlwLmRhdGFhY2Nlc3MudjEuVmFsaWRhdGVRdWVyeVJlcXVlc3QaKS5mbGlwLmRhdGFhY2Nlc3MudjEuVmFsaWRhdGVRdWVyeVJlc3BvbnNlEnYKE0dldENvaG9ydFN0YXRpc3RpY3MSLi5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0Q29ob3J0U3RhdGlzdGljc1JlcXVlc3QaLy5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0Q29ob3J0U3RhdGlzdGljc1Jlc3BvbnNlEmEKDEZyZWV6ZUNvaG9ydBInLmZsaXAuZGF0YWFjY2Vzcy52MS5GcmVlemVDb2hvcnRSZXF1ZXN0GiguZmxpcC5kYXRhYWNjZXNzLnYxLkZyZWV6ZUNvaG9ydFJlc3BvbnNlEmoKD0dldEZyb3plbkNvaG9ydBIqLmZsaXAuZGF0YWFjY2Vzcy52MS5HZXRGcm96ZW5Db2hvcnRSZXF1ZXN0GisuZmxpcC5kYXRhYWNjZXNzLnYxLkdldEZyb3plbkNvaG9ydFJlc3BvbnNlEmYKDUdldENvaG9ydFJvd3MSKC5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0Q29ob3J0Um93c1JlcXVlc3QaKS5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0Q29ob3J0Um93c1Jlc3BvbnNlMAESeQoUTGlzdENvaG9ydEFjY2Vzc2lvbnMSLy5mbGlwLmRhdGFhY2Nlc3MudjEuTGlzdENvaG9ydEFjY2Vzc2lvbnNSZXF1ZXN0GjAuZmxpcC5kYXRhYWNjZXNzLnYxLkxpc3RDb2hvcnRBY2Nlc3Npb25zUmVzcG9uc2USZwoOR2V0UXVlcnlCdWRnZXQSKS5mbGlwLmRhdGFhY2Nlc3MudjEuR2V0UXVlcnlCdWRnZXRSZXF1ZXN0GiouZmxpcC5kYXRhYWNjZXNzLnYxLkdldFF1ZXJ5QnVkZ2V0UmVzcG9uc2ViBnByb3RvMw", [file_flip_link_v1_tasks]);
 
 /**
  * Error detail of INVALID_ARGUMENT when a query breaks one of the trust's validation rules (ValidateQuery,
@@ -24,7 +24,7 @@ export type QueryRejection = Message<"flip.dataaccess.v1.QueryRejection"> & {
   /**
    * Stable rule id: max_length, parse_error, single_statement, select_only, no_writes, omop_schema_only,
    * function_not_allowed, operator_not_allowed, type_not_allowed, literal_limit, unsupported_syntax,
-   * person_id_required.
+   * data_dependent_error, person_id_required.
    *
    * @generated from field: string rule = 1;
    */
@@ -349,6 +349,65 @@ export const ListCohortAccessionsResponseSchema: GenMessage<ListCohortAccessions
   messageDesc(file_flip_dataaccess_v1_data_access, 13);
 
 /**
+ * Asks for a project's query budget.
+ *
+ * @generated from message flip.dataaccess.v1.GetQueryBudgetRequest
+ */
+export type GetQueryBudgetRequest = Message<"flip.dataaccess.v1.GetQueryBudgetRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+};
+
+/**
+ * Describes the message flip.dataaccess.v1.GetQueryBudgetRequest.
+ * Use `create(GetQueryBudgetRequestSchema)` to create a new message.
+ */
+export const GetQueryBudgetRequestSchema: GenMessage<GetQueryBudgetRequest> = /*@__PURE__*/
+  messageDesc(file_flip_dataaccess_v1_data_access, 14);
+
+/**
+ * A project's cohort-query budget for the current UTC day.
+ *
+ * @generated from message flip.dataaccess.v1.GetQueryBudgetResponse
+ */
+export type GetQueryBudgetResponse = Message<"flip.dataaccess.v1.GetQueryBudgetResponse"> & {
+  /**
+   * Cohort statistics queries the trust's policy allows the project per UTC day.
+   *
+   * @generated from field: uint32 per_day = 1;
+   */
+  perDay: number;
+
+  /**
+   * Queries counted today (every answered query, suppressed ones included).
+   *
+   * @generated from field: uint32 used = 2;
+   */
+  used: number;
+
+  /**
+   * @generated from field: uint32 remaining = 3;
+   */
+  remaining: number;
+
+  /**
+   * When the budget resets (the next 00:00 UTC), RFC 3339.
+   *
+   * @generated from field: string resets_at = 4;
+   */
+  resetsAt: string;
+};
+
+/**
+ * Describes the message flip.dataaccess.v1.GetQueryBudgetResponse.
+ * Use `create(GetQueryBudgetResponseSchema)` to create a new message.
+ */
+export const GetQueryBudgetResponseSchema: GenMessage<GetQueryBudgetResponse> = /*@__PURE__*/
+  messageDesc(file_flip_dataaccess_v1_data_access, 15);
+
+/**
  * The trust's front to its OMOP CDM database. Reachable only inside the trust; every caller presents
  * the trust-internal service key as `Authorization: Bearer <key>`.
  *
@@ -369,10 +428,12 @@ export const DataAccessService: GenService<{
   },
   /**
    * Runs a cohort query read-only and returns aggregate statistics with small counts suppressed.
+   * A query whose execution fails on the data, or that differences a recent query of the same project, is
+   * answered exactly like a suppressed cohort (see services/data-access/README.md).
    * Who may call: the trust gateway. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (rule broken, or a query
    * PostgreSQL refuses, e.g. an unknown column), PERMISSION_DENIED (trust policy denies it for the project),
-   * DEADLINE_EXCEEDED (statement timeout), RESOURCE_EXHAUSTED (more rows than the trust's cap),
-   * UNAVAILABLE (OMOP database down).
+   * DEADLINE_EXCEEDED (statement timeout), RESOURCE_EXHAUSTED (more rows than the trust's cap, or the
+   * project's daily query budget is spent), UNAVAILABLE (OMOP database down).
    *
    * @generated from rpc flip.dataaccess.v1.DataAccessService.GetCohortStatistics
    */
@@ -428,6 +489,17 @@ export const DataAccessService: GenService<{
     methodKind: "unary";
     input: typeof ListCohortAccessionsRequestSchema;
     output: typeof ListCohortAccessionsResponseSchema;
+  },
+  /**
+   * Reports a project's cohort-query budget for the current UTC day, as the trust's policy sets it.
+   * Who may call: the trust gateway, trust operators. Errors: UNAUTHENTICATED, INVALID_ARGUMENT, UNAVAILABLE.
+   *
+   * @generated from rpc flip.dataaccess.v1.DataAccessService.GetQueryBudget
+   */
+  getQueryBudget: {
+    methodKind: "unary";
+    input: typeof GetQueryBudgetRequestSchema;
+    output: typeof GetQueryBudgetResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_dataaccess_v1_data_access, 0);

@@ -14,7 +14,13 @@ export function failureFromDataAccess(e: unknown): TaskFailure {
     case Code.PermissionDenied:
       return new TaskFailure(TaskErrorCode.DENIED, "the trust's policy does not allow this query for this project", false, { cause: e });
     case Code.DeadlineExceeded:
-      return new TaskFailure(TaskErrorCode.TIMEOUT, "the query ran past the trust's statement timeout", false, { cause: e });
+      // data-access's own timeout message is fixed text that states the limit; any other deadline is ours.
+      return new TaskFailure(
+        TaskErrorCode.TIMEOUT,
+        err.rawMessage.startsWith("the query ran longer than the trust's ") ? err.rawMessage : "the query ran past the trust's statement timeout",
+        false,
+        { cause: e },
+      );
     case Code.Unavailable:
       return new TaskFailure(TaskErrorCode.UNAVAILABLE, "the trust's data-access service is unavailable", true, { cause: e });
     case Code.Unauthenticated:
