@@ -4,6 +4,7 @@ import { createDataAccessClient } from "@flip/data-access/client.js";
 import { requireInternalKey } from "@flip/shared/auth/internal-key.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { closePool } from "@flip/shared/postgres/close-pool.js";
+import { watchDatabaseHealth } from "@flip/shared/postgres/database-health.js";
 import { serve } from "@flip/shared/server/serve.js";
 import { ensureImagingSchema } from "./catalog/schema.js";
 import type { ImagingConfig } from "./config.js";
@@ -48,6 +49,7 @@ export async function startImaging(config: ImagingConfig, log: Logger): Promise<
       interceptors: [requireInternalKey(config.internalKey, ImagingService)],
     });
     log.info({ url: server.url, pacs: pacs.description, store: store.description, window: config.pacing.window?.text ?? "always", concurrency: config.pacing.concurrency }, "imaging listening");
+    const databaseHealth = watchDatabaseHealth({ databaseUrl: config.databaseUrl, health: server.health, log });
     const running = worker;
     let closing: Promise<void> | undefined;
     return {
@@ -56,6 +58,7 @@ export async function startImaging(config: ImagingConfig, log: Logger): Promise<
       imaging,
       close() {
         closing ??= (async () => {
+          await databaseHealth.stop();
           await server.close();
           await running.stop();
           await pacs.close();

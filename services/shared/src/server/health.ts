@@ -4,9 +4,14 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "@flip/gen/h
 
 export { Status as ServingStatus };
 
-/** Serving status per service name ("" is the whole server), observable for Health.Watch. */
+/**
+ * Serving status per service name ("" is the whole server), observable for Health.Watch. While a
+ * dependency the services need (the database) is down, every service reports NOT_SERVING, so a load
+ * balancer drains the replica; each service's own status returns once the dependency answers again.
+ */
 export class HealthRegistry {
   private readonly statuses = new Map<string, Status>();
+  private readonly dependenciesDown = new Set<string>();
   private readonly changes = new EventEmitter({ captureRejections: false });
 
   constructor(serviceNames: string[]) {
@@ -16,9 +21,9 @@ export class HealthRegistry {
   }
 
   set(service: string, status: Status): void {
-    if (this.statuses.get(service) === status) return;
+    const before = this.get(service);
     this.statuses.set(service, status);
-    this.changes.emit("change", service);
+    if (this.get(service) !== before) this.changes.emit("change", service);
   }
 
   /** Marks every service NOT_SERVING, e.g. while shutting down. */
@@ -26,12 +31,21 @@ export class HealthRegistry {
     for (const name of [...this.statuses.keys()]) this.set(name, status);
   }
 
+  /** Records whether a dependency (by name, e.g. "postgres") answers. */
+  setDependency(name: string, up: boolean): void {
+    const before = this.entries();
+    if (up) this.dependenciesDown.delete(name);
+    else this.dependenciesDown.add(name);
+    for (const [service, status] of before) if (this.get(service) !== status) this.changes.emit("change", service);
+  }
+
   get(service: string): Status | undefined {
-    return this.statuses.get(service);
+    const status = this.statuses.get(service);
+    return status === Status.SERVING && this.dependenciesDown.size > 0 ? Status.NOT_SERVING : status;
   }
 
   entries(): [string, Status][] {
-    return [...this.statuses.entries()];
+    return [...this.statuses.keys()].map((name) => [name, this.get(name)!]);
   }
 
   async *watch(service: string, signal: AbortSignal): AsyncGenerator<Status> {
