@@ -1,4 +1,4 @@
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { ArtifactTooLargeError } from "./errors.js";
 import { isArtifactId } from "./store.js";
 
@@ -32,6 +32,8 @@ export function validateBegin(b: UploadBeginInput, maxBytes: number): UploadPlan
   if (b.sha256 !== "") validateSha256(b.sha256, "begin.sha256");
   validatePurpose(b.purpose, "begin.purpose");
   if (b.taskId.length > 128) throw new InvalidInputError("begin.task_id", "must be at most 128 characters");
+  // The gRPC path decodes uploads itself, past serve()'s input rules; a NUL would reach PostgreSQL.
+  if (/[\x00-\x1f]/.test(b.taskId)) throw new InvalidInputError("begin.task_id", "must not contain control characters");
   return { id, sizeBytes: Number(b.sizeBytes), sha256: b.sha256 === "" ? null : b.sha256, purpose: b.purpose, taskId: b.taskId === "" ? null : b.taskId };
 }
 

@@ -122,3 +122,9 @@ export const policies: Readonly<Record<string, Policy>> = {
 
 /** Services outside the policy table that anyone may call (health checks and reflection). */
 export const publicServices = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
+
+/** The policy of an RPC ("package.Service/Method"), the public services' included; undefined when it has none. */
+export function policyOf(rpc: string): Policy | undefined {
+  if (publicServices.has(rpc.slice(0, rpc.lastIndexOf("/")))) return "public";
+  return policies[rpc];
+}

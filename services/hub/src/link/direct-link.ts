@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ConnectRequestSchema, ConnectResponseSchema, LinkService, type ConnectRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { DirectCall } from "@flip/shared/direct/direct-call.js";
 import type { DirectRoute } from "@flip/shared/direct/direct-routes.js";
+import { assertValidRequest } from "@flip/shared/validation/validate-requests.js";
 import { joinParts } from "@flip/shared/direct/envelope.js";
 import type { LinkOutbound } from "./link-session.js";
 import { openLink, runLink, type LinkServeDeps, type LinkStream } from "./serve-link.js";
@@ -33,11 +34,15 @@ export function directLinkRoute(deps: LinkServeDeps): DirectRoute {
 }
 
 function decodeRequest(parts: Uint8Array[]): ConnectRequest {
+  let request: ConnectRequest;
   try {
-    return fromBinary(ConnectRequestSchema, joinParts(parts));
+    request = fromBinary(ConnectRequestSchema, joinParts(parts));
   } catch (e) {
     throw new ConnectError(`malformed link message: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
   }
+  // This path skips serve()'s interceptors; without their input rules a NUL would reach PostgreSQL.
+  assertValidRequest(ConnectRequestSchema, request);
+  return request;
 }
 
 /** The hub's messages written straight to the stream; an end with an error is the call's status. */

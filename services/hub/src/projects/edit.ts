@@ -3,7 +3,8 @@ import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { findUser } from "../identity/user-lookup.js";
 import { requestImagingDeletes } from "../imaging/requests.js";
-import { ConcurrentChangeError, FailedPreconditionError, NotFoundError } from "../rpc/domain-errors.js";
+import { ConcurrentChangeError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
+import { isUuid } from "../domain/ids.js";
 import { lockProject, modifiableProject } from "./access.js";
 import { Project, ProjectMember } from "./entities.js";
 import { projectAuditView, validateDescription, validateProjectName } from "./projects.js";
@@ -42,7 +43,8 @@ export async function updateProject(
  */
 export async function deleteProject(em: EntityManager, caller: Principal, projectId: string): Promise<void> {
   await em.transactional(async (tx) => {
-    const project = await tx.findOne(Project, { id: projectId });
+    // An id that is not a UUID (even an empty one) is refused by modifiableProject, not sent to PostgreSQL.
+    const project = isUuid(projectId) ? await tx.findOne(Project, { id: projectId }) : null;
     if (project?.deletedAt) return;
     await modifiableProject(tx, caller, projectId);
     const locked = await lockProject(tx, projectId);

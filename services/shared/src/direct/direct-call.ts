@@ -1,6 +1,7 @@
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { reencodeGrpcMessage } from "../server/grpc-message.js";
 import type { MessageParts } from "./envelope.js";
 import { headersOf, writeMessage } from "./http2-wire.js";
 import { InboundMessages } from "./inbound-messages.js";
@@ -125,7 +126,9 @@ export class DirectCall {
     this.ended = true;
     clearTimeout(this.deadline);
     const status: Record<string, string> = {};
-    setTrailerStatus(new Headers(), error).forEach((v, k) => (status[k] = v));
+    const trailer = setTrailerStatus(new Headers(), error);
+    reencodeGrpcMessage(trailer);
+    trailer.forEach((v, k) => (status[k] = v));
     const s = this.stream;
     if (!this.responded) {
       // Trailers-only: the status rides on the response headers.

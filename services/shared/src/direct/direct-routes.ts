@@ -4,7 +4,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "../logging/logger.js";
 import { contextFromHeaders, tracer } from "../telemetry/trace-context.js";
+import { DROP_AT_LEAST_BYTES, dropBody, grpcStatusHeaders, type HeaderCheck } from "../server/early-refusal.js";
+import { cutIfRequestLate, cutRequest, requestDeadlineMs, type RequestTimeouts } from "../server/transport-timeouts.js";
 import { DirectCall } from "./direct-call.js";
+import { headersOf } from "./http2-wire.js";
 
 /** An RPC served straight on HTTP/2 streams for gRPC binary callers; every other protocol goes to Connect's handler for it. */
 export interface DirectRoute {
@@ -17,7 +20,14 @@ export interface DirectRouterOptions {
   routes: DirectRoute[];
   log: Logger;
   shutdownSignal: AbortSignal;
+  /** Largest request message of a route not in `maxMessageBytesFor`. */
   maxMessageBytes: number;
+  /** Per-RPC ("package.Service/Method") exceptions to `maxMessageBytes`. */
+  maxMessageBytesFor?: ReadonlyMap<string, number>;
+  /** Runs on a call's headers before any of its body is read; an error refuses the call. */
+  checkHeaders?: HeaderCheck;
+  /** Deadlines for a request to arrive in full; without them requests are not timed. */
+  requestTimeouts?: RequestTimeouts;
 }
 
 /** Request bytes a direct call buffers before pausing its stream. */
@@ -50,9 +60,23 @@ function isDirectCall(headers: http2.IncomingHttpHeaders): boolean {
 }
 
 function serveDirect(route: DirectRoute, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, opts: DirectRouterOptions): void {
-  const call = new DirectCall(stream, headers, { maxMessageBytes: opts.maxMessageBytes, bufferBytes: CALL_BUFFER_BYTES, shutdownSignal: opts.shutdownSignal });
   const { method } = route;
   const rpc = `${method.parent.typeName}/${method.name}`;
+  const maxMessageBytes = opts.maxMessageBytesFor?.get(rpc) ?? opts.maxMessageBytes;
+  const deadline = opts.requestTimeouts && requestDeadlineMs(method.methodKind, opts.maxMessageBytesFor?.has(rpc) ?? false, opts.requestTimeouts);
+  if (deadline !== undefined) {
+    const stop = cutIfRequestLate({ stream }, deadline, () => opts.log.info({ rpc, deadlineMs: deadline }, "request did not arrive in time; cut"));
+    stream.once("close", stop);
+  }
+  const refusal = opts.checkHeaders?.(rpc, headersOf(headers));
+  if (refusal) {
+    opts.log.debug({ rpc, code: Code[refusal.code] }, "call refused on its headers, before its body was read");
+    // Trailers-only; a body still arriving is dropped undecoded, as in refuseBeforeBody.
+    dropBody(stream, Math.max(maxMessageBytes, DROP_AT_LEAST_BYTES), () => cutRequest({ stream }));
+    stream.respond({ ":status": 200, "content-type": String(headers["content-type"]), ...grpcStatusHeaders(refusal) }, { endStream: true });
+    return;
+  }
+  const call = new DirectCall(stream, headers, { maxMessageBytes, bufferBytes: CALL_BUFFER_BYTES, shutdownSignal: opts.shutdownSignal });
   const parent = contextFromHeaders(call.requestHeader);
   const span = tracer.startSpan(rpc, { kind: SpanKind.SERVER, attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name } }, parent);
   void context

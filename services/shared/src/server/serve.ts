@@ -9,8 +9,11 @@ import { serverTracing } from "../telemetry/trace-context.js";
 import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
 import { routeDirectCalls, type DirectRoute } from "../direct/direct-routes.js";
 import { MAX_FRAME_BYTES, WINDOW_BYTES } from "../direct/http2-wire.js";
+import type { HeaderCheck } from "./early-refusal.js";
 import { connectNodeHandler } from "./node-handler.js";
+import { closeWhenIdle, DEFAULT_TRANSPORT_TIMEOUTS, dropIfSilent, type TransportTimeouts } from "./transport-timeouts.js";
 import { registerReflection } from "./reflection.js";
+import { validateRequests } from "../validation/validate-requests.js";
 import { Health } from "@flip/gen/health/v1/health_pb.js";
 import { ServerReflection } from "@flip/gen/grpc/reflection/v1/reflection_pb.js";
 
@@ -35,8 +38,21 @@ export interface ServeOptions {
   /** HTTP/2 PING interval for every session; a peer that does not answer in `pingTimeoutMs` is dropped. */
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
-  /** Largest request message accepted, in bytes. */
+  /**
+   * Largest request message accepted, in bytes, after decompression (a gzip bomb is cut there); default
+   * 16 MiB. An internet-facing server sets it small and gives RPCs that take large messages (uploads)
+   * their own cap in `readMaxBytesFor`.
+   */
   readMaxBytes?: number;
+  /** Per-RPC read caps ("package.Service/Method" → bytes) above `readMaxBytes`, for uploads. */
+  readMaxBytesFor?: Readonly<Record<string, number>>;
+  /**
+   * Runs on every call's headers before its body is read (all protocols, direct routes too); an error
+   * refuses the call, e.g. one without a credential, so that it cannot make the server read a large body.
+   */
+  checkHeaders?: HeaderCheck;
+  /** Transport timeouts (see TransportTimeouts); each defaults to DEFAULT_TRANSPORT_TIMEOUTS. */
+  timeouts?: Partial<TransportTimeouts>;
   /**
    * RPCs that gRPC binary callers reach straight on their HTTP/2 stream (the hot paths: the link,
    * artifact bytes); each must also be registered in `routes`, which serves every other protocol.
@@ -78,6 +94,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
   const readMaxBytes = opts.readMaxBytes ?? 16 * 1024 * 1024;
+  const readMaxBytesFor = new Map(Object.entries(opts.readMaxBytesFor ?? {}));
+  const timeouts = { ...DEFAULT_TRANSPORT_TIMEOUTS, ...opts.timeouts };
   const windowBytes = opts.http2WindowBytes ?? WINDOW_BYTES;
   const handler = connectNodeHandler({
     log: opts.log,
@@ -86,13 +104,24 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       registerHealth(router, health);
       registerReflection(router, [...opts.services, Health, ServerReflection]);
     },
-    interceptors: [serverTracing, ...(opts.interceptors ?? [])],
+    interceptors: [serverTracing, ...(opts.interceptors ?? []), validateRequests],
     shutdownSignal: shutdown.signal,
     contextValues: opts.contextValues,
     readMaxBytes,
+    readMaxBytesFor,
+    checkHeaders: opts.checkHeaders,
+    requestTimeouts: timeouts,
   });
   const routeDirect = (server: http2.Http2Server | http2.Http2SecureServer) =>
-    routeDirectCalls(server, { routes: opts.direct ?? [], log: opts.log, shutdownSignal: shutdown.signal, maxMessageBytes: readMaxBytes });
+    routeDirectCalls(server, {
+      routes: opts.direct ?? [],
+      log: opts.log,
+      shutdownSignal: shutdown.signal,
+      maxMessageBytes: readMaxBytes,
+      maxMessageBytesFor: readMaxBytesFor,
+      checkHeaders: opts.checkHeaders,
+      requestTimeouts: timeouts,
+    });
   const http2Settings: http2.Settings = { initialWindowSize: windowBytes, maxFrameSize: MAX_FRAME_BYTES };
 
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -103,6 +132,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     sessions.add(session);
     // The connection's own window starts at 64 KiB whatever the settings say; widen it like the streams'.
     session.setLocalWindowSize(windowBytes);
+    closeWhenIdle(session, timeouts.idleSessionMs);
     const timer = setInterval(() => {
       if (session.closed || session.destroyed) return;
       const guard = setTimeout(() => session.destroy(new Error("HTTP/2 ping timeout")), pingTimeout);
@@ -123,7 +153,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let listener: net.Server;
   let h1: http.Server | undefined;
   if (opts.tls) {
-    const secure = http2.createSecureServer({ cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true, settings: http2Settings }, handler);
+    const secure = http2.createSecureServer(
+      { cert: opts.tls.cert, key: opts.tls.key, allowHTTP1: true, settings: http2Settings, handshakeTimeout: timeouts.firstBytesMs },
+      handler,
+    );
     routeDirect(secure);
     secure.on("session", onSession);
     listener = secure;
@@ -131,17 +164,30 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     const h2 = http2.createServer({ settings: http2Settings }, handler);
     routeDirect(h2);
     h2.on("session", onSession);
-    h1 = http.createServer(handler);
-    // Long server streams over HTTP/1.1 must not be cut at Node's default 5 minutes.
-    h1.requestTimeout = 0;
+    h1 = http.createServer(
+      {
+        headersTimeout: timeouts.headersMs,
+        // Node's whole-request timeout would also cut a streaming request (an upload over HTTP/1.1); the
+        // handler times one-message requests itself (TransportTimeouts.requestMs).
+        requestTimeout: 0,
+        // How often Node looks for connections past headersMs; its default (30 s) would triple a short limit.
+        connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs),
+      },
+      handler,
+    );
+    // Node starts the checks behind headersTimeout when an HTTP server starts listening; this one never
+    // listens (the sniff hands it its connections), so start them as if it had. close() stops them.
+    h1.emit("listening");
     const h1Server = h1;
     listener = net.createServer((socket) => {
+      const heard = dropIfSilent(socket, timeouts.firstBytesMs);
       const route = () => {
         const head: Buffer | null = socket.read();
         if (head === null) {
           socket.once("readable", route);
           return;
         }
+        heard();
         socket.unshift(head);
         const isH2 = head.subarray(0, H2_PREFACE.length).equals(H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)));
         (isH2 ? h2 : h1Server).emit("connection", socket);
@@ -171,6 +217,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       health.setAll(ServingStatus.NOT_SERVING);
       shutdown.abort(new ConnectError("server is shutting down; reconnect", Code.Unavailable));
       listener.close();
+      h1?.close(() => undefined);
       h1?.closeIdleConnections();
       for (const s of sessions) s.close();
       const deadline = Date.now() + graceMs;
