@@ -2,7 +2,8 @@
  * The trust gateway process: `node --import tsx services/trust-gateway/src/main.ts` with FLIP_HUB_URL,
  * FLIP_TRUST_CODE and FLIP_TRUST_KEY (and FLIP_DATA_ACCESS_URL + FLIP_TRUST_INTERNAL_KEY for cohort work,
  * FLIP_TRAINING=on and the FLIP_TRAINING_* policy for training). Exit codes: 0 stopped by a signal, 2 bad
- * configuration, 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust).
+ * configuration, 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust),
+ * 4 another gateway is running on the same state directory.
  */
 import { loadOrExit } from "@flip/shared/config/settings.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
@@ -11,6 +12,7 @@ import { stopTelemetry } from "@flip/shared/telemetry/sdk.js";
 import { readGatewayConfig } from "./config.js";
 import { startGateway, taskLogPath } from "./gateway.js";
 import { LinkRefusedError } from "./link/link-errors.js";
+import { lockStateDir, StateDirInUseError } from "./state-dir-lock.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
 import { createImagingClient } from "@flip/imaging/client.js";
 import { grpcHealthProbe } from "./health/data-access-probe.js";
@@ -19,9 +21,18 @@ import { FileTaskLog } from "./tasks/task-log.js";
 import { startTraining } from "./training/start-training.js";
 
 export const EXIT_LINK_REFUSED = 3;
+export const EXIT_STATE_DIR_IN_USE = 4;
 
 const config = loadOrExit(() => readGatewayConfig(process.env));
 const log = createLogger({ service: "trust-gateway", level: config.logLevel });
+// Before anything reads or writes the state directory: a second gateway on it would run every task twice.
+try {
+  lockStateDir(config.stateDir);
+} catch (e) {
+  if (!(e instanceof StateDirInUseError)) throw e;
+  log.fatal({ stateDir: e.stateDir, holderPid: e.pid }, e.message);
+  process.exit(EXIT_STATE_DIR_IN_USE);
+}
 const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
 if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
 const imaging = config.imagingUrl ? createImagingClient({ baseUrl: config.imagingUrl, internalKey: config.internalKey! }) : undefined;

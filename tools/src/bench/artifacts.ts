@@ -38,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write("usage: npm run bench -- artifacts [--size-mib N (1-16384)] [--json]\n");
     return 2;
   }
-  const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
+  const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
   const dir = path.join(root, ".tmp", `bench-artifacts-${process.pid}`);
   await mkdir(dir, { recursive: true });
   const hub = await startBenchHub({ name: "artifacts", log });

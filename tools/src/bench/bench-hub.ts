@@ -121,8 +121,7 @@ async function databaseServer(log: Logger): Promise<{ adminUrl: string; stop(): 
   return {
     adminUrl: server.urlFor("postgres"),
     async stop() {
-      await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await server.remove();
     },
   };
 }

@@ -8,7 +8,6 @@
  * through WatchCohortQuery).
  */
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
@@ -26,7 +25,7 @@ import { createDataAccessClient } from "@flip/data-access/client.js";
 import { readGatewayConfig } from "@flip/trust-gateway/config.js";
 import { startGateway } from "@flip/trust-gateway/gateway.js";
 import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
-import { generateOmop } from "../omop/generate.js";
+import { generateOmop } from "@flip/data-access/testing/omop/generate.js";
 import { DEMO_COHORT_SQL } from "../demo/study.js";
 import { percentile } from "./polling-model.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
@@ -46,11 +45,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write("--trusts (1-50), --queries and --persons must be positive integers\n");
     return 2;
   }
-  const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
+  const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
   const dataDir = path.join(root, ".tmp", `bench-cohort-pg-${process.pid}`);
   const codes = Array.from({ length: trusts }, (_, i) => `trust-${i + 1}`);
   const postgres = await startEmbeddedPostgres({ dataDir, port: 0, databases: ["hub", ...codes.map((c) => c.replace("-", "_"))], log });
-  const stops: (() => Promise<void>)[] = [async () => { await postgres.stop(); rmSync(dataDir, { recursive: true, force: true }); }];
+  const stops: (() => Promise<void>)[] = [() => postgres.remove()];
   try {
     const adminToken = randomBytes(24).toString("base64url");
     const hub = await startHub(readHubConfig({ DATABASE_URL: postgres.urlFor("hub"), FLIP_HUB_ADDR: "127.0.0.1:0", FLIP_ADMIN_TOKEN: adminToken, FLIP_HUB_DATA_DIR: path.join(dataDir, "hub"), FLIP_LOG_LEVEL: "warn" }), log);

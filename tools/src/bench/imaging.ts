@@ -100,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write("--studies, --slices, --size, --concurrency, --store-concurrency and --runs must be positive integers; --protocol dicomweb, dimse-get or dimse-move; --store orthanc or none\n");
     return 2;
   }
-  const log = createLogger({ service: "bench-imaging", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
+  const log = createLogger({ service: "bench-imaging", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
   // Under the repository's .tmp: as root, embedded PostgreSQL runs as another user, who cannot enter a 0700 temp dir.
   await mkdir(path.join(root, ".tmp"), { recursive: true });
   const dir = await mkdtemp(path.join(root, ".tmp", "bench-imaging-"));
@@ -108,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
   const stops: (() => Promise<void>)[] = [];
   try {
     const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, "pg"), port: 0, databases: ["imaging"], log });
-    stops.push(() => postgres.stop());
+    stops.push(() => postgres.remove());
     const storePort = await freePort();
     const pacsFx = await startPacs({ dir: path.join(dir, "pacs"), dimse: protocol !== "dicomweb", modalities: { flip: { aet: "FLIPIMG", host: "127.0.0.1", port: storePort } }, log });
     const pacs = pacsFx.orthanc;

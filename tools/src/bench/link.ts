@@ -23,7 +23,7 @@ import { percentile, simulatePolling } from "./polling-model.js";
 const POLL_INTERVAL_MS = 5_000;
 const HEARTBEAT_INTERVAL_MS = 10_000;
 
-const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
+const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
 const progress = (msg: string) => process.stderr.write(`[bench link] ${msg}\n`);
 
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {

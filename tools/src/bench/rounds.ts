@@ -19,7 +19,7 @@ import { simulatedTrainingHandler } from "@flip/trust-gateway/simulation/simulat
 import { rssMb, startBenchHub, type BenchHub } from "./bench-hub.js";
 import { percentile } from "./polling-model.js";
 
-const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn" });
+const log = createLogger({ service: "bench", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
 const progress = (msg: string) => process.stderr.write(`[bench rounds] ${msg}\n`);
 
 /** Flower 1.6 on this machine kind (training-stack.md): round time at 2/10/50 clients, 1,000 floats; 100 MB at 10. */

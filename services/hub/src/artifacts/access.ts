@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
-import { NotFoundError } from "../rpc/domain-errors.js";
+import { NotFoundError } from "../domain/errors.js";
 import { Trust } from "../trusts/entities.js";
 import { Artifact, ArtifactAccess } from "./entities.js";
 

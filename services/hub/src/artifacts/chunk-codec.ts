@@ -3,7 +3,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { UploadRequestSchema, type UploadRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import { joinParts, type MessageParts } from "@flip/shared/direct/envelope.js";
 import { PartsReader } from "@flip/shared/protobuf/parts-reader.js";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import type { UploadChunkInput, UploadInput } from "./upload.js";
 
 /**

@@ -5,12 +5,12 @@ import type { DirectCall } from "@flip/shared/direct/direct-call.js";
 import type { DirectRoute } from "@flip/shared/direct/direct-routes.js";
 import { joinParts, type MessageParts } from "@flip/shared/direct/envelope.js";
 import { BufferPool } from "@flip/shared/files/buffer-pool.js";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { decodeUploadRequest, downloadChunkHead, uploadInput, type UploadRequestPart } from "./chunk-codec.js";
 import type { ArtifactDeps } from "./deps.js";
 import { openDownload } from "./download.js";
-import { artifactRpcError } from "./to-connect-error.js";
-import { authenticateTrust } from "./trust-auth.js";
+import { rpcErrorOf } from "../rpc/to-connect-error.js";
+import { authenticateTrustCaller } from "../trusts/trust-key-auth.js";
 import { receiveUpload, type UploadInput } from "./upload.js";
 import { validateArtifactId, validateBegin } from "./validate.js";
 
@@ -33,7 +33,7 @@ export function artifactDirectRoutes(deps: ArtifactDeps): DirectRoute[] {
       try {
         await serve(deps, call);
       } catch (e) {
-        throw artifactRpcError(deps.log, method.name, e);
+        throw rpcErrorOf(deps.log, `${method.parent.typeName}/${method.name}`, e);
       }
     },
   });
@@ -41,7 +41,7 @@ export function artifactDirectRoutes(deps: ArtifactDeps): DirectRoute[] {
 }
 
 async function serveUpload(deps: ArtifactDeps, call: DirectCall): Promise<void> {
-  const trust = await authenticateTrust(deps.db, call.requestHeader, deps.log, "Upload");
+  const trust = await authenticateTrustCaller(deps.db.em(), call.requestHeader, deps.log, "Upload");
   const first = await call.read();
   const begin = first === undefined ? undefined : decodeUploadMessage(first);
   if (begin?.case !== "begin") throw new InvalidInputError("begin", "the first message of an upload must carry begin");
@@ -72,7 +72,7 @@ function decodeDownloadRequest(parts: MessageParts) {
 }
 
 async function serveDownload(deps: ArtifactDeps, call: DirectCall): Promise<void> {
-  const trust = await authenticateTrust(deps.db, call.requestHeader, deps.log, "Download");
+  const trust = await authenticateTrustCaller(deps.db.em(), call.requestHeader, deps.log, "Download");
   const first = await call.read();
   if (first === undefined) throw new ConnectError("a download needs its request message", Code.InvalidArgument);
   const req = decodeDownloadRequest(first);

@@ -1,5 +1,5 @@
 import type { BufferPool } from "@flip/shared/files/buffer-pool.js";
-import { FailedPreconditionError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError } from "../domain/errors.js";
 import { findVisibleArtifact } from "./access.js";
 import type { ArtifactDeps } from "./deps.js";
 import type { Artifact } from "./entities.js";

@@ -1,21 +1,23 @@
+import { AbortedError, DataLossError, InvalidInputError, OutOfRangeError, TooLargeError } from "../domain/errors.js";
+
 /**
- * Failure modes particular to artifacts. Like `rpc/domain-errors.ts` they know nothing of Connect;
- * `to-connect-error.ts` in this folder maps them to wire codes.
+ * Failure modes particular to artifacts. Each subclasses the domain failure mode whose wire code it
+ * takes (`rpc/to-connect-error.ts` maps them all).
  */
 
 /** A chunk does not start at the stored offset (a gap: bytes in between were never sent). */
-export class ArtifactOffsetError extends Error {
+export class ArtifactOffsetError extends InvalidInputError {
   override readonly name = "ArtifactOffsetError";
   constructor(
     readonly expectedOffset: number,
     readonly gotOffset: number,
   ) {
-    super(`chunk.offset: expected ${expectedOffset} (the stored offset), got ${gotOffset}; ask GetUploadStatus and resume from its offset`);
+    super("chunk.offset", `expected ${expectedOffset} (the stored offset), got ${gotOffset}; ask GetUploadStatus and resume from its offset`);
   }
 }
 
 /** The declared size is over the hub's cap. */
-export class ArtifactTooLargeError extends Error {
+export class ArtifactTooLargeError extends TooLargeError {
   override readonly name = "ArtifactTooLargeError";
   constructor(
     readonly sizeBytes: number,
@@ -26,7 +28,7 @@ export class ArtifactTooLargeError extends Error {
 }
 
 /** The stored bytes do not hash to the declared checksum; the stored part was discarded. */
-export class ArtifactChecksumError extends Error {
+export class ArtifactChecksumError extends DataLossError {
   override readonly name = "ArtifactChecksumError";
   constructor(
     readonly artifactId: string,
@@ -38,7 +40,7 @@ export class ArtifactChecksumError extends Error {
 }
 
 /** A download asked for an offset past the end of the artifact. */
-export class ArtifactRangeError extends Error {
+export class ArtifactRangeError extends OutOfRangeError {
   override readonly name = "ArtifactRangeError";
   constructor(
     readonly offset: number,
@@ -48,8 +50,8 @@ export class ArtifactRangeError extends Error {
   }
 }
 
-/** A newer upload stream of the same artifact took over; this one stopped writing. */
-export class UploadSupersededError extends Error {
+/** A newer upload stream of the same artifact took over; this one stopped writing. The client resumes from GetUploadStatus, as after any broken stream. */
+export class UploadSupersededError extends AbortedError {
   override readonly name = "UploadSupersededError";
   constructor(readonly artifactId: string) {
     super(`artifact ${artifactId}: a newer upload of the same artifact took over this one`);

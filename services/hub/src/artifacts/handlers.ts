@@ -1,11 +1,11 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { ArtifactService, type UploadRequest } from "@flip/gen/flip/link/v1/link_pb.js";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { uploadInput } from "./chunk-codec.js";
 import type { ArtifactDeps } from "./deps.js";
 import { openDownload, type ArtifactReader } from "./download.js";
-import { artifactRpcError } from "./to-connect-error.js";
-import { authenticateTrust } from "./trust-auth.js";
+import { rpcErrorOf } from "../rpc/to-connect-error.js";
+import { authenticateTrustCaller } from "../trusts/trust-key-auth.js";
 import { receiveUpload, type UploadInput } from "./upload.js";
 import { getUploadStatus } from "./upload-status.js";
 import { validateArtifactId, validateBegin } from "./validate.js";
@@ -13,12 +13,12 @@ import { validateArtifactId, validateBegin } from "./validate.js";
 /** flip.link.v1.ArtifactService: thin handlers over the artifact domain (upload.ts, upload-status.ts, download.ts). */
 export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDeps): void {
   const { db, log } = deps;
-  const mapped = (ctx: HandlerContext, e: unknown) => artifactRpcError(log, ctx.method.name, e);
+  const mapped = (ctx: HandlerContext, e: unknown) => rpcErrorOf(log, `${ctx.service.typeName}/${ctx.method.name}`, e);
 
   router.service(ArtifactService, {
     async upload(requests, ctx) {
       try {
-        const trust = await authenticateTrust(db, ctx.requestHeader, log, "Upload");
+        const trust = await authenticateTrustCaller(db.em(), ctx.requestHeader, log, "Upload");
         const it = requests[Symbol.asyncIterator]();
         const first = await nextMessage(it);
         if (first.done || first.value.part.case !== "begin") throw new InvalidInputError("begin", "the first message of an upload must carry begin");
@@ -32,7 +32,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
 
     async getUploadStatus(req, ctx) {
       try {
-        const trust = await authenticateTrust(db, ctx.requestHeader, log, "GetUploadStatus");
+        const trust = await authenticateTrustCaller(db.em(), ctx.requestHeader, log, "GetUploadStatus");
         const s = await getUploadStatus(db.em(), trust.id, validateArtifactId(req.artifactId));
         return { artifactId: s.artifactId, storedBytes: BigInt(s.storedBytes), sizeBytes: BigInt(s.sizeBytes), complete: s.complete };
       } catch (e) {
@@ -43,7 +43,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
     async *download(req, ctx) {
       let reader: ArtifactReader;
       try {
-        const trust = await authenticateTrust(db, ctx.requestHeader, log, "Download");
+        const trust = await authenticateTrustCaller(db.em(), ctx.requestHeader, log, "Download");
         reader = await openDownload(deps, trust.id, validateArtifactId(req.artifactId), req.offset);
       } catch (e) {
         throw mapped(ctx, e);

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { appendAudit } from "../audit/chain.js";
-import { NotFoundError } from "../rpc/domain-errors.js";
+import { NotFoundError } from "../domain/errors.js";
 import { Trust } from "../trusts/entities.js";
 import type { ArtifactDeps } from "./deps.js";
 import { readComplete, type ArtifactReader } from "./download.js";

@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { NotFoundError } from "../rpc/domain-errors.js";
+import { NotFoundError } from "../domain/errors.js";
 import { Artifact } from "./entities.js";
 
 export interface UploadStatus {

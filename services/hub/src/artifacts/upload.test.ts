@@ -7,7 +7,7 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { AuditEntry } from "../audit/entities.js";
 import { openDatabase } from "../db/database.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { registerTrust } from "../trusts/registry.js";
 import { findVisibleArtifact, grantArtifactAccess } from "./access.js";
 import type { ArtifactDeps } from "./deps.js";

@@ -4,7 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { PositionalWrites } from "@flip/shared/files/positional-writes.js";
 import { skipBytes } from "@flip/shared/protobuf/parts-reader.js";
 import { appendAudit } from "../audit/chain.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
 import type { ArtifactDeps } from "./deps.js";
 import { Artifact } from "./entities.js";
 import { ArtifactChecksumError, ArtifactOffsetError, UploadSupersededError } from "./errors.js";

@@ -14,6 +14,12 @@ export const TrustLinkSchema = defineEntity({
     hubInstance: p.string(),
     connectedAt: p.datetime(),
     gatewayVersion: p.string(),
+    /** The gateway process as it named itself ("host/pid N/nonce"); "" for a gateway that did not. */
+    gateway: p.string(),
+    /** Other gateway processes of the trust refused while this link was live, and the latest of them. */
+    refusedAttempts: p.integer(),
+    lastRefusedGateway: p.string().nullable(),
+    lastRefusedAt: p.datetime().nullable(),
     /** Declared capacity per task kind name, e.g. {"echo": 4}. */
     capacity: p.json<Record<string, number>>(),
   },

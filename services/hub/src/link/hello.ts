@@ -16,6 +16,8 @@ export interface LinkHello {
   capacity: Map<string, number>;
   inFlight: InFlightRef[];
   health: HealthSnapshot | undefined;
+  /** The gateway process as it named itself in the request header (see gateway-identity.ts), if it did. */
+  gateway?: string;
 }
 
 function invalid(message: string): ConnectError {

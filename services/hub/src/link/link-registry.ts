@@ -12,11 +12,11 @@ import { SuccessBatcher } from "../tasks/success-batcher.js";
 import { Trust } from "../trusts/entities.js";
 import { healthToJson } from "../trusts/health-json.js";
 import { TRUST_CHANGED_CHANNEL } from "../trusts/registry.js";
-import type { LinkedTrust } from "./authenticate-link.js";
+import type { AuthenticatedTrust } from "../trusts/trust-key-auth.js";
 import { decodeLinkRef, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 import type { LinkHello } from "./hello.js";
 import { LinkSession, type LinkOutbound, type SessionDeps } from "./link-session.js";
-import { closeStream, currentStreamOf, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
+import { closeStream, currentStreamOf, GatewayAlreadyLinkedError, openStream, recordTrustsSeen, releaseStaleLinks } from "./stream-ownership.js";
 
 /** Heartbeat ticks per heartbeat interval; each serves the sessions of one slice. */
 const TICK_SLICES = 10;
@@ -111,16 +111,19 @@ export class LinkRegistry {
   }
 
   /** Makes a new stream the owner of its trust's link and returns its session, already welcomed. */
-  async open(trust: LinkedTrust, hello: LinkHello, traceCarrier: Record<string, string>, outbound: LinkOutbound): Promise<LinkSession> {
+  async open(trust: AuthenticatedTrust, hello: LinkHello, traceCarrier: Record<string, string>, outbound: LinkOutbound): Promise<LinkSession> {
     const { db, config } = this.deps;
+    this.refuseSecondGateway(trust, hello);
     const session = new LinkSession(trust, hello, traceCarrier, outbound, this.sessionDeps);
     session.slice = this.opened++ % TICK_SLICES;
     const takeover = await openStream(db.em(), {
+      keepLinksHeardSince: hello.gateway ? new Date(Date.now() - config.offlineAfterMs) : undefined,
       trustId: trust.id,
       keyHash: trust.keyHash,
       streamId: session.streamId,
       hubInstance: config.instanceId,
       gatewayVersion: hello.gatewayVersion,
+      gateway: hello.gateway,
       capacity: Object.fromEntries(hello.capacity),
       inFlight: hello.inFlight,
     });
@@ -130,9 +133,26 @@ export class LinkRegistry {
     this.byTrust.set(trust.id, session);
     previous?.close(new ConnectError("a newer stream of this trust replaced this one", Code.Aborted));
     await this.writeSeen([session]);
-    session.log.info({ gatewayVersion: hello.gatewayVersion, capacity: Object.fromEntries(hello.capacity), inFlight: hello.inFlight.length }, "trust linked");
+    session.log.info({ gateway: hello.gateway, gatewayVersion: hello.gatewayVersion, capacity: Object.fromEntries(hello.capacity), inFlight: hello.inFlight.length }, "trust linked");
     session.pump();
     return session;
+  }
+
+  /**
+   * Throws GatewayAlreadyLinkedError when another named gateway process of the trust holds a live link
+   * here. The same process reconnecting (its old stream not noticed dead yet) and unnamed streams
+   * replace the link as before; a link silent for offlineAfterMs is no longer live.
+   */
+  private refuseSecondGateway(trust: AuthenticatedTrust, hello: LinkHello): void {
+    const established = this.byTrust.get(trust.id);
+    if (!established || established.closed || !hello.gateway || !established.hello.gateway || established.hello.gateway === hello.gateway) return;
+    if (Date.now() - established.lastHeardAt > this.deps.config.offlineAfterMs) return;
+    established.refusedAttempts++;
+    established.log.warn(
+      { gateway: established.hello.gateway, refusedGateway: hello.gateway, refusedAttempts: established.refusedAttempts },
+      "a second gateway of this trust tried to link; refused, keeping the established one (stop one of them)",
+    );
+    throw new GatewayAlreadyLinkedError(trust.code, { gateway: established.hello.gateway, hubInstance: this.deps.config.instanceId, since: established.connectedAt });
   }
 
   /** Forgets a session whose stream ended and returns its unfinished attempts to pending. */

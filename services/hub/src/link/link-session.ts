@@ -16,7 +16,7 @@ import type { TaskEndedNotice } from "../tasks/channels.js";
 import { specFromJson } from "../tasks/task-json.js";
 import type { SuccessBatcher } from "../tasks/success-batcher.js";
 import { recordProgress, recordResult, type StreamAcks } from "../tasks/task-outcomes.js";
-import type { LinkedTrust } from "./authenticate-link.js";
+import type { AuthenticatedTrust } from "../trusts/trust-key-auth.js";
 import type { LinkHello } from "./hello.js";
 
 export interface SessionDeps {
@@ -61,6 +61,9 @@ const ACK_WRITE_DELAY_MS = 25;
  */
 export class LinkSession {
   readonly streamId = randomUUID();
+  readonly connectedAt = new Date();
+  /** Streams of another gateway process of this trust refused while this one held the link. */
+  refusedAttempts = 0;
   readonly log: Logger;
   lastHeardAt = Date.now();
   /** When lastHeardAt was last written to the trust row. */
@@ -88,7 +91,7 @@ export class LinkSession {
   private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly trust: LinkedTrust,
+    readonly trust: AuthenticatedTrust,
     readonly hello: LinkHello,
     /** The stream's own trace context, carried by messages that belong to no task (welcome, heartbeats). */
     private readonly traceCarrier: Record<string, string>,

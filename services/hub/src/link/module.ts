@@ -19,7 +19,7 @@ export interface LinkHooks {
 }
 
 /** The trust link: LinkService.Connect and the sessions it holds. */
-export function createLinkModule(deps: HubDeps, hooks: LinkHooks = {}): LinkModule {
+export function linkModule(deps: HubDeps, hooks: LinkHooks = {}): LinkModule {
   const registry = new LinkRegistry({ ...deps, trainingReports: hooks.trainingReports, imagingProgress: hooks.imagingProgress });
   return {
     services: [LinkService],

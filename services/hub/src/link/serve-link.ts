@@ -3,11 +3,12 @@ import type { ConnectRequest } from "@flip/gen/flip/link/v1/link_pb.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { contextFromHeaders, injectTraceContext } from "@flip/shared/telemetry/trace-context.js";
 import type { Database } from "../db/database.js";
-import { authenticateLink, linkRefused } from "./authenticate-link.js";
+import { authenticateTrustCaller, trustKeyRefused } from "../trusts/trust-key-auth.js";
+import { gatewayIdOf } from "./gateway-identity.js";
 import { readHello } from "./hello.js";
 import type { LinkRegistry } from "./link-registry.js";
 import type { LinkOutbound, LinkSession } from "./link-session.js";
-import { LinkNoLongerAllowedError } from "./stream-ownership.js";
+import { GatewayAlreadyLinkedError, LinkNoLongerAllowedError, recordRefusedGateway } from "./stream-ownership.js";
 
 /**
  * One trust stream from hello to release, whichever way it arrived (Connect's handler, or the direct
@@ -33,8 +34,8 @@ const CLOSED: unique symbol = Symbol("closed");
 
 /** Authenticates the gateway, reads its hello and makes this stream the trust's link; returns the session, welcomed. */
 export async function openLink(deps: LinkServeDeps, stream: LinkStream): Promise<LinkSession> {
-  const trust = await authenticateLink(deps.db.em(), stream.header);
-  const hello = readHello(await stream.read());
+  const trust = await authenticateTrustCaller(deps.db.em(), stream.header, deps.log, "LinkService.Connect");
+  const hello = { ...readHello(await stream.read()), gateway: gatewayIdOf(stream.header) };
   if (hello.trustCode !== trust.code) {
     deps.log.warn({ trustId: trust.id, trust: trust.code, claimed: hello.trustCode }, "gateway configured for another trust refused");
     throw new ConnectError(
@@ -44,8 +45,15 @@ export async function openLink(deps: LinkServeDeps, stream: LinkStream): Promise
   }
   // The W3C context the gateway opened the stream with, for messages that belong to no task.
   const carrier = injectTraceContext(contextFromHeaders(stream.header));
-  return await deps.registry.open(trust, hello, carrier, stream.outbound).catch((err: unknown) => {
-    throw err instanceof LinkNoLongerAllowedError ? linkRefused(err.disabled) : err;
+  return await deps.registry.open(trust, hello, carrier, stream.outbound).catch(async (err: unknown) => {
+    if (err instanceof LinkNoLongerAllowedError) throw trustKeyRefused(err.disabled);
+    // Not a refusal of the trust: the gateway retries with back-off and links once the other one is gone.
+    if (err instanceof GatewayAlreadyLinkedError) {
+      // Counted on the link row, so `flip trust get` shows the operator there is a second gateway to stop.
+      await recordRefusedGateway(deps.db.em(), trust.id, hello.gateway ?? "").catch((e: unknown) => deps.log.warn({ err: e }, "could not count a refused gateway"));
+      throw new ConnectError(err.message, Code.AlreadyExists);
+    }
+    throw err;
   });
 }
 
@@ -85,8 +93,11 @@ export async function consume(session: LinkSession, stream: Pick<LinkStream, "re
       reading.catch(() => undefined);
       next = await Promise.race([reading, session.ended.then((): typeof CLOSED => CLOSED)]);
     } catch (e) {
-      session.close();
-      return session.closeReason ? `the hub closed the stream: ${session.closeReason}` : `the stream broke: ${ConnectError.from(e).rawMessage}`;
+      const err = ConnectError.from(e);
+      // A message that does not decode or breaks the input rules is the gateway's to fix: tell it why.
+      session.close(err.code === Code.InvalidArgument ? err : undefined);
+      if (err.code === Code.InvalidArgument) return `protocol error: ${err.rawMessage}`;
+      return session.closeReason ? `the hub closed the stream: ${session.closeReason}` : `the stream broke: ${err.rawMessage}`;
     }
     if (next === CLOSED) return session.closeReason ? `the hub closed the stream: ${session.closeReason}` : "the hub closed the stream";
     if (next === undefined) {

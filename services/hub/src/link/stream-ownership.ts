@@ -3,6 +3,7 @@ import type { EntityManager } from "../db/database.js";
 import { notify } from "../db/notifier.js";
 import { TASK_READY_CHANNEL } from "../tasks/channels.js";
 import { returnAttemptsToPending, takeOverTrustTasks, type InFlightRef, type StreamTakeover } from "../tasks/claims.js";
+import { loseAttemptsOfStreams } from "../tasks/lost-attempts.js";
 import { encodeLinkRef, LINK_OPENED_CHANNEL, LINK_RELEASED_CHANNEL } from "./channels.js";
 
 /**
@@ -18,8 +19,15 @@ export interface OpenedStream {
   streamId: string;
   hubInstance: string;
   gatewayVersion: string;
+  /** The gateway process's own name for itself, when it gave one. */
+  gateway?: string;
   capacity: Record<string, number>;
   inFlight: InFlightRef[];
+  /**
+   * Set when the stream's gateway named itself: then a link held on another replica by a trust heard
+   * from since this time is kept, and this stream refused (GatewayAlreadyLinkedError).
+   */
+  keepLinksHeardSince?: Date;
 }
 
 /**
@@ -34,6 +42,23 @@ export class LinkNoLongerAllowedError extends Error {
 }
 
 /**
+ * Another gateway process of the trust holds a live link: the hub keeps the established gateway
+ * rather than let two of them replace each other's stream (and run the trust's tasks twice) forever.
+ */
+export class GatewayAlreadyLinkedError extends Error {
+  override readonly name = "GatewayAlreadyLinkedError";
+  constructor(
+    readonly trustCode: string,
+    readonly established: { gateway: string | undefined; hubInstance: string; since: Date },
+  ) {
+    super(
+      `trust "${trustCode}" already has a live gateway linked (${established.gateway ?? "unnamed"}, on hub replica ${established.hubInstance}) since ${established.since.toISOString()}; ` +
+        "stop it first: this gateway keeps retrying and takes over once that one is gone",
+    );
+  }
+}
+
+/**
  * Makes a stream the owner of its trust's link and moves the trust's open attempts onto it. The trust
  * row is read FOR SHARE first: a key rotation or disable either committed before (and the stream is
  * refused here) or waits for this transaction and then cuts the registered stream by its notice.
@@ -43,12 +68,14 @@ export async function openStream(em: EntityManager, s: OpenedStream): Promise<St
     const [trust] = await tx.execute<{ key_hash: string; disabled_at: Date | string | null }[]>("select key_hash, disabled_at from trust where id = ? for share", [s.trustId]);
     if (!trust || trust.key_hash !== s.keyHash) throw new LinkNoLongerAllowedError(false);
     if (trust.disabled_at !== null) throw new LinkNoLongerAllowedError(true);
+    if (s.keepLinksHeardSince) await refuseIfLinkedElsewhere(tx, s.trustId, s.hubInstance, s.keepLinksHeardSince);
     await tx.execute(
-      `insert into trust_link (trust_id, stream_id, hub_instance, connected_at, gateway_version, capacity)
-       values (?, ?, ?, ?, ?, ?::jsonb)
+      `insert into trust_link (trust_id, stream_id, hub_instance, connected_at, gateway_version, gateway, capacity)
+       values (?, ?, ?, ?, ?, ?, ?::jsonb)
        on conflict (trust_id) do update set stream_id = excluded.stream_id, hub_instance = excluded.hub_instance,
-         connected_at = excluded.connected_at, gateway_version = excluded.gateway_version, capacity = excluded.capacity`,
-      [s.trustId, s.streamId, s.hubInstance, new Date(), s.gatewayVersion, JSON.stringify(s.capacity)],
+         connected_at = excluded.connected_at, gateway_version = excluded.gateway_version, gateway = excluded.gateway,
+         capacity = excluded.capacity, refused_attempts = 0, last_refused_gateway = null, last_refused_at = null`,
+      [s.trustId, s.streamId, s.hubInstance, new Date(), s.gatewayVersion, s.gateway ?? "", JSON.stringify(s.capacity)],
     );
     await notify(tx, LINK_OPENED_CHANNEL, encodeLinkRef(s.trustId, s.streamId));
     return await takeOverTrustTasks(tx, {
@@ -58,6 +85,24 @@ export async function openStream(em: EntityManager, s: OpenedStream): Promise<St
       lostReason: "the link dropped before the task finished; the gateway did not report holding it",
     });
   });
+}
+
+/** A live link on another replica (the trust was heard from recently) wins over a new gateway's stream. */
+async function refuseIfLinkedElsewhere(tx: EntityManager, trustId: string, hubInstance: string, heardSince: Date): Promise<void> {
+  const [live] = await tx.execute<{ code: string; hub_instance: string; connected_at: Date | string }[]>(
+    `select t.code, l.hub_instance, l.connected_at from trust_link l join trust t on t.id = l.trust_id
+     where l.trust_id = ? and l.hub_instance <> ? and t.last_seen_at >= ?`,
+    [trustId, hubInstance, heardSince],
+  );
+  if (live) throw new GatewayAlreadyLinkedError(live.code, { gateway: undefined, hubInstance: live.hub_instance, since: new Date(live.connected_at) });
+}
+
+/** Counts a gateway process refused because another one of the trust holds its live link. */
+export async function recordRefusedGateway(em: EntityManager, trustId: string, gateway: string): Promise<void> {
+  await em.execute(
+    "update trust_link set refused_attempts = refused_attempts + 1, last_refused_gateway = ?, last_refused_at = now() where trust_id = ?",
+    [gateway, trustId],
+  );
 }
 
 /**
@@ -95,29 +140,25 @@ export async function releaseStaleLinks(em: EntityManager, seenBefore: Date): Pr
   });
 }
 
+/** Deletes the owner rows of links whose trust went unheard, and loses their streams' attempts. */
 async function releaseStaleLinkRows(em: EntityManager, seenBefore: Date, now: Date): Promise<{ trust_id: string; stream_id: string }[]> {
-  return await em.execute<{ trust_id: string; stream_id: string }[]>(
+  const gone = await em.execute<{ trust_id: string; stream_id: string }[]>(
     `with stale as (
        select l.trust_id, l.stream_id from trust_link l join trust t on t.id = l.trust_id
        where l.connected_at < ? and coalesce(t.last_seen_at, l.connected_at) < ?
        for update of l skip locked
-     ),
-     gone as (
-       delete from trust_link l using stale where l.trust_id = stale.trust_id and l.stream_id = stale.stream_id
-       returning l.trust_id, l.stream_id
-     ),
-     lost as (
-       update task t set state = 'pending', stream_id = null, updated_at = ?
-       from gone where t.stream_id = gone.stream_id and t.state in ('offered', 'running')
-       returning t.id, t.attempt
-     ),
-     attempts as (
-       update task_attempt a set outcome = 'lost', ended_at = ?, detail = 'the hub replica holding the link stopped answering'
-       from lost where a.task_id = lost.id and a.attempt = lost.attempt and a.outcome is null
      )
-     select trust_id, stream_id from gone`,
-    [seenBefore, seenBefore, now, now],
+     delete from trust_link l using stale where l.trust_id = stale.trust_id and l.stream_id = stale.stream_id
+     returning l.trust_id, l.stream_id`,
+    [seenBefore, seenBefore],
   );
+  await loseAttemptsOfStreams(
+    em,
+    gone.map((g) => g.stream_id),
+    "the hub replica holding the link stopped answering",
+    now,
+  );
+  return gone;
 }
 
 /** Writes when trusts were last heard from, and their newest health snapshot, in one statement. */

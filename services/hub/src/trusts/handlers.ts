@@ -1,10 +1,12 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { actorFor, answer, type HubDeps } from "../rpc/hub-context.js";
-import { nextPageToken, readPage } from "../rpc/paging.js";
+import { nextPageToken, readPage } from "../domain/paging.js";
 import { findTrust, listTrusts, registerTrust, rotateTrustKey, setTrustDisabled } from "./registry.js";
+import { TrustLink } from "../link/entities.js";
 import { trustToProto } from "./to-proto.js";
 
+/** flip.hub.v1.TrustService: thin handlers over the trust registry (registry.ts). */
 export function registerTrustHandlers(router: ConnectRouter, { db, config, log }: HubDeps): void {
   const view = (t: Parameters<typeof trustToProto>[0]) => trustToProto(t, config.offlineAfterMs);
   router.service(TrustService, {
@@ -20,7 +22,12 @@ export function registerTrustHandlers(router: ConnectRouter, { db, config, log }
         const trusts = await listTrusts(db.em(), page, req.includeDisabled);
         return { trusts: trusts.map(view), page: { nextPageToken: nextPageToken(page, trusts.length) } };
       }),
-    getTrust: (req, ctx) => answer(log, ctx, async () => ({ trust: view(await findTrust(db.em(), req.trust)) })),
+    getTrust: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const em = db.em();
+        const trust = await findTrust(em, req.trust);
+        return { trust: trustToProto(trust, config.offlineAfterMs, await em.findOne(TrustLink, { trustId: trust.id })) };
+      }),
     rotateTrustKey: (req, ctx) =>
       answer(log, ctx, async () => {
         const { trust, apiKey } = await rotateTrustKey(db.em(), actorFor(ctx), req.trust);

@@ -2,10 +2,10 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { issueKey, parseKey, secretMatches } from "@flip/shared/auth/keys.js";
 import { appendAudit } from "../audit/chain.js";
 import { notify } from "../db/notifier.js";
-import { AlreadyExistsError, InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
-import type { Page } from "../rpc/paging.js";
+import { AlreadyExistsError, InvalidInputError, NotFoundError } from "../domain/errors.js";
+import type { Page } from "../domain/paging.js";
 import { Trust } from "./entities.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 /** Channel on which the hub announces that a trust's key or status changed (payload: trust id). */
 export const TRUST_CHANGED_CHANNEL = "flip_trust_changed";

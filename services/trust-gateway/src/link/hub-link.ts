@@ -11,6 +11,7 @@ import type { GatewayConfig } from "../config.js";
 import type { HealthSource } from "../health/health-reporter.js";
 import type { LinkMessage, TaskRunner } from "../tasks/task-runner.js";
 import { Backoff, sleep } from "./backoff.js";
+import { GATEWAY_ID_HEADER, newGatewayId } from "./gateway-identity.js";
 import { HubSilentError, refusalOf, TrustMismatchError } from "./link-errors.js";
 
 export type LinkConfig = Pick<
@@ -45,6 +46,8 @@ export class HubLink {
   private readonly sessions: Http2SessionManager;
   private readonly client;
   private readonly backoff: Backoff;
+  /** Who this process is to the hub, the same on every reconnect. */
+  private readonly gatewayId = newGatewayId();
   private welcomeValue: Welcome | undefined;
   private readonly linkedListeners = new Set<(w: Welcome) => void>();
   /** Resolves when the link is stopped; rejects with LinkRefusedError when the hub refuses the trust. */
@@ -117,9 +120,17 @@ export class HubLink {
         reason = e instanceof HubSilentError ? e.message : err.rawMessage;
       }
       if (this.stopping.signal.aborted) break;
+      // Dial a fresh connection next time: the old one may belong to a hub that is going away (it sent
+      // GOAWAY and waits, up to its grace period, for this connection to close before it can exit).
+      this.sessions.abort();
       this.stateValue = "waiting";
       const waitMs = this.backoff.next();
-      log.warn({ reason, code, linkedForMs: Date.now() - started, retryInMs: waitMs, failures: this.backoff.failures }, "link to the hub lost; reconnecting");
+      if (code === Code[Code.AlreadyExists]) {
+        // Another gateway process of this trust holds the link; this one takes over once that one stops.
+        log.error({ reason, retryInMs: waitMs }, "another gateway of this trust is linked to the hub; waiting for it to stop");
+      } else {
+        log.warn({ reason, code, linkedForMs: Date.now() - started, retryInMs: waitMs, failures: this.backoff.failures }, "link to the hub lost; reconnecting");
+      }
       await sleep(waitMs, this.stopping.signal);
     }
     this.stateValue = "stopped";
@@ -162,7 +173,7 @@ export class HubLink {
     );
     try {
       const responses = context.with(streamContext, () =>
-        this.client.connect(outbound, { signal: streamAbort.signal, headers: { authorization: `Bearer ${config.trustKey}` } }),
+        this.client.connect(outbound, { signal: streamAbort.signal, headers: { authorization: `Bearer ${config.trustKey}`, [GATEWAY_ID_HEADER]: this.gatewayId } }),
       );
       for await (const res of responses) {
         lastHeard = Date.now();

@@ -66,8 +66,13 @@ export const trustCommands: CliCommand[] = [
       const { trust } = await ctx.client(TrustService).getTrust({ trust: oneTrust(args.positionals) });
       const services = trust?.health?.services.map((s) => `${s.name}=${s.state}`).join(", ") || "-";
       const gpus = trust?.health?.gpus.map((g) => `${g.index}:${g.name}`).join(", ") || "none";
+      const l = trust?.link;
+      const link = l ? `linked since ${when(l.connectedAt)} on hub replica ${l.hubInstance} (${l.gatewayVersion}${l.gateway ? `, gateway ${l.gateway}` : ""})` : "none";
+      const refused = l && l.refusedAttempts > 0
+        ? `\nWARNING: another gateway of this trust tried to link ${l.refusedAttempts} time(s), last ${l.lastRefusedGateway || "unnamed"} at ${when(l.lastRefusedAt)}; it was refused: stop whichever should not run`
+        : "";
       ctx.print(
-        `${trust?.code}  ${trust?.name}\nstatus: ${trust ? status(trust) : "-"}  last seen: ${when(trust?.lastSeenAt)}\nservices: ${services}\ngpus: ${gpus}`,
+        `${trust?.code}  ${trust?.name}\nstatus: ${trust ? status(trust) : "-"}  last seen: ${when(trust?.lastSeenAt)}\nlink: ${link}${refused}\nservices: ${services}\ngpus: ${gpus}`,
         { trust: trustJson(trust) },
       );
     },
