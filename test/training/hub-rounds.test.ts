@@ -129,9 +129,11 @@ test.serial("two trusts train three rounds: FedAvg weighted by samples, metrics 
     (r) => r[0]!.n === 2,
     { what: "both STOP tasks answered" },
   );
-  // The retried create returns the same job.
-  const again = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, minUpdates: 2, idempotencyKey: "k-3-rounds" });
+  // The retried create (the same request, the same key) returns the same job; the key with another request is refused.
+  const again = await admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 3, minUpdates: 2, roundTimeoutSeconds: 60, idempotencyKey: "k-3-rounds" });
   t.is(again.job!.id, job!.id);
+  const reused = await connectErrorOf(admin(ctx).jobs.createJob({ modelId, trusts: ["north", "south"], rounds: 2, minUpdates: 2, idempotencyKey: "k-3-rounds" }));
+  t.is(reused.code, Code.AlreadyExists, reused.message);
 });
 
 test.serial("k of n: a trust that fails a round is recorded as missing it and the round goes on with enough updates", async (t) => {

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
 import { readIdentityConfig, type IdentityConfig } from "./identity/identity-config.js";
+import type { GlobalLoginLimit } from "./identity/login-throttle.js";
 
 export interface HubConfig {
   host: string;
@@ -25,6 +26,12 @@ export interface HubConfig {
   sweepIntervalMs: number;
   /** Sessions, token lifetimes, sign-in throttling and single sign-on. */
   identity: IdentityConfig;
+  /** Sign-in attempts this replica accepts across all accounts (beside the per-account throttle). */
+  loginGlobalLimit: GlobalLoginLimit;
+  /** Cohort queries one user may have waiting for answers at once; more are refused until some finish. */
+  maxCohortQueriesPerUser: number;
+  /** How long a create request's idempotency key is remembered (a retry after that creates again). */
+  idempotencyKeyTtlMs: number;
   /** Where artifacts (model weights, results) are stored; default `<dataDir>/artifacts`. */
   artifactDir: string;
   /** Largest artifact a trust may upload, in bytes. */
@@ -75,6 +82,9 @@ export function readHubConfig(env: Env): HubConfig {
     instanceId: s.string("FLIP_HUB_INSTANCE", `${os.hostname()}-${process.pid}`),
     sweepIntervalMs: s.int("FLIP_SWEEP_INTERVAL_MS", 1_000, 50, 60_000),
     identity: readIdentityConfig(s),
+    loginGlobalLimit: { perSecond: s.int("FLIP_LOGIN_GLOBAL_PER_S", 20, 1, 100_000), burst: s.int("FLIP_LOGIN_GLOBAL_BURST", 50, 1, 1_000_000) },
+    maxCohortQueriesPerUser: s.int("FLIP_MAX_COHORT_QUERIES_PER_USER", 4, 1, 1000),
+    idempotencyKeyTtlMs: s.int("FLIP_IDEMPOTENCY_KEY_TTL_S", 24 * 3600, 60, 30 * 24 * 3600) * 1000,
     artifactDir: s.string("FLIP_HUB_ARTIFACT_DIR", path.join(s.string("FLIP_HUB_DATA_DIR", ".flip/hub"), "artifacts")),
     artifactMaxBytes: s.int("FLIP_ARTIFACT_MAX_BYTES", 8 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
     secretsKeyFile: keyFile

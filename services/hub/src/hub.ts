@@ -1,13 +1,12 @@
 import * as path from "node:path";
 import type { Logger } from "@flip/shared/logging/logger.js";
+import { watchDatabaseHealth } from "@flip/shared/postgres/database-health.js";
 import { startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { serve, type RunningServer } from "@flip/shared/server/serve.js";
-import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
-import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
-import { registerAdminHandlers } from "./admin/handlers.js";
+import { adminModule } from "./admin/module.js";
 import { artifactModule } from "./artifacts/module.js";
 import { auditModule } from "./audit/module.js";
-import { authenticationInterceptor, bootstrapTokenResolver } from "./auth/authenticate.js";
+import { authenticationInterceptor, bootstrapTokenResolver, requireCredentialHeader } from "./auth/authenticate.js";
 import { hubServices, policies } from "./auth/policies.js";
 import { cohortModule } from "./cohorts/module.js";
 import type { HubConfig } from "./config.js";
@@ -16,12 +15,12 @@ import { openDatabase, type Database } from "./db/database.js";
 import type { HubModule } from "./hub-module.js";
 import { identityModule, type IdentityModule } from "./identity/module.js";
 import { imagingModule } from "./imaging/module.js";
-import { createLinkModule } from "./link/link-module.js";
+import { linkModule } from "./link/module.js";
 import { projectModule } from "./projects/module.js";
 import type { HubDeps } from "./rpc/hub-context.js";
-import { createTasksModule } from "./tasks/tasks-module.js";
+import { tasksModule } from "./tasks/module.js";
 import { trainingModule } from "./training/module.js";
-import { registerTrustHandlers } from "./trusts/handlers.js";
+import { trustModule } from "./trusts/module.js";
 
 export interface RunningHub {
   url: string;
@@ -33,20 +32,20 @@ export interface RunningHub {
 
 /** The hub's domains, in start order. */
 function hubModules(deps: HubDeps, identity: IdentityModule): HubModule[] {
-  const tasks = createTasksModule(deps);
+  const tasks = tasksModule(deps);
   const training = trainingModule(deps, tasks.events);
   const imaging = imagingModule(deps, tasks.events);
   return [
     // First, so it is listening before any other module appends to the audit log; stopped last.
     auditModule(deps),
     identity,
-    { services: [TrustService], routes: (r) => registerTrustHandlers(r, deps) },
+    trustModule(deps),
     tasks,
     projectModule(deps, tasks.events),
-    { services: [AdminService], routes: (r) => registerAdminHandlers(r, deps) },
+    adminModule(deps),
     cohortModule(deps, tasks.events),
     imaging,
-    createLinkModule(deps, {
+    linkModule(deps, {
       trainingReports: (trustId, taskId, report) => training.storeLiveReport(trustId, taskId, report),
       imagingProgress: (trustId, taskId, counts) => imaging.storeProgress(trustId, taskId, counts),
     }),
@@ -96,13 +95,23 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     services: hubServices,
     routes: hubRoutes(modules),
     direct: directRoutes(modules),
-    // A model's files (32 MiB) and initial weights (64 MiB) arrive in one CreateModel message.
-    readMaxBytes: 100 * 1024 * 1024,
+    // Small for every RPC but those that carry payloads; the header check refuses a call without a
+    // credential before any of its body is read.
+    readMaxBytes: 1024 * 1024,
+    readMaxBytesFor: {
+      // A model's files (32 MiB) and initial weights (64 MiB) arrive in one CreateModel message.
+      "flip.hub.v1.ModelService/CreateModel": 100 * 1024 * 1024,
+      // Upload chunks (at most 4 MiB) and the link's messages keep the cap they had.
+      "flip.link.v1.ArtifactService/Upload": 16 * 1024 * 1024,
+      "flip.link.v1.LinkService/Connect": 16 * 1024 * 1024,
+    },
+    checkHeaders: requireCredentialHeader,
     log,
     interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,
   });
   log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");
+  const databaseHealth = watchDatabaseHealth({ databaseUrl, health: server.health, log });
   let closing: Promise<void> | undefined;
   return {
     url: server.url,
@@ -111,6 +120,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     server,
     close: () =>
       (closing ??= (async () => {
+        await databaseHealth.stop();
         await server.close();
         for (const m of [...modules].reverse()) await m.stop?.();
         await db.close();

@@ -13,7 +13,7 @@ import { FileTaskLog } from "@flip/trust-gateway/tasks/task-log.js";
 import { startTraining } from "@flip/trust-gateway/training/start-training.js";
 import { trustTaskHandlers } from "@flip/trust-gateway/tasks/registry.js";
 import { grpcHealthProbe } from "@flip/trust-gateway/health/data-access-probe.js";
-import { generateOmop } from "../omop/generate.js";
+import { generateOmop } from "@flip/data-access/testing/omop/generate.js";
 import { startDemoImaging, type RunningDemoImaging } from "./demo-imaging.js";
 import type { DemoState } from "./demo-state.js";
 import type { DemoTrust } from "./demo-trusts.js";

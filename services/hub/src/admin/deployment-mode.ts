@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
-import { FailedPreconditionError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError } from "../domain/errors.js";
 
 export interface DeploymentMode {
   enabled: boolean;

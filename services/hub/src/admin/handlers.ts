@@ -5,6 +5,7 @@ import { actorFor, answer, type HubDeps } from "../rpc/hub-context.js";
 import { rotateSigningKey } from "../identity/signing-key.js";
 import { getDeploymentMode, setDeploymentMode } from "./deployment-mode.js";
 
+/** flip.hub.v1.AdminService: thin handlers over deployment-mode.ts and the signing key. */
 export function registerAdminHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
   router.service(AdminService, {
     getDeploymentMode: (_req, ctx) =>

@@ -2,7 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { answer, type HubDeps } from "../rpc/hub-context.js";
-import { nextPageToken, readPage } from "../rpc/paging.js";
+import { nextPageToken, readPage } from "../domain/paging.js";
 import { listAuditEntries } from "./queries.js";
 import { verifyAuditChain } from "./verify.js";
 

@@ -1,6 +1,6 @@
 import type { FilterQuery } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { Page } from "../rpc/paging.js";
+import type { Page } from "../domain/paging.js";
 import { AuditEntry } from "./entities.js";
 import { chainAppendedEntries } from "./sequencer.js";
 

@@ -1,5 +1,5 @@
 import { parse } from "libpg-query";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 
 export const MAX_COHORT_SQL_LENGTH = 10_240;
 

@@ -1,10 +1,10 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Principal } from "../auth/principal.js";
 import { visibleProject } from "../projects/access.js";
-import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
-import type { Page } from "../rpc/paging.js";
+import { InvalidInputError, NotFoundError } from "../domain/errors.js";
+import type { Page } from "../domain/paging.js";
 import { CohortQuery } from "./entities.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 
 /** A cohort query whose project the caller may see; otherwise not found. */

@@ -17,13 +17,27 @@ const STATE: Record<AnswerStateName, TrustAnswerState> = {
 };
 
 /**
- * A query with every trust's answer and the total over trusts that answered OK. A pending answer of a
+ * Queries with every trust's answer and the total over trusts that answered OK. A pending answer of a
  * trust whose gateway is not connected shows as OFFLINE (it will be answered when the trust reconnects).
+ * Answers and trusts of all queries are loaded together: two queries for a whole page, not two per item.
  */
+export async function cohortQueriesToProto(em: EntityManager, queries: readonly CohortQuery[], offlineAfterMs: number): Promise<CohortQueryMessage[]> {
+  if (queries.length === 0) return [];
+  const answers = await em.find(CohortAnswer, { queryId: { $in: queries.map((q) => q.id) } });
+  const trustIds = [...new Set(answers.map((a) => a.trustId))];
+  const trusts = trustIds.length ? await em.find(Trust, { id: { $in: trustIds } }) : [];
+  const trustById = new Map(trusts.map((t) => [t.id, t]));
+  const answersByQuery = groupBy(answers, (a) => a.queryId);
+  return queries.map((q) => toMessage(q, answersByQuery.get(q.id) ?? [], trustById, offlineAfterMs));
+}
+
+/** One query as a message (see cohortQueriesToProto). */
 export async function cohortQueryToProto(em: EntityManager, q: CohortQuery, offlineAfterMs: number): Promise<CohortQueryMessage> {
-  const answers = await em.find(CohortAnswer, { queryId: q.id });
-  const trusts = answers.length ? await em.find(Trust, { id: { $in: answers.map((a) => a.trustId) } }) : [];
-  const byId = new Map(trusts.map((t) => [t.id, t]));
+  const [message] = await cohortQueriesToProto(em, [q], offlineAfterMs);
+  return message!;
+}
+
+function toMessage(q: CohortQuery, answers: readonly CohortAnswer[], trustById: ReadonlyMap<string, Trust>, offlineAfterMs: number): CohortQueryMessage {
   const total = answers.filter((a) => a.state === "ok").reduce((sum, a) => sum + a.recordCount, 0);
   return create(CohortQueryMessageSchema, {
     id: q.id,
@@ -36,7 +50,7 @@ export async function cohortQueryToProto(em: EntityManager, q: CohortQuery, offl
     complete: answers.every((a) => a.state !== "pending"),
     answers: answers
       .map((a) => {
-        const trust = byId.get(a.trustId);
+        const trust = trustById.get(a.trustId);
         const offline = a.state === "pending" && trust !== undefined && linkStatusOf(trust, offlineAfterMs) !== LinkStatus.ONLINE;
         return {
           trustId: a.trustId,
@@ -52,4 +66,16 @@ export async function cohortQueryToProto(em: EntityManager, q: CohortQuery, offl
       })
       .sort((x, y) => x.trustCode.localeCompare(y.trustCode)),
   });
+}
+
+/** Rows grouped by a key (Map.groupBy is ES2024, beyond this project's lib). */
+function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const group = groups.get(k);
+    if (group) group.push(row);
+    else groups.set(k, [row]);
+  }
+  return groups;
 }

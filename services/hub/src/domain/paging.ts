@@ -1,5 +1,5 @@
 import type { PageRequest } from "@flip/gen/flip/common/v1/common_pb.js";
-import { InvalidInputError } from "./domain-errors.js";
+import { InvalidInputError } from "./errors.js";
 
 export interface Page {
   offset: number;

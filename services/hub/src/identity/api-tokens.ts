@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { issueKey, parseKey, secretMatches } from "@flip/shared/auth/keys.js";
 import { appendAudit } from "../audit/chain.js";
-import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
+import { InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { ApiTokenRecord, User } from "./entities.js";
 import { AuthenticationError } from "./errors.js";
 import { isUuid } from "./user-lookup.js";

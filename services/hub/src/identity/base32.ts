@@ -1,44 +1,20 @@
-/** RFC 4648 base32 (upper-case alphabet), as authenticator apps expect TOTP secrets. */
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+import { Secret } from "otpauth";
 
+/** RFC 4648 base32 (upper-case alphabet), as authenticator apps expect TOTP secrets; the codec is otpauth's. */
 export class InvalidBase32Error extends Error {
   override readonly name = "InvalidBase32Error";
 }
 
 /** Encodes without padding: otpauth:// URIs and authenticator apps do not want '='. */
 export function base32Encode(data: Uint8Array): string {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of data) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
+  return new Secret({ buffer: Uint8Array.from(data).buffer }).base32;
 }
 
-/** Decodes, ignoring case, spaces and trailing padding (people copy secrets by hand). */
+/** Decodes, ignoring case, spaces, dashes and trailing padding (people copy secrets by hand). */
 export function base32Decode(text: string): Buffer {
   const clean = text.replace(/[\s-]/g, "").replace(/=+$/, "").toUpperCase();
-  const bytes: number[] = [];
-  let buffer = 0;
-  let bits = 0;
-  for (const ch of clean) {
-    const v = ALPHABET.indexOf(ch);
-    if (v < 0) throw new InvalidBase32Error(`"${ch}" is not a base32 character`);
-    buffer = (buffer << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      bytes.push((buffer >>> (bits - 8)) & 255);
-      bits -= 8;
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  return Buffer.from(bytes);
+  // Checked here so the error names the character, whatever the library's wording.
+  const bad = /[^A-Z2-7]/.exec(clean);
+  if (bad) throw new InvalidBase32Error(`"${bad[0]}" is not a base32 character`);
+  return Buffer.from(Secret.fromBase32(clean).bytes);
 }

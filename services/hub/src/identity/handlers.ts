@@ -1,17 +1,21 @@
-import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuthService, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { isAdmin } from "../auth/principal.js";
 import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
-import { NotFoundError, PermissionError } from "../rpc/domain-errors.js";
-import { nextPageToken, readPage } from "../rpc/paging.js";
+import { NotFoundError, PermissionError } from "../domain/errors.js";
+import { nextPageToken, readPage } from "../domain/paging.js";
 import { createApiToken, listApiTokens, revokeApiToken } from "./api-tokens.js";
-import { TooManyAttemptsError, withIdentityErrors } from "./errors.js";
+import { TooManyAttemptsError } from "./errors.js";
+import { GlobalLoginLimiter, SignInRateLimitedError } from "./login-throttle.js";
 import { grantRole, revokeRole } from "./roles.js";
 import { login, logout, refreshSession, type SessionDeps, type SessionTokens } from "./sessions.js";
 import { apiTokenToProto, roleRequestFromProto, userToProto } from "./to-proto.js";
 import { beginTotpEnrollment, confirmTotpEnrollment } from "./totp-enrollment.js";
 import { createUser, getUser, listUsers, resetTotp, setTotpRequired, setUserDisabled } from "./users.js";
+
+/** How often refusals by the hub-wide sign-in limit are logged (with a count), at most. */
+const RATE_LIMIT_WARNING_INTERVAL_MS = 10_000;
 
 /** The signed-in user's id; the bootstrap token is no user, so self-service RPCs refuse it. */
 function callerUserId(ctx: HandlerContext): string {
@@ -30,19 +34,32 @@ function tokensToProto(t: SessionTokens) {
 }
 
 export function registerIdentityHandlers(router: ConnectRouter, { db, config, log }: HubDeps, session: () => SessionDeps): void {
-  const run = <T>(ctx: HandlerContext, body: () => Promise<T>) => answer(log, ctx, () => withIdentityErrors(body));
+  const run = <T>(ctx: HandlerContext, body: () => Promise<T>) => answer(log, ctx, body);
   const oidcIssuer = config.identity.oidc?.issuer;
+  const loginLimiter = new GlobalLoginLimiter(config.loginGlobalLimit);
+  let lastWarning = 0;
+  let refusedSinceWarning = 0;
 
   router.service(AuthService, {
     login: (req, ctx) =>
       run(ctx, async () => {
         try {
+          loginLimiter.take();
           const r = await login(db.em(), session(), { email: req.email, password: req.password, totpCode: req.totpCode });
           log.info({ userId: r.user.id }, "signed in");
           return { ...tokensToProto(r), user: userToProto(r) };
         } catch (e) {
           // The account under attack is what an operator needs to know; the password never appears.
           if (e instanceof TooManyAttemptsError) log.warn({ email: req.email.trim().toLowerCase() }, "sign-in refused: too many failed attempts");
+          if (e instanceof SignInRateLimitedError) {
+            refusedSinceWarning++;
+            // At most one line per interval: a flood of refused sign-ins must not become a flood of logs.
+            if (Date.now() - lastWarning >= RATE_LIMIT_WARNING_INTERVAL_MS) {
+              log.warn({ refused: refusedSinceWarning }, "sign-ins refused: the hub-wide sign-in rate limit was reached");
+              lastWarning = Date.now();
+              refusedSinceWarning = 0;
+            }
+          }
           throw e;
         }
       }),

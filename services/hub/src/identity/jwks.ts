@@ -1,9 +1,15 @@
-import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { createPublicKey, type JsonWebKey } from "node:crypto";
+import { createLocalJWKSet, errors, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from "jose";
+import { DependencyUnavailableError } from "../domain/errors.js";
 import { UnknownSigningKeyError } from "./jwt.js";
 
 /** The identity provider's keys could not be fetched; the token can be neither accepted nor refused. */
-export class IdentityProviderUnavailableError extends Error {
+export class IdentityProviderUnavailableError extends DependencyUnavailableError {
   override readonly name = "IdentityProviderUnavailableError";
+
+  override wireMessage(): string {
+    return "the single sign-on provider cannot be reached to check the token; try again shortly";
+  }
 }
 
 export interface JwksOptions {
@@ -18,16 +24,16 @@ export interface JwksOptions {
   now?: () => number;
 }
 
-interface CachedKey {
-  kid: string | undefined;
-  /** The `alg` the provider bound the key to, when it did. */
-  alg: string | undefined;
-  key: KeyObject;
-}
+type KeySet = ReturnType<typeof createLocalJWKSet>;
 
-/** The provider's public signing keys (JWKS), fetched over HTTP(S), cached, and refetched on an unknown kid. */
+/**
+ * The provider's public signing keys (JWKS), fetched over HTTP(S), cached, and refetched on an unknown kid.
+ * jose picks and imports the key for a token (kid, and kty/crv/alg/use matching the token's algorithm);
+ * fetching and caching stay here, because jose's remote set neither keeps stale keys while the provider is
+ * down nor takes an injectable clock.
+ */
 export class JwksCache {
-  private keys: CachedKey[] = [];
+  private keys: KeySet = createLocalJWKSet({ keys: [] });
   private fetchedAt = -Infinity;
   /** When a fetch was last tried, successful or not: the refetch rate limit counts failures too. */
   private attemptedAt = -Infinity;
@@ -46,20 +52,21 @@ export class JwksCache {
     this.now = opts.now ?? Date.now;
   }
 
-  /** The key that signed a token with this header, fetching the key set when needed. */
-  async keyFor(kid: string | undefined, alg: string): Promise<KeyObject> {
+  /** The key that signed a token with this header (a jose `JWTVerifyGetKey`), fetching the key set when needed. */
+  async keyFor(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> {
+    const kid = header.kid;
     if (this.fetchedAt === -Infinity) {
       await this.refresh();
     } else if (this.now() - this.fetchedAt > this.maxAgeMs && this.mayRefetch()) {
       // While the provider is down, the keys it published last are better than none.
       await this.refresh().catch(() => undefined);
     }
-    let found = this.find(kid, alg);
+    let found = await this.find(header, token);
     if (!found && this.mayRefetch()) {
       await this.refresh();
-      found = this.find(kid, alg);
+      found = await this.find(header, token);
     }
-    if (!found) throw new UnknownSigningKeyError(kid ? `the provider has no signing key "${kid}"` : "the token names no key (kid) and the provider has several");
+    if (!found) throw new UnknownSigningKeyError(kid ? `the provider has no signing key "${kid}"` : "the token names no key (kid) and no single published key fits it");
     return found;
   }
 
@@ -67,10 +74,14 @@ export class JwksCache {
     return this.now() - this.attemptedAt >= this.minRefetchIntervalMs;
   }
 
-  private find(kid: string | undefined, alg: string): KeyObject | undefined {
-    const fits = this.keys.filter((k) => k.alg === undefined || k.alg === alg);
-    if (kid !== undefined) return fits.find((k) => k.kid === kid)?.key;
-    return fits.length === 1 ? fits[0]!.key : undefined;
+  private async find(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey | undefined> {
+    try {
+      return await this.keys(header, token);
+    } catch (e) {
+      // Several keys fit a token without kid: refused like an unknown key rather than tried one by one.
+      if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys) return undefined;
+      throw e;
+    }
   }
 
   private refresh(): Promise<void> {
@@ -84,7 +95,7 @@ export class JwksCache {
     const body = await this.getJson(this.jwksUrl);
     const jwks = Array.isArray((body as { keys?: unknown }).keys) ? (body as { keys: unknown[] }).keys : undefined;
     if (!jwks) throw new IdentityProviderUnavailableError(`the key set at ${this.jwksUrl} has no "keys" array`);
-    this.keys = jwks.flatMap((jwk) => importSigningKey(jwk));
+    this.keys = createLocalJWKSet({ keys: jwks.flatMap((jwk) => publicSigningKey(jwk)) } satisfies JSONWebKeySet);
     this.fetchedAt = this.now();
   }
 
@@ -118,22 +129,18 @@ export class JwksCache {
   }
 }
 
-/** Imports one JWK when it is a public signing key we can use; anything else in the set is skipped. */
-function importSigningKey(jwk: unknown): CachedKey[] {
+/** The public members of one JWK when it is a signing key we can use; anything else in the set is skipped. */
+function publicSigningKey(jwk: unknown): JWK[] {
   if (typeof jwk !== "object" || jwk === null) return [];
   const k = jwk as JsonWebKey & { kid?: unknown; alg?: unknown; use?: unknown };
   if ((k.kty !== "RSA" && k.kty !== "EC") || (k.use !== undefined && k.use !== "sig")) return [];
+  // Only the public members are kept, so a provider that mistakenly publishes "d" gives us no private key.
+  const pub: JWK = k.kty === "RSA" ? { kty: "RSA", n: k.n, e: k.e } : { kty: "EC", crv: k.crv, x: k.x, y: k.y };
   try {
-    // Only the public members are passed, so a provider that mistakenly publishes "d" gives us no private key.
-    const pub: JsonWebKey = k.kty === "RSA" ? { kty: "RSA", n: k.n, e: k.e } : { kty: "EC", crv: k.crv, x: k.x, y: k.y };
-    return [
-      {
-        kid: typeof k.kid === "string" ? k.kid : undefined,
-        alg: typeof k.alg === "string" ? k.alg : undefined,
-        key: createPublicKey({ key: pub, format: "jwk" }),
-      },
-    ];
+    // A key that does not import is skipped here, so one bad entry cannot break the tokens of the others.
+    createPublicKey({ key: pub as JsonWebKey, format: "jwk" });
   } catch {
     return [];
   }
+  return [{ ...pub, ...(typeof k.kid === "string" ? { kid: k.kid } : {}), ...(typeof k.alg === "string" ? { alg: k.alg } : {}) }];
 }

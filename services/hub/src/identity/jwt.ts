@@ -1,9 +1,9 @@
-import { constants, createHmac, timingSafeEqual, verify, type KeyObject } from "node:crypto";
+import { UnauthenticatedError } from "../domain/errors.js";
 
 /**
- * Compact JWS (JWT) decoding and verification with node:crypto only. Verification is split in two steps
- * that callers always run together: the signature (with a key chosen by the caller, for an algorithm the
- * caller allows) and the registered claims (issuer, audience, expiry).
+ * Compact JWS (JWT) shapes and the errors that say why a token was refused. Every signature is checked
+ * by jose: the hub's own HS256 access tokens in access-tokens.ts, identity providers' tokens (asymmetric
+ * keys from their JWKS) in oidc.ts. The decoding here only routes a token to its verifier.
  */
 export interface JwtHeader {
   alg: string;
@@ -30,8 +30,12 @@ export interface DecodedJwt {
 }
 
 /** Why a token was refused; `reason` is a short code for logs and metrics. */
-export abstract class TokenRejectedError extends Error {
+export abstract class TokenRejectedError extends UnauthenticatedError {
   abstract readonly reason: string;
+
+  override wireMessage(): string {
+    return `the token was refused: ${this.message}`;
+  }
 }
 export class MalformedTokenError extends TokenRejectedError {
   override readonly name = "MalformedTokenError";
@@ -119,100 +123,20 @@ export function unverifiedIssuer(token: string): string | undefined {
   }
 }
 
-/** Asymmetric algorithms accepted from identity providers. HS* and "none" are deliberately absent. */
-export type AsymmetricAlgorithm = "RS256" | "RS384" | "RS512" | "PS256" | "ES256" | "ES384";
-
-interface AlgorithmSpec {
-  hash: string;
-  keyType: "rsa" | "ec";
-  curve?: string;
-  pss?: boolean;
-}
-
-const ASYMMETRIC: Record<AsymmetricAlgorithm, AlgorithmSpec> = {
-  RS256: { hash: "sha256", keyType: "rsa" },
-  RS384: { hash: "sha384", keyType: "rsa" },
-  RS512: { hash: "sha512", keyType: "rsa" },
-  PS256: { hash: "sha256", keyType: "rsa", pss: true },
-  ES256: { hash: "sha256", keyType: "ec", curve: "prime256v1" },
-  ES384: { hash: "sha384", keyType: "ec", curve: "secp384r1" },
-};
+/** Asymmetric algorithms accepted from identity providers (verified by jose, see oidc.ts). HS* and "none" are deliberately absent. */
+export const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"] as const;
+export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
 
 export function isAsymmetricAlgorithm(alg: string): alg is AsymmetricAlgorithm {
-  return Object.hasOwn(ASYMMETRIC, alg);
-}
-
-/** Below this an RSA key is breakable; RFC 7518 §3.3 asks for at least 2048 bits. */
-const MIN_RSA_BITS = 2048;
-
-/** Checks the signature with `key`; the key's type must fit the token's algorithm (no algorithm confusion). */
-export function verifyAsymmetricSignature(jwt: DecodedJwt, key: KeyObject): void {
-  const alg = jwt.header.alg;
-  if (!isAsymmetricAlgorithm(alg)) throw new UnsupportedAlgorithmError(`tokens signed with ${alg} are not accepted`);
-  const spec = ASYMMETRIC[alg];
-  const details = key.asymmetricKeyDetails;
-  const keyType = key.asymmetricKeyType === "rsa-pss" ? "rsa" : key.asymmetricKeyType;
-  if (key.type !== "public" || keyType !== spec.keyType) throw new UnsupportedAlgorithmError(`the signing key does not fit algorithm ${alg}`);
-  if (spec.keyType === "rsa" && (details?.modulusLength ?? 0) < MIN_RSA_BITS) throw new UnsupportedAlgorithmError(`the RSA signing key is shorter than ${MIN_RSA_BITS} bits`);
-  if (spec.curve && details?.namedCurve !== spec.curve) throw new UnsupportedAlgorithmError(`the signing key's curve does not fit algorithm ${alg}`);
-  const ok = verify(
-    spec.hash,
-    jwt.signingInput,
-    spec.keyType === "ec"
-      ? { key, dsaEncoding: "ieee-p1363" } // JWS carries r||s, not DER (RFC 7518 §3.4)
-      : spec.pss
-        ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-        : key,
-    jwt.signature,
-  );
-  if (!ok) throw new BadSignatureError("the token's signature does not verify");
-}
-
-function hs256(input: Buffer | string, secret: Uint8Array): Buffer {
-  return createHmac("sha256", secret).update(input).digest();
-}
-
-/** Checks an HS256 signature made with one of our own secrets. */
-export function verifyHs256Signature(jwt: DecodedJwt, secret: Uint8Array): void {
-  if (jwt.header.alg !== "HS256") throw new UnsupportedAlgorithmError(`tokens signed with ${jwt.header.alg} are not accepted here`);
-  const expected = hs256(jwt.signingInput, secret);
-  if (jwt.signature.length !== expected.length || !timingSafeEqual(jwt.signature, expected)) {
-    throw new BadSignatureError("the token's signature does not verify");
-  }
+  return (ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg);
 }
 
 function encodeSegment(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString("base64url");
 }
 
-/** Builds a compact JWS: `sign` receives the signing input and returns the raw signature. */
+/** Builds a compact JWS: `sign` receives the signing input and returns the raw signature. For tests that forge tokens (the test issuer, refused algorithms); real tokens are signed by jose. */
 export function encodeJwt(header: JwtHeader, claims: JwtClaims, sign: (input: Buffer) => Buffer): string {
   const input = `${encodeSegment(header)}.${encodeSegment(claims)}`;
   return `${input}.${sign(Buffer.from(input, "ascii")).toString("base64url")}`;
-}
-
-export function signHs256(claims: JwtClaims, secret: Uint8Array, kid: string): string {
-  return encodeJwt({ alg: "HS256", typ: "JWT", kid }, claims, (input) => hs256(input, secret));
-}
-
-export interface ClaimExpectations {
-  issuer: string;
-  audience: string;
-  now: Date;
-  /** Tolerance for clocks that disagree a little. */
-  clockSkewSeconds: number;
-}
-
-/** Checks iss, aud, exp (required), nbf and iat (when present), and that sub is set. */
-export function checkRegisteredClaims(claims: JwtClaims, expect: ClaimExpectations): void {
-  const now = expect.now.getTime() / 1000;
-  const skew = expect.clockSkewSeconds;
-  if (claims.iss !== expect.issuer) throw new WrongIssuerError("the token was issued by someone else");
-  const audiences = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
-  if (!audiences.includes(expect.audience)) throw new WrongAudienceError("the token was issued for another audience");
-  if (typeof claims.exp !== "number") throw new MissingClaimError("the token has no expiry (exp)");
-  if (now >= claims.exp + skew) throw new TokenExpiredError("the token has expired");
-  if (claims.nbf !== undefined && (typeof claims.nbf !== "number" || now < claims.nbf - skew)) throw new TokenNotYetValidError("the token is not valid yet (nbf)");
-  if (claims.iat !== undefined && (typeof claims.iat !== "number" || now < claims.iat - skew)) throw new TokenNotYetValidError("the token was issued in the future (iat)");
-  if (typeof claims.sub !== "string" || claims.sub === "") throw new MissingClaimError("the token has no subject (sub)");
 }

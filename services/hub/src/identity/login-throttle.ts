@@ -1,4 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { LimitReachedError } from "../domain/errors.js";
 import { TooManyAttemptsError } from "./errors.js";
 
 /**
@@ -47,3 +48,49 @@ export async function forgetAttempt(em: EntityManager, attempt: Attempt): Promis
 export async function attemptSucceeded(em: EntityManager, attempt: Attempt): Promise<void> {
   await em.execute("delete from login_attempt where email_key = ?", [attempt.emailKey]);
 }
+
+/** The hub as a whole is taking more sign-in attempts than it allows; not about any one account. */
+export class SignInRateLimitedError extends LimitReachedError {
+  override readonly name = "SignInRateLimitedError";
+  constructor(retryAfterSeconds: number) {
+    super(`too many sign-in attempts right now; try again in ${Math.max(1, Math.ceil(retryAfterSeconds))} s`, retryAfterSeconds);
+  }
+}
+
+export interface GlobalLoginLimit {
+  /** Sign-in attempts per second the hub accepts across all accounts, on average. */
+  perSecond: number;
+  /** Attempts accepted at once after a quiet spell. */
+  burst: number;
+}
+
+/**
+ * A token bucket over every sign-in attempt this replica sees, whatever the account: the per-account
+ * throttle cannot stop one client trying many accounts (each try also costs a password hash).
+ * In memory, so the hub's total is this limit times its replicas.
+ */
+export class GlobalLoginLimiter {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly limit: GlobalLoginLimit,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = limit.burst;
+    this.last = now();
+  }
+
+  /** Takes one attempt's token; throws TooManyAttemptsError when the bucket is empty. */
+  take(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.limit.burst, this.tokens + ((t - this.last) / 1000) * this.limit.perSecond);
+    this.last = t;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return;
+    }
+    throw new SignInRateLimitedError((1 - this.tokens) / this.limit.perSecond);
+  }
+}
+

@@ -111,6 +111,15 @@ test.serial("a key the provider adds later is found by refetching the key set on
   t.is(idp.jwksFetches(), fetches + 1);
 });
 
+test.serial("a token signed with a published RSA key shorter than 2048 bits is rejected", async (t) => {
+  const local = new OidcVerifier(
+    { issuer: idp.issuer, audience: idp.audience, jwksUrl: undefined, clockSkewSeconds: 0 },
+    new JwksCache({ issuer: idp.issuer, minRefetchIntervalMs: 0 }),
+  );
+  idp.addRsaKey("rsa-short", 1024);
+  await t.throwsAsync(local.verify(idp.sign({}, { kid: "rsa-short" })), { instanceOf: UnsupportedAlgorithmError, message: /2048/ });
+});
+
 test.serial("unknown kids do not make the hub refetch the key set more than once per interval", async (t) => {
   const local = new OidcVerifier(
     { issuer: idp.issuer, audience: idp.audience, jwksUrl: undefined, clockSkewSeconds: 0 },

@@ -1,5 +1,16 @@
+import { jwtVerify } from "jose";
 import { IdentityProviderUnavailableError, JwksCache } from "./jwks.js";
-import { checkRegisteredClaims, decodeJwt, isAsymmetricAlgorithm, UnsupportedAlgorithmError, verifyAsymmetricSignature, WrongIssuerError, type JwtClaims } from "./jwt.js";
+import {
+  ASYMMETRIC_ALGORITHMS,
+  decodeJwt,
+  isAsymmetricAlgorithm,
+  MissingClaimError,
+  TokenNotYetValidError,
+  UnsupportedAlgorithmError,
+  WrongIssuerError,
+  type JwtClaims,
+} from "./jwt.js";
+import { rejectionOf } from "./token-rejections.js";
 
 export { IdentityProviderUnavailableError };
 
@@ -17,7 +28,7 @@ export interface VerifiedOidcToken {
 }
 
 /**
- * Verifies access tokens of the configured OpenID Connect provider: signature against its JWKS
+ * Verifies access tokens of the configured OpenID Connect provider with jose: signature against its JWKS
  * (asymmetric algorithms only), issuer, audience, expiry and not-before. Throws a TokenRejectedError
  * subclass naming the failure, or IdentityProviderUnavailableError when the keys cannot be fetched.
  */
@@ -36,16 +47,26 @@ export class OidcVerifier {
     const jwt = decodeJwt(token);
     // Checked before any key lookup, so tokens of other issuers never make us call the provider.
     if (jwt.claims.iss !== this.settings.issuer) throw new WrongIssuerError("the token was issued by someone else");
-    // "none" and HS* are refused here: an HMAC "signed" with the provider's public key must not pass.
+    // "none" and HS* are refused here (and by jose's `algorithms`): an HMAC "signed" with the provider's public key must not pass.
     if (!isAsymmetricAlgorithm(jwt.header.alg)) throw new UnsupportedAlgorithmError(`tokens signed with ${jwt.header.alg} are not accepted`);
-    const key = await this.jwks.keyFor(jwt.header.kid, jwt.header.alg);
-    verifyAsymmetricSignature(jwt, key);
-    checkRegisteredClaims(jwt.claims, {
-      issuer: this.settings.issuer,
-      audience: this.settings.audience,
-      now: this.now(),
-      clockSkewSeconds: this.settings.clockSkewSeconds,
-    });
-    return { issuer: this.settings.issuer, subject: jwt.claims.sub!, claims: jwt.claims };
+    const now = this.now();
+    const skew = this.settings.clockSkewSeconds;
+    let claims: JwtClaims;
+    try {
+      ({ payload: claims } = await jwtVerify(token, (header, input) => this.jwks.keyFor(header, input), {
+        algorithms: [...ASYMMETRIC_ALGORITHMS],
+        issuer: this.settings.issuer,
+        audience: this.settings.audience,
+        requiredClaims: ["exp", "sub"],
+        clockTolerance: skew,
+        currentDate: now,
+      }));
+    } catch (e) {
+      throw rejectionOf(e);
+    }
+    // jose checks iat only against a maximum age; a token from the future is refused as before.
+    if (claims.iat !== undefined && claims.iat > now.getTime() / 1000 + skew) throw new TokenNotYetValidError("the token was issued in the future (iat)");
+    if (typeof claims.sub !== "string" || claims.sub === "") throw new MissingClaimError("the token has no subject (sub)");
+    return { issuer: this.settings.issuer, subject: claims.sub, claims };
   }
 }

@@ -1,5 +1,5 @@
 import test from "ava";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { checkPasswordPolicy, DEFAULT_SCRYPT_PARAMS, hashPassword, verifyAgainstNothing, verifyPassword } from "./passwords.js";
 
 const fast = { log2N: 10, r: 8, p: 1 };

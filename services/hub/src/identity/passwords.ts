@@ -1,5 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from "node:crypto";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 
 /**
  * Password hashing with scrypt (memory-hard: N=2^15, r=8 → 32 MiB per hash, ~50–100 ms on a server core).

@@ -6,7 +6,8 @@ import type { Database, EntityManager } from "../db/database.js";
 import { isHubAccessToken, verifyAccessToken, type AccessTokenSubject } from "./access-tokens.js";
 import { authenticateApiToken, isApiToken } from "./api-tokens.js";
 import { User } from "./entities.js";
-import { AuthenticationError, identityErrorToConnect } from "./errors.js";
+import { toConnectError } from "../rpc/to-connect-error.js";
+import { AuthenticationError } from "./errors.js";
 import { looksLikeJwt, TokenExpiredError, TokenRejectedError, UnknownSigningKeyError } from "./jwt.js";
 import type { OidcVerifier } from "./oidc.js";
 import { enabledAdminExists } from "./roles.js";
@@ -43,10 +44,10 @@ export async function principalFor(em: EntityManager, user: User, authMethod: Au
 }
 
 function refuse(log: Logger, kind: string, e: unknown): never {
-  const err = identityErrorToConnect(e);
-  if (!(err instanceof ConnectError)) {
+  const err = toConnectError(e);
+  if (err.code === Code.Internal) {
     log.error({ err: e, tokenKind: kind }, "checking a bearer token failed");
-    throw new ConnectError("internal error", Code.Internal);
+    throw err;
   }
   log.info({ tokenKind: kind, reason: e instanceof TokenRejectedError ? e.reason : err.rawMessage }, "bearer token refused");
   throw err;
@@ -55,10 +56,10 @@ function refuse(log: Logger, kind: string, e: unknown): never {
 /** Verifies with this replica's keys; a token naming a key it does not hold may come from a rotation it has not heard of yet. */
 async function verifyWithKeyReload(keys: SigningKeyRing, token: string, now: Date): Promise<AccessTokenSubject> {
   try {
-    return verifyAccessToken(keys.verifying(), token, now);
+    return await verifyAccessToken(keys.verifying(), token, now);
   } catch (e) {
     if (!(e instanceof UnknownSigningKeyError) || !(await keys.reloadAfterUnknownKey())) throw e;
-    return verifyAccessToken(keys.verifying(), token, now);
+    return await verifyAccessToken(keys.verifying(), token, now);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
-import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
 import { findTrust } from "../trusts/registry.js";
 import { ROLE_NAMES, User, UserRole, type RoleName } from "./entities.js";
 import { auditView, findUser, rolesOf, type UserWithRoles } from "./user-lookup.js";

@@ -2,7 +2,7 @@ import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { issueKey, parseKey, secretMatches } from "@flip/shared/auth/keys.js";
 import { appendAudit } from "../audit/chain.js";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { issueAccessToken } from "./access-tokens.js";
 import { base32Decode } from "./base32.js";
 import { RefreshToken, User, UserSession, type UserRole } from "./entities.js";
@@ -113,7 +113,7 @@ async function issueTokens(tx: EntityManager, deps: SessionDeps, session: UserSe
   const refreshExpiresAt = new Date(Math.min(now.getTime() + deps.config.refreshTokenTtlSeconds * 1000, session.expiresAt.getTime()));
   tx.persist(tx.create(RefreshToken, { sessionId: session.id, keyId: key.keyId, secretHash: key.secretHash, createdAt: now, expiresAt: refreshExpiresAt }));
   await tx.flush();
-  const access = issueAccessToken(deps.signingKey, { userId: session.userId, sessionId: session.id }, now, deps.config.accessTokenTtlSeconds);
+  const access = await issueAccessToken(deps.signingKey, { userId: session.userId, sessionId: session.id }, now, deps.config.accessTokenTtlSeconds);
   return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken: key.key, refreshTokenExpiresAt: refreshExpiresAt };
 }
 

@@ -47,7 +47,9 @@ export async function loadSigningKeys(em: EntityManager): Promise<SigningKeys> {
  */
 export async function rotateSigningKey(em: EntityManager, actor: string, revokePrevious: boolean): Promise<SigningKeys> {
   return await em.transactional(async (tx) => {
-    // Serialises rotations: two at once would otherwise both demote the same key.
+    // Serialises rotations: two at once would otherwise both demote the same key, or deadlock on the
+    // key rows (one renaming CURRENT while the other inserts it). The row lock below then only reads.
+    await tx.execute("select pg_advisory_xact_lock(hashtext('flip.signing-key-rotation'))");
     const [locked] = await tx.execute<{ secret: Buffer }[]>("select secret from hub_secret where name = ? for update", [CURRENT]);
     const replaced = locked ? keyOf(Buffer.from(locked.secret)) : undefined;
     await tx.execute("delete from hub_secret where name = ?", [PREVIOUS]);

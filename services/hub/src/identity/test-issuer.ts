@@ -16,8 +16,8 @@ export interface TestIssuer {
   sign(claims?: JwtClaims, opts?: SignOptions): string;
   /** The RSA public key as PEM (for algorithm-confusion tests). */
   rsaPublicKeyPem(): string;
-  /** Publishes another RSA key under `kid`, as a provider does when it rotates. */
-  addRsaKey(kid: string): void;
+  /** Publishes another RSA key under `kid`, as a provider does when it rotates (`bits` for too-short keys). */
+  addRsaKey(kid: string, bits?: number): void;
   close(): Promise<void>;
 }
 
@@ -37,8 +37,8 @@ interface Pair {
   publicKey: KeyObject;
 }
 
-function rsaPair(kid: string): Pair {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+function rsaPair(kid: string, modulusLength = 2048): Pair {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength });
   return { kid, alg: "RS256", privateKey, publicKey };
 }
 
@@ -69,7 +69,7 @@ export async function startTestIssuer(audience = "flip-hub-test"): Promise<TestI
     audience,
     jwksFetches: () => fetches,
     rsaPublicKeyPem: () => pairs[0]!.publicKey.export({ format: "pem", type: "spki" }).toString(),
-    addRsaKey: (kid) => void pairs.push(rsaPair(kid)),
+    addRsaKey: (kid, bits) => void pairs.push(rsaPair(kid, bits)),
     sign(claims = {}, opts = {}) {
       const now = Math.floor(Date.now() / 1000);
       const body: JwtClaims = { iss: issuer, aud: audience, sub: "subject-1", iat: now, exp: now + 300, ...claims };

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
-import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
 import { base32Decode } from "./base32.js";
 import { User } from "./entities.js";
 import { totpContext, type SecretSealer } from "./secret-sealer.js";

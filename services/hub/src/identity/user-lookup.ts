@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
+import { InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { User, UserRole } from "./entities.js";
 
 export interface UserWithRoles {
@@ -8,7 +8,7 @@ export interface UserWithRoles {
 }
 
 
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 export { isUuid };
 

@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
-import type { Page } from "../rpc/paging.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
+import type { Page } from "../domain/paging.js";
 import { revokeUserApiTokens } from "./api-tokens.js";
 import { User, UserRole } from "./entities.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";

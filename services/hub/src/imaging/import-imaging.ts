@@ -4,7 +4,7 @@ import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { lockProject, modifiableProject } from "../projects/access.js";
 import type { DecisionStateName, FreezeStateName } from "../projects/entities.js";
-import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
 import { cancelTask } from "../tasks/cancel-task.js";
 import { findTrust } from "../trusts/registry.js";
 import { lockImagingRows, uuidList } from "./rows.js";

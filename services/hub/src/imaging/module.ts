@@ -3,13 +3,11 @@ import { TaskKind, type ImagingImportOutput } from "@flip/gen/flip/link/v1/tasks
 import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
 import type { HubModule } from "../hub-module.js";
 import { decodeLinkRef, LINK_OPENED_CHANNEL } from "../link/channels.js";
-import { answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
+import type { HubDeps } from "../rpc/hub-context.js";
 import type { TaskEvents } from "../tasks/task-events.js";
-import { importImaging } from "./import-imaging.js";
+import { registerImagingHandlers } from "./handlers.js";
 import { applyImagingTask, reconcileImagingTasks, storeImportProgress } from "./outcomes.js";
 import { failUnsupportedImports, resendDeletes } from "./requests.js";
-import { getImagingStatus } from "./status.js";
-import { trustImagingToProto } from "./to-proto.js";
 
 /** How often ended tasks a notice missed are applied, and unfinished deletions looked at. */
 const SWEEP_MS = 60_000;
@@ -62,17 +60,6 @@ export function imagingModule(deps: HubDeps, taskEvents: TaskEvents): ImagingMod
       for (const u of unsubscribes.splice(0)) u();
       await sweep.stop();
     },
-    routes(router) {
-      router.service(ImagingService, {
-        getImagingStatus: (req, ctx) =>
-          answer(log, ctx, async () => ({ trusts: (await getImagingStatus(db.em(), callerOf(ctx), req.projectId)).map(trustImagingToProto) })),
-        importImaging: (req, ctx) =>
-          answer(log, ctx, async () => {
-            const trusts = await importImaging(db.em(), callerOf(ctx), { projectId: req.projectId, trusts: req.trusts, convertToNifti: req.convertToNifti });
-            log.info({ projectId: req.projectId, convertToNifti: req.convertToNifti }, "imaging import requested");
-            return { trusts: trusts.map(trustImagingToProto) };
-          }),
-      });
-    },
+    routes: (router) => registerImagingHandlers(router, deps),
   };
 }

@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { TaskErrorCode, TaskErrorCodeSchema } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TaskKind, type ImagingImportOutput } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { appendAudit } from "../audit/chain.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
 import { countsFromJson, countsToJson, type ImagingRow } from "./rows.js";
 import { startImports, trustCode } from "./requests.js";

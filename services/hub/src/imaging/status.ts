@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { isAdmin, type Principal } from "../auth/principal.js";
 import { visibleProject } from "../projects/access.js";
 import { Project } from "../projects/entities.js";
-import { NotFoundError } from "../rpc/domain-errors.js";
+import { NotFoundError } from "../domain/errors.js";
 import type { ImagingRow } from "./rows.js";
 import { DELETE_KIND } from "./requests.js";
 

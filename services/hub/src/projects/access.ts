@@ -1,9 +1,9 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { isAdmin, type Principal } from "../auth/principal.js";
 import { hasRole, trustAdminTrustIds } from "../identity/role-checks.js";
-import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
+import { InvalidInputError, NotFoundError, PermissionError } from "../domain/errors.js";
 import { Project, ProjectMember, ProjectTrust } from "./entities.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 
 /** The id a principal is known by as a project owner or member. */

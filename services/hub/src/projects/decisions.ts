@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { isAdmin, type Principal } from "../auth/principal.js";
 import { hasRole } from "../identity/role-checks.js";
-import { PermissionError } from "../rpc/domain-errors.js";
+import { PermissionError } from "../domain/errors.js";
 import { findTrust } from "../trusts/registry.js";
 import { Project, ProjectTrust } from "./entities.js";
 

@@ -1,26 +1,28 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { DecisionState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { CreateProjectRequestSchema, CreateProjectResponseSchema, DecisionState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
-import { nextPageToken, readPage } from "../rpc/paging.js";
+import { nextPageToken, readPage } from "../domain/paging.js";
+import { createCallOf, createOnce } from "../rpc/idempotency-keys.js";
 import { visibleProject } from "./access.js";
 import { listTrustDecisions } from "./decisions.js";
 import { deleteProject, setProjectMember, updateProject } from "./edit.js";
 import { decideProject, stageProject, unstageProject, withdrawApproval } from "./lifecycle.js";
 import { createProject, listVisibleProjects } from "./projects.js";
-import { projectToProto } from "./to-proto.js";
+import { projectsToProto, projectToProto } from "./to-proto.js";
 
 const DECISION_NAME = { [DecisionState.APPROVED]: "approved", [DecisionState.DECLINED]: "declined" } as const;
 
 /** ProjectService: projects, members, staging and each trust's decision. */
-export function registerProjectHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
+export function registerProjectHandlers(router: ConnectRouter, { db, config, log }: HubDeps): void {
   router.service(ProjectService, {
     createProject: (req, ctx) =>
-      answer(log, ctx, async () => {
-        const em = db.em();
-        const project = await createProject(em, callerOf(ctx), { name: req.name, description: req.description, memberIds: req.members });
-        log.info({ projectId: project.id }, "project created");
-        return { project: await projectToProto(em, project) };
-      }),
+      answer(log, ctx, () =>
+        createOnce(db.em(), createCallOf(ctx, CreateProjectRequestSchema, req, CreateProjectResponseSchema, config.idempotencyKeyTtlMs), async (em) => {
+          const project = await createProject(em, callerOf(ctx), { name: req.name, description: req.description, memberIds: req.members });
+          log.info({ projectId: project.id }, "project created");
+          return { project: await projectToProto(em, project) };
+        }),
+      ),
     getProject: (req, ctx) =>
       answer(log, ctx, async () => {
         const em = db.em();
@@ -31,7 +33,7 @@ export function registerProjectHandlers(router: ConnectRouter, { db, log }: HubD
         const em = db.em();
         const page = readPage(req.page);
         const projects = await listVisibleProjects(em, callerOf(ctx), page, req.includeDeleted);
-        return { projects: await Promise.all(projects.map((p) => projectToProto(em, p))), page: { nextPageToken: nextPageToken(page, projects.length) } };
+        return { projects: await projectsToProto(em, projects), page: { nextPageToken: nextPageToken(page, projects.length) } };
       }),
     updateProject: (req, ctx) =>
       answer(log, ctx, async () => {

@@ -6,7 +6,7 @@ import { actorOf, type Principal } from "../auth/principal.js";
 import { CohortAnswer, CohortQuery } from "../cohorts/entities.js";
 import { hasRole, mayDecideForTrust } from "../identity/role-checks.js";
 import { requestImagingDeletes } from "../imaging/requests.js";
-import { FailedPreconditionError, InvalidInputError, PermissionError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError, PermissionError } from "../domain/errors.js";
 import { createTask } from "../tasks/create-task.js";
 import type { Trust } from "../trusts/entities.js";
 import { findTrust } from "../trusts/registry.js";

@@ -1,8 +1,8 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
 import { actorOf, isAdmin, type Principal } from "../auth/principal.js";
-import { AlreadyExistsError, InvalidInputError, PermissionError } from "../rpc/domain-errors.js";
-import type { Page } from "../rpc/paging.js";
+import { AlreadyExistsError, InvalidInputError, PermissionError } from "../domain/errors.js";
+import type { Page } from "../domain/paging.js";
 import { hasRole, trustAdminTrustIds } from "../identity/role-checks.js";
 import { findUser } from "../identity/user-lookup.js";
 import { principalId } from "./access.js";

@@ -31,14 +31,32 @@ const FREEZE: Record<FreezeStateName, FreezeState> = {
   failed: FreezeState.FAILED,
 };
 
-/** The full project message: members and every trust's decision. */
-export async function projectToProto(em: EntityManager, p: Project): Promise<ProjectMessage> {
+/**
+ * The full project messages: members and every trust's decision. Members, decisions and trusts of all
+ * projects are loaded together: three queries for a whole page, not three per item.
+ */
+export async function projectsToProto(em: EntityManager, projects: readonly Project[]): Promise<ProjectMessage[]> {
+  if (projects.length === 0) return [];
+  const projectIds = projects.map((p) => p.id);
   const [members, decisions] = await Promise.all([
-    em.find(ProjectMember, { projectId: p.id }, { orderBy: { addedAt: "asc" } }),
-    em.find(ProjectTrust, { projectId: p.id }),
+    em.find(ProjectMember, { projectId: { $in: projectIds } }, { orderBy: { addedAt: "asc" } }),
+    em.find(ProjectTrust, { projectId: { $in: projectIds } }),
   ]);
-  const trusts = decisions.length ? await em.find(Trust, { id: { $in: decisions.map((d) => d.trustId) } }) : [];
+  const trustIds = [...new Set(decisions.map((d) => d.trustId))];
+  const trusts = trustIds.length ? await em.find(Trust, { id: { $in: trustIds } }) : [];
   const codeOf = new Map(trusts.map((t) => [t.id, t.code]));
+  const membersOf = groupBy(members, (m) => m.projectId);
+  const decisionsOf = groupBy(decisions, (d) => d.projectId);
+  return projects.map((p) => toMessage(p, membersOf.get(p.id) ?? [], decisionsOf.get(p.id) ?? [], codeOf));
+}
+
+/** One project as a message (see projectsToProto). */
+export async function projectToProto(em: EntityManager, p: Project): Promise<ProjectMessage> {
+  const [message] = await projectsToProto(em, [p]);
+  return message!;
+}
+
+function toMessage(p: Project, members: readonly ProjectMember[], decisions: readonly ProjectTrust[], codeOf: ReadonlyMap<string, string>): ProjectMessage {
   return create(ProjectMessageSchema, {
     id: p.id,
     name: p.name,
@@ -64,4 +82,16 @@ export async function projectToProto(em: EntityManager, p: Project): Promise<Pro
       }))
       .sort((a, b) => a.trustCode.localeCompare(b.trustCode)),
   });
+}
+
+/** Rows grouped by a key (Map.groupBy is ES2024, beyond this project's lib). */
+function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const group = groups.get(k);
+    if (group) group.push(row);
+    else groups.set(k, [row]);
+  }
+  return groups;
 }

@@ -2,11 +2,11 @@ import { LockMode } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
 import { notify } from "../db/notifier.js";
-import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
+import { InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { encodeTaskEnded, TASK_ENDED_CHANNEL } from "./channels.js";
 import { isFinalState, Task } from "./entities.js";
 import { hubTaskError, TaskErrorCode } from "./task-json.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 export interface CancelRequest {
   taskId: string;

@@ -1,6 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 import { taskEndedNoticeSql } from "./channels.js";
 
 /** A task claimed for one stream: everything an offer needs. */
@@ -34,9 +34,26 @@ export interface ClaimRequest {
 }
 
 /**
- * Claims up to `limit` pending tasks of one kind for a stream, oldest first, starting their next
- * attempt, in one statement. It claims nothing unless the stream owns the trust's link: the owner
- * row is share-locked, so a stream replaced on this replica or another can never start an attempt.
+ * Each task of the request's trust and kind with its turn: its place among its creator's tasks (then
+ * among the creator's tasks of its project) in the current busy spell, the open ones and those that
+ * ended since the oldest pending one was queued. Claiming lowest turn first takes users round-robin, so
+ * one researcher's backlog of slow queries cannot hold back another's single query: the backlog's
+ * next task waits behind every user's earlier turns, including those its own finished tasks used.
+ */
+const FAIR_TURNS_SQL = `
+  select f.id,
+    row_number() over (partition by f.created_by order by f.created_at, f.id) as user_turn,
+    row_number() over (partition by f.created_by, f.project_id order by f.created_at, f.id) as project_turn
+  from task f
+  where f.trust_id = req.trust_id and f.kind = req.kind
+    and (f.state in ('pending', 'offered', 'running')
+      or f.ended_at > (select min(q.created_at) from task q where q.trust_id = req.trust_id and q.kind = req.kind and q.state = 'pending'))`;
+
+/**
+ * Claims up to `limit` pending tasks of one kind for a stream, lowest turn first (FAIR_TURNS_SQL), then
+ * oldest first, starting their next attempt, in one statement. It claims nothing unless the stream owns
+ * the trust's link: the owner row is share-locked, so a stream replaced on this replica or another can
+ * never start an attempt.
  * SKIP LOCKED: a row another transaction is ending (cancel, deadline) is left to it, never waited on.
  */
 export async function claimPendingTasks(em: EntityManager, claim: ClaimRequest & { hubInstance: string }): Promise<ClaimedTask[]> {
@@ -64,10 +81,11 @@ export async function claimPendingTasksFor(em: EntityManager, hubInstance: strin
      picked as (
        select p.id, req.stream_id from req
        cross join lateral (
-         select id from task
-         where trust_id = req.trust_id and kind = req.kind and state = 'pending' and attempt < max_attempts and deadline > ?
+         select t.id from task t
+         join (${FAIR_TURNS_SQL}) turn on turn.id = t.id
+         where t.state = 'pending' and t.attempt < t.max_attempts and t.deadline > ?
            and exists (select 1 from owner o where o.trust_id = req.trust_id and o.stream_id = req.stream_id)
-         order by created_at limit req.lim for update skip locked
+         order by turn.user_turn, turn.project_turn, t.created_at, t.id limit req.lim for update of t skip locked
        ) p
      ),
      claimed as (

@@ -6,7 +6,7 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { FailedPreconditionError, InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { registerTrust, setTrustDisabled } from "../trusts/registry.js";
 import { TASK_READY_CHANNEL } from "./channels.js";
 import { createTasks } from "./create-task.js";

@@ -1,18 +1,25 @@
 import { create } from "@bufbuild/protobuf";
 import { durationMs, type Duration } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
+import {
+  CreateEchoTaskRequestSchema,
+  CreateEchoTaskResponseSchema,
+  CreateEchoTasksRequestSchema,
+  CreateEchoTasksResponseSchema,
+  TaskService,
+} from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { EchoSpecSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { assertAcceptingWork } from "../admin/deployment-mode.js";
 import { isAdmin, type Principal } from "../auth/principal.js";
 import { trustAdminTrustIds } from "../identity/role-checks.js";
-import { InvalidInputError, NotFoundError, PermissionError } from "../rpc/domain-errors.js";
+import { InvalidInputError, NotFoundError, PermissionError } from "../domain/errors.js";
 import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
-import { nextPageToken, readPage } from "../rpc/paging.js";
+import { nextPageToken, readPage } from "../domain/paging.js";
 import { findTrust, findTrusts } from "../trusts/registry.js";
 import { cancelTask } from "./cancel-task.js";
 import { createTask, createTasks, type TaskRequest } from "./create-task.js";
 import type { TaskStateName } from "./entities.js";
+import { createCallOf, createOnce } from "../rpc/idempotency-keys.js";
 import { getTask, listTasks } from "./queries.js";
 import { taskStateFromProto, taskToProto } from "./to-proto.js";
 
@@ -46,29 +53,31 @@ function visibleTrusts(p: Principal): Set<string> | undefined {
   return isAdmin(p) ? undefined : new Set(trustAdminTrustIds(p));
 }
 
-export function registerTaskHandlers(router: ConnectRouter, { db, log }: HubDeps): void {
+export function registerTaskHandlers(router: ConnectRouter, { db, config, log }: HubDeps): void {
   router.service(TaskService, {
     createEchoTask: (req, ctx) =>
       answer(log, ctx, async () => {
         const echo = echoTask(req);
-        const em = db.em();
-        const trust = await findTrust(em, req.trust);
-        await assertAcceptingWork(em);
-        const task = await createTask(em, { ...echo, trustId: trust.id, actor: actorFor(ctx) });
-        log.info({ taskId: task.id, trustId: trust.id, kind: task.kind }, "task created");
-        return { task: taskToProto({ task, trustCode: trust.code }) };
+        return await createOnce(db.em(), createCallOf(ctx, CreateEchoTaskRequestSchema, req, CreateEchoTaskResponseSchema, config.idempotencyKeyTtlMs), async (em) => {
+          const trust = await findTrust(em, req.trust);
+          await assertAcceptingWork(em);
+          const task = await createTask(em, { ...echo, trustId: trust.id, actor: actorFor(ctx) });
+          log.info({ taskId: task.id, trustId: trust.id, kind: task.kind }, "task created");
+          return { task: taskToProto({ task, trustCode: trust.code }) };
+        });
       }),
     createEchoTasks: (req, ctx) =>
       answer(log, ctx, async () => {
         if (req.trusts.length === 0) throw new InvalidInputError("trusts", "give at least one trust id or code");
         if (req.trusts.length > MAX_ECHO_BATCH) throw new InvalidInputError("trusts", `at most ${MAX_ECHO_BATCH} per call, got ${req.trusts.length}`);
         const echo = echoTask(req);
-        const em = db.em();
-        const trusts = await findTrusts(em, req.trusts);
-        await assertAcceptingWork(em);
-        const tasks = await createTasks(em, trusts.map((trust) => ({ ...echo, trustId: trust.id })), { actor: actorFor(ctx) });
-        log.info({ tasks: tasks.length, kind: "echo" }, "tasks created");
-        return { tasks: tasks.map((task, i) => taskToProto({ task, trustCode: trusts[i]!.code })) };
+        return await createOnce(db.em(), createCallOf(ctx, CreateEchoTasksRequestSchema, req, CreateEchoTasksResponseSchema, config.idempotencyKeyTtlMs), async (em) => {
+          const trusts = await findTrusts(em, req.trusts);
+          await assertAcceptingWork(em);
+          const tasks = await createTasks(em, trusts.map((trust) => ({ ...echo, trustId: trust.id })), { actor: actorFor(ctx) });
+          log.info({ tasks: tasks.length, kind: "echo" }, "tasks created");
+          return { tasks: tasks.map((task, i) => taskToProto({ task, trustCode: trusts[i]!.code })) };
+        });
       }),
     getTask: (req, ctx) =>
       answer(log, ctx, async () => {

@@ -4,6 +4,7 @@ import type { HubModule } from "../hub-module.js";
 import type { HubDeps } from "../rpc/hub-context.js";
 import { expireOverdueTasks } from "./expiry.js";
 import { registerTaskHandlers } from "./handlers.js";
+import { forgetExpiredIdempotencyKeys } from "../rpc/idempotency-keys.js";
 import { TaskEvents } from "./task-events.js";
 
 export interface TasksModule extends HubModule {
@@ -11,8 +12,8 @@ export interface TasksModule extends HubModule {
   readonly events: TaskEvents;
 }
 
-/** The task outbox: TaskService, the deadline sweeper, and task-ended events for other modules. */
-export function createTasksModule(deps: HubDeps): TasksModule {
+/** The task outbox: TaskService, the deadline sweeper (which also forgets expired idempotency keys), and task-ended events for other modules. */
+export function tasksModule(deps: HubDeps): TasksModule {
   const events = new TaskEvents(deps.db, deps.log);
   const expiry = new PeriodicJob(
     "task-expiry",
@@ -20,6 +21,8 @@ export function createTasksModule(deps: HubDeps): TasksModule {
     async () => {
       const n = await expireOverdueTasks(deps.db.em());
       if (n > 0) deps.log.info({ expired: n }, "tasks expired at their deadline");
+      const forgotten = await forgetExpiredIdempotencyKeys(deps.db.em(), deps.config.idempotencyKeyTtlMs);
+      if (forgotten > 0) deps.log.debug({ forgotten }, "expired idempotency keys forgotten");
     },
     deps.log,
   );

@@ -1,10 +1,10 @@
 import type { FilterQuery } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { InvalidInputError, NotFoundError } from "../rpc/domain-errors.js";
-import type { Page } from "../rpc/paging.js";
+import { InvalidInputError, NotFoundError } from "../domain/errors.js";
+import type { Page } from "../domain/paging.js";
 import { Trust } from "../trusts/entities.js";
 import { Task, TaskAttempt, type TaskStateName } from "./entities.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 
 /** A task with the trust code it belongs to, as views show it. */
 export interface TaskView {

@@ -6,7 +6,7 @@ import { taskKindFromName, taskKindName, taskKindOfOutput } from "@flip/shared/l
 import { encodeTaskEnded, TASK_ENDED_CHANNEL, TASK_READY_CHANNEL, taskEndedNoticeSql } from "./channels.js";
 import { isFinalState, type TaskStateName } from "./entities.js";
 import { errorToJson, hubTaskError, outputToJson, TaskErrorCode } from "./task-json.js";
-import { isUuid } from "../rpc/ids.js";
+import { isUuid } from "../domain/ids.js";
 import { jsonParam } from "./sql-params.js";
 import type { SuccessBatcher } from "./success-batcher.js";
 

@@ -5,7 +5,7 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { currentStreamOf, LinkNoLongerAllowedError, openStream } from "../link/stream-ownership.js";
-import { FailedPreconditionError, InvalidInputError } from "../rpc/domain-errors.js";
+import { FailedPreconditionError, InvalidInputError } from "../domain/errors.js";
 import { registerTrust, rotateTrustKey, setTrustDisabled } from "../trusts/registry.js";
 import { claimPendingTasks, claimPendingTasksFor } from "./claims.js";
 import { createTask } from "./create-task.js";

@@ -1,7 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { NotFoundError } from "../rpc/domain-errors.js";
-import { isUuid } from "../rpc/ids.js";
-import { InvalidInputError } from "../rpc/domain-errors.js";
+import { NotFoundError } from "../domain/errors.js";
+import { isUuid } from "../domain/ids.js";
+import { InvalidInputError } from "../domain/errors.js";
 
 export const JOB_STATES = ["queued", "running", "completed", "failed", "aborted"] as const;
 export type JobStateName = (typeof JOB_STATES)[number];

@@ -3,6 +3,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { CohortQuerySchema, CohortService, TrustAnswerState, TrustAnswerStateSchema, type CohortQuery, type TrustCohortAnswer } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { requireOption, stringOption, type CliCommand } from "../command.js";
 import { enumLabel, table } from "../format.js";
+import { createOnce } from "../training/retry-once.js";
 import { oneId } from "./project.js";
 
 const stateLabel = (a: TrustCohortAnswer) => enumLabel(TrustAnswerStateSchema.values.find((v) => v.number === a.state)?.name, "TRUST_ANSWER_STATE_");
@@ -43,7 +44,8 @@ export const cohortCommands: CliCommand[] = [
     options: { project: { type: "string" }, sql: { type: "string" }, name: { type: "string" }, "no-wait": { type: "boolean", default: false } },
     async run(ctx, args) {
       const client = ctx.client(CohortService);
-      const { query } = await client.submitCohortQuery({ projectId: requireOption(args, "project"), sql: readSql(requireOption(args, "sql")), name: stringOption(args, "name") });
+      const submission = { projectId: requireOption(args, "project"), sql: readSql(requireOption(args, "sql")), name: stringOption(args, "name") };
+      const { query } = await createOnce((idempotencyKey) => client.submitCohortQuery({ ...submission, idempotencyKey }), (e) => ctx.stderr.write(`the hub did not answer (${e.rawMessage}); retrying once with the same idempotency key\n`));
       if (!query) return 1;
       if (args.values["no-wait"]) {
         ctx.print(describeCohortQuery(query), { query: toJson(CohortQuerySchema, query) });

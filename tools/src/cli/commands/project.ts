@@ -2,6 +2,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { DecisionState, DecisionStateSchema, FreezeStateSchema, ProjectSchema, ProjectService, ProjectStatusSchema, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand } from "../command.js";
 import { enumLabel, table, when } from "../format.js";
+import { createOnce } from "../training/retry-once.js";
 
 export const projectStatus = (p: Project) => enumLabel(ProjectStatusSchema.values.find((v) => v.number === p.status)?.name, "PROJECT_STATUS_");
 
@@ -46,7 +47,9 @@ export const projectCommands: CliCommand[] = [
     options: { name: { type: "string" }, description: { type: "string" }, member: { type: "string", multiple: true } },
     async run(ctx, args) {
       const members = (args.values.member as string[] | undefined) ?? [];
-      const { project } = await ctx.client(ProjectService).createProject({ name: requireOption(args, "name"), description: stringOption(args, "description"), members });
+      const client = ctx.client(ProjectService);
+      const request = { name: requireOption(args, "name"), description: stringOption(args, "description"), members };
+      const { project } = await createOnce((idempotencyKey) => client.createProject({ ...request, idempotencyKey }), (e) => ctx.stderr.write(`the hub did not answer (${e.rawMessage}); retrying once with the same idempotency key\n`));
       ctx.print(`created project ${project?.name} (${project?.id})`, { project: projectJson(project) });
     },
   },

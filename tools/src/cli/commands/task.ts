@@ -5,6 +5,7 @@ import { TaskKindSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { TaskSchema, TaskService, TaskState, TaskStateSchema, type Task } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { stringOption, UsageError, type CliArgs, type CliCommand, type CliContext } from "../command.js";
 import { enumLabel, table, when } from "../format.js";
+import { createOnce } from "../training/retry-once.js";
 
 const stateLabel = (s: TaskState) => enumLabel(TaskStateSchema.values.find((v) => v.number === s)?.name, "TASK_STATE_");
 const kindLabel = (t: Task) => enumLabel(TaskKindSchema.values.find((v) => v.number === t.kind)?.name, "TASK_KIND_");
@@ -118,7 +119,8 @@ export const taskCommands: CliCommand[] = [
         maxAttempts: attempts ? Number(attempts) : 0,
       };
       if (trusts.length > 1) {
-        const { tasks } = await ctx.client(TaskService).createEchoTasks({ trusts, ...options });
+        const client = ctx.client(TaskService);
+        const { tasks } = await createOnce((idempotencyKey) => client.createEchoTasks({ trusts, ...options, idempotencyKey }), (e) => ctx.stderr.write(`the hub did not answer (${e.rawMessage}); retrying once with the same idempotency key\n`));
         if (!args.values.wait) {
           ctx.print(`created ${tasks.length} tasks\n${tasksTable(tasks)}`, { tasks: tasks.map(taskJson) });
           return;
@@ -129,7 +131,8 @@ export const taskCommands: CliCommand[] = [
         ctx.print(`${succeeded} of ${done.length} tasks succeeded\n${tasksTable(done)}`, { tasks: done.map(taskJson) });
         return succeeded === done.length ? 0 : 1;
       }
-      const { task } = await ctx.client(TaskService).createEchoTask({ trust: trusts[0]!, ...options });
+      const client = ctx.client(TaskService);
+      const { task } = await createOnce((idempotencyKey) => client.createEchoTask({ trust: trusts[0]!, ...options, idempotencyKey }), (e) => ctx.stderr.write(`the hub did not answer (${e.rawMessage}); retrying once with the same idempotency key\n`));
       if (!task) return 1;
       if (!args.values.wait) {
         ctx.print(`created task ${task.id} for trust ${task.trustCode} (${stateLabel(task.state)})`, { task: taskJson(task) });
@@ -143,22 +146,31 @@ export const taskCommands: CliCommand[] = [
   },
   {
     path: ["task", "list"],
-    summary: "List tasks, newest first, with their state and outcome.",
-    usage: "[--trust <code|id>] [--state running,pending,...] [--limit 50]",
-    options: { trust: { type: "string" }, state: { type: "string" }, limit: { type: "string" } },
+    summary: "List tasks, newest first, with their state and outcome; one page at a time (the next page's token is printed), or --all.",
+    usage: "[--trust <code|id>] [--state running,pending,...] [--page-size 50] [--page-token <token> | --all]",
+    options: { trust: { type: "string" }, state: { type: "string" }, "page-size": { type: "string" }, limit: { type: "string" }, "page-token": { type: "string" }, all: { type: "boolean" } },
     async run(ctx, args) {
-      const limit = stringOption(args, "limit", "50");
-      if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 500) throw new UsageError("--limit: expected 1 to 500");
-      const { tasks } = await ctx.client(TaskService).listTasks({ trust: stringOption(args, "trust"), states: parseStates(args), page: { pageSize: Number(limit) } });
-      ctx.print(
+      // --limit is the older name of --page-size.
+      const pageSize = stringOption(args, "page-size") || stringOption(args, "limit", "50");
+      if (!/^\d+$/.test(pageSize) || Number(pageSize) < 1 || Number(pageSize) > 500) throw new UsageError("--page-size: expected 1 to 500");
+      const all = Boolean(args.values.all);
+      let pageToken = stringOption(args, "page-token");
+      if (all && pageToken) throw new UsageError("--all starts from the first page; leave out --page-token");
+      const client = ctx.client(TaskService);
+      const tasks: Task[] = [];
+      do {
+        const res = await client.listTasks({ trust: stringOption(args, "trust"), states: parseStates(args), page: { pageSize: Number(pageSize), pageToken } });
+        tasks.push(...res.tasks);
+        pageToken = res.page?.nextPageToken ?? "";
+      } while (all && pageToken);
+      const listing =
         tasks.length === 0
           ? "no tasks"
           : table(
               ["ID", "TRUST", "KIND", "STATE", "ATTEMPT", "CREATED", "OUTCOME"],
               tasks.map((t) => [t.id, t.trustCode, kindLabel(t), stateLabel(t.state), `${t.attempt}/${t.maxAttempts}`, when(t.createdAt), outcomeOf(t).slice(0, 60)]),
-            ),
-        { tasks: tasks.map(taskJson) },
-      );
+            );
+      ctx.print(pageToken ? `${listing}\nmore: the same command with --page-token ${pageToken}, or --all` : listing, { tasks: tasks.map(taskJson), nextPageToken: pageToken });
     },
   },
   {

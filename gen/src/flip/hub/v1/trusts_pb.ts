@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/trusts.proto.
  */
 export const file_flip_hub_v1_trusts: GenFile = /*@__PURE__*/
-  fileDesc("ChhmbGlwL2h1Yi92MS90cnVzdHMucHJvdG8SC2ZsaXAuaHViLnYxItICCgVUcnVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNvZGUYAyABKAkSDgoGcmVnaW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIEiwKC2xpbmtfc3RhdHVzGAYgASgOMhcuZmxpcC5odWIudjEuTGlua1N0YXR1cxIwCgxsYXN0X3NlZW5fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgJIAEoCRIuCgZoZWFsdGgYCiABKAsyHi5mbGlwLmNvbW1vbi52MS5IZWFsdGhTbmFwc2hvdBIvCgtkaXNhYmxlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoUUmVnaXN0ZXJUcnVzdFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRjb2RlGAIgASgJEg4KBnJlZ2lvbhgDIAEoCSJLChVSZWdpc3RlclRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdBIPCgdhcGlfa2V5GAIgASgJIlgKEUxpc3RUcnVzdHNSZXF1ZXN0EikKBHBhZ2UYASABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdBIYChBpbmNsdWRlX2Rpc2FibGVkGAIgASgIImQKEkxpc3RUcnVzdHNSZXNwb25zZRIiCgZ0cnVzdHMYASADKAsyEi5mbGlwLmh1Yi52MS5UcnVzdBIqCgRwYWdlGAIgASgLMhwuZmxpcC5jb21tb24udjEuUGFnZVJlc3BvbnNlIiAKD0dldFRydXN0UmVxdWVzdBINCgV0cnVzdBgBIAEoCSI1ChBHZXRUcnVzdFJlc3BvbnNlEiEKBXRydXN0GAEgASgLMhIuZmxpcC5odWIudjEuVHJ1c3QiJgoVUm90YXRlVHJ1c3RLZXlSZXF1ZXN0Eg0KBXRydXN0GAEgASgJIkwKFlJvdGF0ZVRydXN0S2V5UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdBIPCgdhcGlfa2V5GAIgASgJIjQKE0Rpc2FibGVUcnVzdFJlcXVlc3QSDQoFdHJ1c3QYASABKAkSDgoGcmVhc29uGAIgASgJIjkKFERpc2FibGVUcnVzdFJlc3BvbnNlEiEKBXRydXN0GAEgASgLMhIuZmxpcC5odWIudjEuVHJ1c3QiIwoSRW5hYmxlVHJ1c3RSZXF1ZXN0Eg0KBXRydXN0GAEgASgJIjgKE0VuYWJsZVRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCp7CgpMaW5rU3RhdHVzEhsKF0xJTktfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSTElOS19TVEFUVVNfT05MSU5FEAESFwoTTElOS19TVEFUVVNfT0ZGTElORRACEh8KG0xJTktfU1RBVFVTX05FVkVSX0NPTk5FQ1RFRBADMoAECgxUcnVzdFNlcnZpY2USVgoNUmVnaXN0ZXJUcnVzdBIhLmZsaXAuaHViLnYxLlJlZ2lzdGVyVHJ1c3RSZXF1ZXN0GiIuZmxpcC5odWIudjEuUmVnaXN0ZXJUcnVzdFJlc3BvbnNlEk0KCkxpc3RUcnVzdHMSHi5mbGlwLmh1Yi52MS5MaXN0VHJ1c3RzUmVxdWVzdBofLmZsaXAuaHViLnYxLkxpc3RUcnVzdHNSZXNwb25zZRJHCghHZXRUcnVzdBIcLmZsaXAuaHViLnYxLkdldFRydXN0UmVxdWVzdBodLmZsaXAuaHViLnYxLkdldFRydXN0UmVzcG9uc2USWQoOUm90YXRlVHJ1c3RLZXkSIi5mbGlwLmh1Yi52MS5Sb3RhdGVUcnVzdEtleVJlcXVlc3QaIy5mbGlwLmh1Yi52MS5Sb3RhdGVUcnVzdEtleVJlc3BvbnNlElMKDERpc2FibGVUcnVzdBIgLmZsaXAuaHViLnYxLkRpc2FibGVUcnVzdFJlcXVlc3QaIS5mbGlwLmh1Yi52MS5EaXNhYmxlVHJ1c3RSZXNwb25zZRJQCgtFbmFibGVUcnVzdBIfLmZsaXAuaHViLnYxLkVuYWJsZVRydXN0UmVxdWVzdBogLmZsaXAuaHViLnYxLkVuYWJsZVRydXN0UmVzcG9uc2ViBnByb3RvMw", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChhmbGlwL2h1Yi92MS90cnVzdHMucHJvdG8SC2ZsaXAuaHViLnYxIvgCCgVUcnVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNvZGUYAyABKAkSDgoGcmVnaW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIEiwKC2xpbmtfc3RhdHVzGAYgASgOMhcuZmxpcC5odWIudjEuTGlua1N0YXR1cxIwCgxsYXN0X3NlZW5fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgJIAEoCRIuCgZoZWFsdGgYCiABKAsyHi5mbGlwLmNvbW1vbi52MS5IZWFsdGhTbmFwc2hvdBIvCgtkaXNhYmxlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoEbGluaxgMIAEoCzIWLmZsaXAuaHViLnYxLlRydXN0TGluayLqAQoJVHJ1c3RMaW5rEhQKDGh1Yl9pbnN0YW5jZRgBIAEoCRIwCgxjb25uZWN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2dhdGV3YXlfdmVyc2lvbhgDIAEoCRIPCgdnYXRld2F5GAQgASgJEhgKEHJlZnVzZWRfYXR0ZW1wdHMYBSABKA0SHAoUbGFzdF9yZWZ1c2VkX2dhdGV3YXkYBiABKAkSMwoPbGFzdF9yZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChRSZWdpc3RlclRydXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGNvZGUYAiABKAkSDgoGcmVnaW9uGAMgASgJIksKFVJlZ2lzdGVyVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiWAoRTGlzdFRydXN0c1JlcXVlc3QSKQoEcGFnZRgBIAEoCzIbLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0EhgKEGluY2x1ZGVfZGlzYWJsZWQYAiABKAgiZAoSTGlzdFRydXN0c1Jlc3BvbnNlEiIKBnRydXN0cxgBIAMoCzISLmZsaXAuaHViLnYxLlRydXN0EioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiIAoPR2V0VHJ1c3RSZXF1ZXN0Eg0KBXRydXN0GAEgASgJIjUKEEdldFRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCImChVSb3RhdGVUcnVzdEtleVJlcXVlc3QSDQoFdHJ1c3QYASABKAkiTAoWUm90YXRlVHJ1c3RLZXlSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiNAoTRGlzYWJsZVRydXN0UmVxdWVzdBINCgV0cnVzdBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOQoURGlzYWJsZVRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCIjChJFbmFibGVUcnVzdFJlcXVlc3QSDQoFdHJ1c3QYASABKAkiOAoTRW5hYmxlVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0KnsKCkxpbmtTdGF0dXMSGwoXTElOS19TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJMSU5LX1NUQVRVU19PTkxJTkUQARIXChNMSU5LX1NUQVRVU19PRkZMSU5FEAISHwobTElOS19TVEFUVVNfTkVWRVJfQ09OTkVDVEVEEAMygAQKDFRydXN0U2VydmljZRJWCg1SZWdpc3RlclRydXN0EiEuZmxpcC5odWIudjEuUmVnaXN0ZXJUcnVzdFJlcXVlc3QaIi5mbGlwLmh1Yi52MS5SZWdpc3RlclRydXN0UmVzcG9uc2USTQoKTGlzdFRydXN0cxIeLmZsaXAuaHViLnYxLkxpc3RUcnVzdHNSZXF1ZXN0Gh8uZmxpcC5odWIudjEuTGlzdFRydXN0c1Jlc3BvbnNlEkcKCEdldFRydXN0EhwuZmxpcC5odWIudjEuR2V0VHJ1c3RSZXF1ZXN0Gh0uZmxpcC5odWIudjEuR2V0VHJ1c3RSZXNwb25zZRJZCg5Sb3RhdGVUcnVzdEtleRIiLmZsaXAuaHViLnYxLlJvdGF0ZVRydXN0S2V5UmVxdWVzdBojLmZsaXAuaHViLnYxLlJvdGF0ZVRydXN0S2V5UmVzcG9uc2USUwoMRGlzYWJsZVRydXN0EiAuZmxpcC5odWIudjEuRGlzYWJsZVRydXN0UmVxdWVzdBohLmZsaXAuaHViLnYxLkRpc2FibGVUcnVzdFJlc3BvbnNlElAKC0VuYWJsZVRydXN0Eh8uZmxpcC5odWIudjEuRW5hYmxlVHJ1c3RSZXF1ZXN0GiAuZmxpcC5odWIudjEuRW5hYmxlVHJ1c3RSZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A registered trust as the hub sees it.
@@ -80,6 +80,14 @@ export type Trust = Message<"flip.hub.v1.Trust"> & {
    * @generated from field: google.protobuf.Timestamp disabled_at = 11;
    */
   disabledAt?: Timestamp | undefined;
+
+  /**
+   * The gateway stream holding the trust's link now (GetTrust only; unset when none does). While it is
+   * live the hub refuses another gateway process of the trust, so two never run the trust's tasks.
+   *
+   * @generated from field: flip.hub.v1.TrustLink link = 12;
+   */
+  link?: TrustLink | undefined;
 };
 
 /**
@@ -88,6 +96,64 @@ export type Trust = Message<"flip.hub.v1.Trust"> & {
  */
 export const TrustSchema: GenMessage<Trust> = /*@__PURE__*/
   messageDesc(file_flip_hub_v1_trusts, 0);
+
+/**
+ * Where a trust's link is held.
+ *
+ * @generated from message flip.hub.v1.TrustLink
+ */
+export type TrustLink = Message<"flip.hub.v1.TrustLink"> & {
+  /**
+   * The hub replica holding the stream (its FLIP_HUB_INSTANCE).
+   *
+   * @generated from field: string hub_instance = 1;
+   */
+  hubInstance: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp connected_at = 2;
+   */
+  connectedAt?: Timestamp | undefined;
+
+  /**
+   * What the gateway reported, e.g. "flip-gateway/0.1.0".
+   *
+   * @generated from field: string gateway_version = 3;
+   */
+  gatewayVersion: string;
+
+  /**
+   * The gateway process holding the link, as it names itself: "host/pid N/nonce".
+   *
+   * @generated from field: string gateway = 4;
+   */
+  gateway: string;
+
+  /**
+   * Other gateway processes of this trust refused while this link was live: an orphan or a second
+   * deployment to stop. The latest one refused, and when.
+   *
+   * @generated from field: uint32 refused_attempts = 5;
+   */
+  refusedAttempts: number;
+
+  /**
+   * @generated from field: string last_refused_gateway = 6;
+   */
+  lastRefusedGateway: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_refused_at = 7;
+   */
+  lastRefusedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message flip.hub.v1.TrustLink.
+ * Use `create(TrustLinkSchema)` to create a new message.
+ */
+export const TrustLinkSchema: GenMessage<TrustLink> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 1);
 
 /**
  * Registers a trust.
@@ -116,7 +182,7 @@ export type RegisterTrustRequest = Message<"flip.hub.v1.RegisterTrustRequest"> &
  * Use `create(RegisterTrustRequestSchema)` to create a new message.
  */
 export const RegisterTrustRequestSchema: GenMessage<RegisterTrustRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 1);
+  messageDesc(file_flip_hub_v1_trusts, 2);
 
 /**
  * The new trust and its API key (shown once; the hub keeps only a hash).
@@ -140,7 +206,7 @@ export type RegisterTrustResponse = Message<"flip.hub.v1.RegisterTrustResponse">
  * Use `create(RegisterTrustResponseSchema)` to create a new message.
  */
 export const RegisterTrustResponseSchema: GenMessage<RegisterTrustResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 2);
+  messageDesc(file_flip_hub_v1_trusts, 3);
 
 /**
  * Lists trusts.
@@ -164,7 +230,7 @@ export type ListTrustsRequest = Message<"flip.hub.v1.ListTrustsRequest"> & {
  * Use `create(ListTrustsRequestSchema)` to create a new message.
  */
 export const ListTrustsRequestSchema: GenMessage<ListTrustsRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 3);
+  messageDesc(file_flip_hub_v1_trusts, 4);
 
 /**
  * A page of trusts.
@@ -188,7 +254,7 @@ export type ListTrustsResponse = Message<"flip.hub.v1.ListTrustsResponse"> & {
  * Use `create(ListTrustsResponseSchema)` to create a new message.
  */
 export const ListTrustsResponseSchema: GenMessage<ListTrustsResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 4);
+  messageDesc(file_flip_hub_v1_trusts, 5);
 
 /**
  * Gets a trust by id or code.
@@ -209,7 +275,7 @@ export type GetTrustRequest = Message<"flip.hub.v1.GetTrustRequest"> & {
  * Use `create(GetTrustRequestSchema)` to create a new message.
  */
 export const GetTrustRequestSchema: GenMessage<GetTrustRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 5);
+  messageDesc(file_flip_hub_v1_trusts, 6);
 
 /**
  * One trust.
@@ -228,7 +294,7 @@ export type GetTrustResponse = Message<"flip.hub.v1.GetTrustResponse"> & {
  * Use `create(GetTrustResponseSchema)` to create a new message.
  */
 export const GetTrustResponseSchema: GenMessage<GetTrustResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 6);
+  messageDesc(file_flip_hub_v1_trusts, 7);
 
 /**
  * Rotates a trust's API key.
@@ -249,7 +315,7 @@ export type RotateTrustKeyRequest = Message<"flip.hub.v1.RotateTrustKeyRequest">
  * Use `create(RotateTrustKeyRequestSchema)` to create a new message.
  */
 export const RotateTrustKeyRequestSchema: GenMessage<RotateTrustKeyRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 7);
+  messageDesc(file_flip_hub_v1_trusts, 8);
 
 /**
  * The trust's new API key (shown once).
@@ -273,7 +339,7 @@ export type RotateTrustKeyResponse = Message<"flip.hub.v1.RotateTrustKeyResponse
  * Use `create(RotateTrustKeyResponseSchema)` to create a new message.
  */
 export const RotateTrustKeyResponseSchema: GenMessage<RotateTrustKeyResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 8);
+  messageDesc(file_flip_hub_v1_trusts, 9);
 
 /**
  * Disables a trust.
@@ -299,7 +365,7 @@ export type DisableTrustRequest = Message<"flip.hub.v1.DisableTrustRequest"> & {
  * Use `create(DisableTrustRequestSchema)` to create a new message.
  */
 export const DisableTrustRequestSchema: GenMessage<DisableTrustRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 9);
+  messageDesc(file_flip_hub_v1_trusts, 10);
 
 /**
  * The disabled trust.
@@ -318,7 +384,7 @@ export type DisableTrustResponse = Message<"flip.hub.v1.DisableTrustResponse"> &
  * Use `create(DisableTrustResponseSchema)` to create a new message.
  */
 export const DisableTrustResponseSchema: GenMessage<DisableTrustResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 10);
+  messageDesc(file_flip_hub_v1_trusts, 11);
 
 /**
  * Enables a trust.
@@ -339,7 +405,7 @@ export type EnableTrustRequest = Message<"flip.hub.v1.EnableTrustRequest"> & {
  * Use `create(EnableTrustRequestSchema)` to create a new message.
  */
 export const EnableTrustRequestSchema: GenMessage<EnableTrustRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 11);
+  messageDesc(file_flip_hub_v1_trusts, 12);
 
 /**
  * The enabled trust.
@@ -358,7 +424,7 @@ export type EnableTrustResponse = Message<"flip.hub.v1.EnableTrustResponse"> & {
  * Use `create(EnableTrustResponseSchema)` to create a new message.
  */
 export const EnableTrustResponseSchema: GenMessage<EnableTrustResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_trusts, 12);
+  messageDesc(file_flip_hub_v1_trusts, 13);
 
 /**
  * Whether a trust's gateway is connected.

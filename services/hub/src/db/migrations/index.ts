@@ -9,6 +9,8 @@ import { M0007AuditSequencer } from "./m0007-audit-sequencer.js";
 import { M0008ArtifactSync } from "./m0008-artifact-sync.js";
 import { M0009Training } from "./m0009-training.js";
 import { M0010Imaging } from "./m0010-imaging.js";
+import { M0011FairnessAndIdempotency } from "./m0011-fairness-and-idempotency.js";
+import { M0012GatewayLinks } from "./m0012-gateway-links.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
@@ -22,4 +24,6 @@ export const migrations: MigrationObject[] = [
   { name: "m0008-artifact-sync", class: M0008ArtifactSync },
   { name: "m0009-training", class: M0009Training },
   { name: "m0010-imaging", class: M0010Imaging },
+  { name: "m0011-fairness-and-idempotency", class: M0011FairnessAndIdempotency },
+  { name: "m0012-gateway-links", class: M0012GatewayLinks },
 ];
