@@ -20,11 +20,8 @@ test("data-access reports NOT_SERVING while its PostgreSQL is down and SERVING a
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pgOptions = { dataDir: path.join(dir, "postgres"), port: await freePort(), databases: ["omop"], log };
   let postgres: RunningPostgres = await startEmbeddedPostgres(pgOptions);
-  t.teardown(async () => {
-    await postgres.stop();
-    // As root the data is kept where the postgres OS user can reach it, outside `dir`.
-    rmSync(postgres.serverDataDir, { recursive: true, force: true });
-  });
+  // As root the data may be kept where the postgres OS user can reach it, outside `dir`: remove() deletes it too.
+  t.teardown(() => postgres.remove());
   const service = await startDataAccess(
     {
       host: "127.0.0.1",

@@ -7,6 +7,7 @@ import { LinkStatus } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { Trust } from "../trusts/entities.js";
 import { columnsFromJson } from "./answers.js";
 import { CohortAnswer, type AnswerStateName, type CohortQuery } from "./entities.js";
+import { groupBy } from "../db/group-rows.js";
 
 const STATE: Record<AnswerStateName, TrustAnswerState> = {
   pending: TrustAnswerState.PENDING,
@@ -66,16 +67,4 @@ function toMessage(q: CohortQuery, answers: readonly CohortAnswer[], trustById: 
       })
       .sort((x, y) => x.trustCode.localeCompare(y.trustCode)),
   });
-}
-
-/** Rows grouped by a key (Map.groupBy is ES2024, beyond this project's lib). */
-function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const group = groups.get(k);
-    if (group) group.push(row);
-    else groups.set(k, [row]);
-  }
-  return groups;
 }

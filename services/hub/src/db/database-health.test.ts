@@ -21,11 +21,8 @@ test("the hub reports NOT_SERVING while its PostgreSQL is down and SERVING again
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pgOptions = { dataDir: path.join(dir, "postgres"), port: await freePort(), databases: ["flip"], log };
   let postgres: RunningPostgres = await startEmbeddedPostgres(pgOptions);
-  t.teardown(async () => {
-    await postgres.stop();
-    // As root the data is kept where the postgres OS user can reach it, outside `dir`.
-    rmSync(postgres.serverDataDir, { recursive: true, force: true });
-  });
+  // As root the data may be kept where the postgres OS user can reach it, outside `dir`: remove() deletes it too.
+  t.teardown(() => postgres.remove());
   const config = readHubConfig({
     DATABASE_URL: postgres.urlFor("flip"),
     FLIP_HUB_ADDR: "127.0.0.1:0",

@@ -11,6 +11,7 @@ import {
 } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { Trust } from "../trusts/entities.js";
 import { Project, ProjectMember, ProjectTrust, type DecisionStateName, type FreezeStateName, type ProjectStatusName } from "./entities.js";
+import { groupBy } from "../db/group-rows.js";
 
 const STATUS: Record<ProjectStatusName, ProjectStatus> = {
   unstaged: ProjectStatus.UNSTAGED,
@@ -82,16 +83,4 @@ function toMessage(p: Project, members: readonly ProjectMember[], decisions: rea
       }))
       .sort((a, b) => a.trustCode.localeCompare(b.trustCode)),
   });
-}
-
-/** Rows grouped by a key (Map.groupBy is ES2024, beyond this project's lib). */
-function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const group = groups.get(k);
-    if (group) group.push(row);
-    else groups.set(k, [row]);
-  }
-  return groups;
 }
