@@ -11,6 +11,7 @@ import { routeDirectCalls, type DirectRoute } from "../direct/direct-routes.js";
 import { MAX_FRAME_BYTES, WINDOW_BYTES } from "../direct/http2-wire.js";
 import type { HeaderCheck } from "./early-refusal.js";
 import { connectNodeHandler } from "./node-handler.js";
+import { reachableSocketPath } from "./unix-socket-path.js";
 import { closeWhenIdle, DEFAULT_TRANSPORT_TIMEOUTS, dropIfSilent, type TransportTimeouts } from "./transport-timeouts.js";
 import { registerReflection } from "./reflection.js";
 import { validateRequests } from "../validation/validate-requests.js";
@@ -25,6 +26,7 @@ export interface ServeOptions {
   /**
    * A unix socket path to listen on instead of TCP (cleartext only: HTTP/1.1 and h2c, like the TCP
    * listener). A stale socket file that nothing answers on is replaced; one a live server holds is not.
+   * A path too long for a unix socket is served through a short alias; `RunningServer.path` is the one to connect to.
    */
   path?: string;
   /** The application services, for reflection and health. */
@@ -200,16 +202,23 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     s.on("close", () => sockets.delete(s));
   });
 
-  if (opts.path !== undefined) await removeStaleSocket(opts.path);
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", reject);
-    const listening = () => {
-      listener.off("error", reject);
-      resolve();
-    };
-    if (opts.path !== undefined) listener.listen(opts.path, listening);
-    else listener.listen(opts.port, opts.host, listening);
-  });
+  // A socket path longer than sun_path allows is bound through a short alias of its directory.
+  const socket = opts.path === undefined ? undefined : await reachableSocketPath(opts.path);
+  if (socket) await removeStaleSocket(socket.path);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      const listening = () => {
+        listener.off("error", reject);
+        resolve();
+      };
+      if (socket) listener.listen(socket.path, listening);
+      else listener.listen(opts.port, opts.host, listening);
+    });
+  } catch (e) {
+    await socket?.release();
+    throw e;
+  }
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 5_000) =>
@@ -227,10 +236,11 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       }
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
+      await socket?.release();
     })());
 
   const where = (): Pick<RunningServer, "port" | "host" | "url" | "path"> => {
-    if (opts.path !== undefined) return { port: 0, host: "", url: `unix:${opts.path}`, path: opts.path };
+    if (socket) return { port: 0, host: "", url: `unix:${socket.path}`, path: socket.path };
     const address = listener.address() as net.AddressInfo;
     const hostForUrl = address.address.includes(":") ? `[${address.address}]` : address.address;
     return { port: address.port, host: address.address, url: `${opts.tls ? "https" : "http"}://${hostForUrl}:${address.port}`, path: undefined };
