@@ -143,6 +143,15 @@ test.serial("a query that fails on one patient's record reaches the researcher e
     [failing.north!.state, failing.north!.recordCount, failing.north!.columns.length, failing.north!.error],
     [tiny.north!.state, tiny.north!.recordCount, tiny.north!.columns.length, tiny.north!.error],
   );
+  // The trust's own ledger says why, and who asked (as the hub names its callers); the researcher never sees it.
+  const c = new pg.Client({ connectionString: t.context.omop.north! });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ rule: string; user_id: string | null }>("select rule, user_id from flip_local.query_ledger order by id desc limit 1");
+    t.deepEqual(rows, [{ rule: "data_error", user_id: "bootstrap-admin" }]);
+  } finally {
+    await c.end();
+  }
 });
 
 test.serial("a query the trust's validator rejects comes back as invalid_query naming the broken rule", async (t) => {

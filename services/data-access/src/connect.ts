@@ -45,7 +45,7 @@ export function createDataAccessService(deps: CohortDeps): ServiceImpl<typeof Da
     async getCohortStatistics(req) {
       const ids = { projectId: projectId(req.projectId), queryId: optionalId("query_id", req.queryId) };
       return await handled(log, "GetCohortStatistics", ids, async () => {
-        const stats = await getCohortStatistics(deps, { ...ids, sql: required("sql", req.sql), minCount: minCount(req.minCount) });
+        const stats = await getCohortStatistics(deps, { ...ids, sql: required("sql", req.sql), minCount: minCount(req.minCount), requestedBy: optionalId("requested_by", req.requestedBy) || undefined });
         return create(GetCohortStatisticsResponseSchema, { statistics: cohortQueryOutput(stats) });
       });
     },

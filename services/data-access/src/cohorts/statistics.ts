@@ -11,6 +11,8 @@ export interface CohortStatisticsRequest {
   sql: string;
   /** The hub's threshold; only a higher one than the trust's has an effect. */
   minCount: number;
+  /** Who asked, as the hub names its callers; for the ledger. */
+  requestedBy?: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export async function getCohortStatistics(deps: CohortDeps, req: CohortStatistic
   deps.log.info({ projectId: req.projectId, queryId: req.queryId, ruleId: decision.ruleId }, "policy permits cohort statistics");
   const query = validateQuery(req.sql);
   const threshold = effectiveThreshold(deps.threshold, decision, req.minCount);
-  await deps.guard.assertBudgetLeft({ projectId: req.projectId, queryId: req.queryId });
+  await deps.guard.assertBudgetLeft({ projectId: req.projectId, queryId: req.queryId, userId: req.requestedBy });
   let result: ResultSet | undefined;
   try {
     result = await deps.executor.query(query.normalizedSql);
@@ -35,6 +37,7 @@ export async function getCohortStatistics(deps: CohortDeps, req: CohortStatistic
   const verdict = await deps.guard.record({
     projectId: req.projectId,
     queryId: req.queryId,
+    userId: req.requestedBy,
     fingerprint: query.fingerprint,
     querySha256: query.sha256,
     wouldAnswer: stats?.outcome === "ok",

@@ -72,7 +72,7 @@ export async function submitCohortQuery(em: EntityManager, caller: Principal, in
     const query = tx.create(CohortQuery, { projectId: project.id, name, sql, createdBy: actor });
     tx.persist(query);
     await tx.flush();
-    const spec = create(TaskSpecSchema, { kind: { case: "cohortQuery", value: { projectId: project.id, queryId: query.id, sql } } });
+    const spec = create(TaskSpecSchema, { kind: { case: "cohortQuery", value: { projectId: project.id, queryId: query.id, sql, requestedBy: actor } } });
     const tasks = await createTasks(tx, trusts.map((trust) => ({ trustId: trust.id, projectId: project.id, timeoutMs: COHORT_TASK_TIMEOUT_MS, spec })), { actor });
     for (const task of tasks) {
       tx.persist(tx.create(CohortAnswer, { queryId: query.id, trustId: task.trustId, taskId: task.id, state: "pending", recordCount: 0, columns: null, threshold: 0, error: null, answeredAt: null }));

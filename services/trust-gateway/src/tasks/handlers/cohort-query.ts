@@ -7,7 +7,7 @@ export function cohortQueryHandler(dataAccess: DataAccessClient): TaskHandler<"c
   return async (spec, ctx) => {
     try {
       const { statistics } = await dataAccess.getCohortStatistics(
-        { projectId: spec.projectId, queryId: spec.queryId, sql: spec.sql, minCount: spec.minCount },
+        { projectId: spec.projectId, queryId: spec.queryId, sql: spec.sql, minCount: spec.minCount, requestedBy: spec.requestedBy },
         { signal: ctx.signal },
       );
       if (!statistics) throw new Error("data-access answered without statistics");
