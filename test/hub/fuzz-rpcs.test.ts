@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import * as http from "node:http";
 import * as http2 from "node:http2";
 import anyTest, { type TestFn } from "ava";
 import type { DescMethod, DescMessage } from "@bufbuild/protobuf";
@@ -10,6 +9,7 @@ import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { ConnectRequestSchema, TaskErrorCode } from "@flip/gen/flip/link/v1/link_pb.js";
 import { hubServices, policies } from "@flip/hub/auth/policies.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
+import { grpcFrame, rawHttp1 } from "@flip/shared/testing/raw-http.js";
 import { ERROR_LEVEL, startLoggedHub, type LoggedHub } from "./logged-hub.js";
 import { Prng, randomBinaryBody, randomJsonBody, randomMessage } from "./random-requests.js";
 import { RawLink } from "../support/raw-link.js";
@@ -45,12 +45,6 @@ interface Answer {
 const SERVER_FAULTS = new Set(["internal", "unknown", "data_loss"]);
 
 const GRPC_CODES = ["ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated"];
-
-function envelope(body: Uint8Array): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
 
 const isStreaming = (m: DescMethod) => m.methodKind !== "unary";
 
@@ -118,33 +112,20 @@ function callH2(session: http2.ClientHttp2Session, method: DescMethod, protocol:
       else if (streaming && status === 200) resolve(connectStreamEnd(all));
       else resolve(connectUnaryAnswer(status, all));
     });
-    stream.end(protocol === "grpc" || streaming ? envelope(body) : Buffer.from(body));
+    stream.end(protocol === "grpc" || streaming ? grpcFrame(body) : Buffer.from(body));
   });
 }
 
 /** One Connect JSON call over HTTP/1.1, the way a browser or curl sends it. */
-function callJson(baseUrl: string, method: DescMethod, json: string, token: string | undefined): Promise<Answer> {
+async function callJson(baseUrl: string, method: DescMethod, json: string, token: string | undefined): Promise<Answer> {
   const streaming = isStreaming(method);
-  const body = streaming ? envelope(Buffer.from(json)) : Buffer.from(json);
-  return new Promise((resolve) => {
-    const req = http.request(`${baseUrl}/${method.parent.typeName}/${method.name}`, {
-      method: "POST",
-      agent: false,
-      headers: {
-        "content-type": streaming ? "application/connect+json" : "application/json",
-        "content-length": body.length,
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
-    });
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve(streaming && res.statusCode === 200 ? connectStreamEnd(Buffer.concat(chunks)) : connectUnaryAnswer(res.statusCode ?? 0, Buffer.concat(chunks))));
-      res.on("error", (e) => resolve({ code: "response error", detail: e.message }));
-    });
-    req.on("error", (e) => resolve({ code: "request error", detail: e.message }));
-    req.end(body);
-  });
+  const headers = { "content-type": streaming ? "application/connect+json" : "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  try {
+    const res = await rawHttp1(baseUrl, `/${method.parent.typeName}/${method.name}`, headers, streaming ? grpcFrame(Buffer.from(json)) : Buffer.from(json));
+    return streaming && res.status === 200 ? connectStreamEnd(res.body) : connectUnaryAnswer(res.status, res.body);
+  } catch (e) {
+    return { code: "request error", detail: e instanceof Error ? e.message : String(e) };
+  }
 }
 
 /** Runs `tasks` with at most `n` in flight. */

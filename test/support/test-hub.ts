@@ -8,7 +8,7 @@ import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.j
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { readHubConfig } from "@flip/hub/config.js";
 import { startHub, type RunningHub } from "@flip/hub/hub.js";
-import { createLogger } from "@flip/shared/logging/logger.js";
+import { createLogger, type Logger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
@@ -31,11 +31,11 @@ export interface TestHub {
   close(): Promise<void>;
 }
 
-export async function startTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+/** `log`: where the hub logs (default: silent unless FLIP_TEST_LOG_LEVEL says otherwise). */
+export async function startTestHub(env: Record<string, string> = {}, log: Logger = createLogger({ service: "hub", level: process.env.FLIP_TEST_LOG_LEVEL ?? "silent" })): Promise<TestHub> {
   const db = await createTestDatabase("hub");
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "flip-hub-"));
   const config = readHubConfig({ DATABASE_URL: db.url, FLIP_HUB_ADDR: "127.0.0.1:0", FLIP_ADMIN_TOKEN: BOOTSTRAP_TOKEN, FLIP_HUB_DATA_DIR: dataDir, ...env });
-  const log = createLogger({ service: "hub", level: process.env.FLIP_TEST_LOG_LEVEL ?? "silent" });
   let hub = await startHub(config, log);
   const transport = createGrpcTransport({ baseUrl: hub.url });
   const client = <S extends DescService>(service: S, token?: string) =>

@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { tryPidLock } from "@flip/shared/process/pid-lock.js";
 
 /** Another live gateway process holds the state directory: two gateways of one trust would run every task twice. */
 export class StateDirInUseError extends Error {
@@ -21,66 +22,23 @@ export interface StateDirLock {
 const LOCK_FILE = "gateway.lock";
 
 /**
- * Takes the gateway's state directory for this process: `<dir>/gateway.lock`, created exclusively,
- * holds our pid. A lock left by a process that is gone (a crash, SIGKILL) is replaced; one
- * of a live process refuses with StateDirInUseError. The file is removed when this process exits.
+ * Takes the gateway's state directory for this process: `<dir>/gateway.lock` holds our pid. A lock left
+ * by a process that is gone (a crash, SIGKILL) is replaced; one of a live process refuses with
+ * StateDirInUseError. The file is removed when this process exits.
  */
 export function lockStateDir(stateDir: string, pid = process.pid): StateDirLock {
   fs.mkdirSync(stateDir, { recursive: true });
   const lockPath = path.join(stateDir, LOCK_FILE);
-  // Two tries: the second after removing a stale lock (a racing starter may win it; then we refuse).
-  for (let attempt = 0; attempt < 2; attempt++) {
-    if (createWithPid(lockPath, pid)) return held(lockPath, pid);
-    const holder = readHolder(lockPath);
-    if (holder !== undefined && holder !== pid && isAlive(holder)) throw new StateDirInUseError(stateDir, holder);
-    fs.rmSync(lockPath, { force: true });
-  }
-  throw new StateDirInUseError(stateDir, readHolder(lockPath) ?? 0);
-}
-
-/** Creates the lock file with its content at once (a hard link fails if it exists), so no one reads it half-written. */
-function createWithPid(lockPath: string, pid: number): boolean {
-  const draft = `${lockPath}.${pid}.tmp`;
-  fs.writeFileSync(draft, `${pid}\n`);
-  try {
-    fs.linkSync(draft, lockPath);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw e;
-  } finally {
-    fs.rmSync(draft, { force: true });
-  }
-}
-
-function held(lockPath: string, pid: number): StateDirLock {
+  // A lock naming our own pid is from an earlier life of this pid (e.g. pid 1 in a restarted container).
+  const lock = tryPidLock(lockPath, { pid, ownPidIsStale: true });
+  if (!lock.acquired) throw new StateDirInUseError(stateDir, lock.holder);
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
     process.off("exit", release);
-    // Only our own lock: never remove one a later process took after ours was judged stale.
-    if (readHolder(lockPath) === pid) fs.rmSync(lockPath, { force: true });
+    lock.release();
   };
   process.on("exit", release);
   return { path: lockPath, release };
-}
-
-function readHolder(lockPath: string): number | undefined {
-  try {
-    const pid = Number.parseInt(fs.readFileSync(lockPath, "utf8").trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to another user.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

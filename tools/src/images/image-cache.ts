@@ -1,9 +1,10 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { constants as zlib, createZstdCompress, createZstdDecompress } from "node:zlib";
 import type Docker from "dockerode";
+import { tryPidLock } from "@flip/shared/process/pid-lock.js";
 import { followDockerStream } from "./docker-stream.js";
 
 /**
@@ -60,33 +61,19 @@ export class ImageCache {
    */
   async locked<T>(name: string, onWait: (pid: number) => void, work: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true });
-    const lock = path.join(this.dir, `${name}.lock`);
+    const lockPath = path.join(this.dir, `${name}.lock`);
     let told = false;
-    for (;;) {
-      try {
-        const fh = await open(lock, "wx");
-        await fh.writeFile(String(process.pid));
-        await fh.close();
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      }
-      const pid = Number((await readFile(lock, "utf8").catch(() => "")).trim());
-      if (pid > 0 && alive(pid)) {
-        if (!told) onWait(pid);
-        told = true;
-        await new Promise((r) => setTimeout(r, 500));
-      } else if (pid > 0 || (await ageMs(lock)) > 5_000) {
-        // Its holder ended (or it was never written by a process that then died): take it over.
-        await rm(lock, { force: true });
-      } else {
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    let lock = tryPidLock(lockPath);
+    while (!lock.acquired) {
+      if (!told) onWait(lock.holder);
+      told = true;
+      await new Promise((r) => setTimeout(r, 500));
+      lock = tryPidLock(lockPath);
     }
     try {
       return await work();
     } finally {
-      await rm(lock, { force: true });
+      lock.release();
     }
   }
 
@@ -100,19 +87,3 @@ export class ImageCache {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-async function ageMs(file: string): Promise<number> {
-  try {
-    return Date.now() - (await stat(file)).mtimeMs;
-  } catch {
-    return 0;
-  }
-}

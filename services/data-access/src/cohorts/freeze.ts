@@ -4,7 +4,8 @@ import { QueryRejectedError } from "../validation/rejection.js";
 import { validateQuery } from "../validation/validate.js";
 import type { CohortDeps } from "./deps.js";
 import { CohortNotFoundError } from "./errors.js";
-import { findFrozen, ownerWork, presentMembers, storeFrozen, type FrozenCohort } from "./frozen-store.js";
+import { findFrozen, presentMembers, storeFrozen, type FrozenCohort } from "./frozen-store.js";
+import { ownerWork } from "./local-store.js";
 
 export interface FreezeRequest {
   projectId: string;

@@ -7,7 +7,6 @@ import type pg from "pg";
 import { LOCAL_SCHEMA, ownerWork } from "./local-store.js";
 import { GUARD_DDL } from "./query-guard.js";
 
-export { LOCAL_SCHEMA, ownerWork } from "./local-store.js";
 
 export interface FrozenCohort {
   projectId: string;

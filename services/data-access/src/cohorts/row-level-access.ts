@@ -2,7 +2,8 @@ import { effectiveThreshold, requirePermit, type PolicyAction } from "../policy/
 import { validateQuery } from "../validation/validate.js";
 import type { CohortDeps } from "./deps.js";
 import { CohortBelowThresholdError, CohortNotFoundError } from "./errors.js";
-import { findFrozen, ownerWork, presentAccessions, presentMembers, type FrozenCohort } from "./frozen-store.js";
+import { findFrozen, presentAccessions, presentMembers, type FrozenCohort } from "./frozen-store.js";
+import { ownerWork } from "./local-store.js";
 import { jsonValue } from "./row-values.js";
 
 export interface CohortRowBatch {

@@ -1,7 +1,7 @@
 import test from "ava";
 import pg from "pg";
 import { freePort } from "@flip/shared/postgres/embedded.js";
-import { LOCAL_SCHEMA } from "../cohorts/frozen-store.js";
+import { LOCAL_SCHEMA } from "../cohorts/local-store.js";
 import { createOmopFixture, type OmopFixture } from "../testing/omop-fixture.js";
 import { DatabaseUnavailableError, DataDependentFailureError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./errors.js";
 import { createReaderPool, ReadOnlyExecutor } from "./executor.js";

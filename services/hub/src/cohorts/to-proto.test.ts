@@ -4,7 +4,7 @@ import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { TrustAnswerState } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { countQueries } from "../db/query-counter.js";
+import { countQueries } from "@flip/shared/testing/query-counter.js";
 import { Project } from "../projects/entities.js";
 import { Trust } from "../trusts/entities.js";
 import { CohortAnswer, CohortQuery } from "./entities.js";

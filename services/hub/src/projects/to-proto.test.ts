@@ -2,7 +2,7 @@ import anyTest, { type TestFn } from "ava";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { openDatabase, type Database } from "../db/database.js";
-import { countQueries } from "../db/query-counter.js";
+import { countQueries } from "@flip/shared/testing/query-counter.js";
 import { Trust } from "../trusts/entities.js";
 import { Project, ProjectMember, ProjectTrust } from "./entities.js";
 import { projectsToProto, projectToProto } from "./to-proto.js";

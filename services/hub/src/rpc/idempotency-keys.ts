@@ -4,8 +4,8 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { actorFor } from "./hub-context.js";
 import { AlreadyExistsError, InvalidInputError } from "../domain/errors.js";
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../domain/ids.js";
 
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 200;
 
 /** One create call that may carry an idempotency key. */
 export interface CreateCall<I extends DescMessage, O extends DescMessage> {

@@ -4,6 +4,7 @@ import { DeadlockException, LockWaitTimeoutException, OptimisticLockError, Uniqu
 import {
   AbortedError,
   AlreadyExistsError,
+  ConcurrentChangeError,
   DataLossError,
   DependencyUnavailableError,
   DomainError,
@@ -42,7 +43,7 @@ export function toConnectError(e: unknown): ConnectError {
     if (code !== undefined) return new ConnectError(e.wireMessage(), code, e.headers, undefined, e);
   }
   if (e instanceof OptimisticLockError) {
-    return new ConnectError("the record changed while you were editing it; read it again and retry", Code.Aborted, undefined, undefined, e);
+    return new ConnectError(new ConcurrentChangeError().message, Code.Aborted, undefined, undefined, e);
   }
   // Two transactions that wanted each other's rows: PostgreSQL rolled this one back, so a retry is safe.
   if (e instanceof DeadlockException || e instanceof LockWaitTimeoutException) {

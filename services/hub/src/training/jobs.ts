@@ -1,3 +1,4 @@
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../domain/ids.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAudit } from "../audit/chain.js";
 import type { Principal } from "../auth/principal.js";
@@ -67,7 +68,7 @@ async function resolveTrusts(em: EntityManager, refs: string[]): Promise<TrustRo
 export async function createJob(em: EntityManager, caller: Principal, input: NewJob): Promise<JobRow> {
   const me = principalId(caller);
   const key = input.idempotencyKey.trim();
-  if (key.length > 200) throw new InvalidInputError("idempotency_key", "must be at most 200 characters");
+  if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw new InvalidInputError("idempotency_key", `must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
   if (key) {
     const [existing] = await em.execute<JobRow[]>("select * from job where created_by = ? and idempotency_key = ?", [me, key]);
     if (existing) return existing;

@@ -1,3 +1,4 @@
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../domain/ids.js";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { ModelBundleSchema, type ModelFile } from "@flip/gen/flip/hub/v1/training_pb.js";
@@ -127,7 +128,7 @@ export async function createModel(em: EntityManager, artifacts: ArtifactDeps, ca
   if (!(await mayAddModel(em, caller, project))) throw new PermissionError("only the project's owner, its members or an Admin may add models to it");
   const me = principalId(caller);
   const key = input.idempotencyKey.trim();
-  if (key.length > 200) throw new InvalidInputError("idempotency_key", "must be at most 200 characters");
+  if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw new InvalidInputError("idempotency_key", `must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
   if (key) {
     const [existing] = await em.execute<ModelRow[]>("select * from model where owner_id = ? and idempotency_key = ?", [me, key]);
     if (existing) return existing;
