@@ -16,6 +16,7 @@ import { projectNiftiDir } from "@flip/imaging/imports/nifti.js";
 import { imagingServiceImages, JobImagesError } from "@flip/trust-gateway/training/images.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
+import { sampleValue, scrape } from "@flip/shared/testing/metrics-scrape.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import { orthancInstances, originalFiles, pseudonymKey, settledImport, startImagingService, startImagingWorld, type ImagingWorld } from "./support.js";
 
@@ -38,7 +39,7 @@ test.before(async (t) => {
       return { lowerCaseOnly: [missing], twice: [twice] };
     },
   });
-  const { service, client } = await startImagingService(world, { FLIP_IMAGING_RETRY_BASE_MS: "300", FLIP_IMAGING_MAX_ATTEMPTS: "12" });
+  const { service, client } = await startImagingService(world, { FLIP_IMAGING_RETRY_BASE_MS: "300", FLIP_IMAGING_MAX_ATTEMPTS: "12", FLIP_METRICS_ADDR: "127.0.0.1:0" });
   t.context = { world, live: { service, client }, missing, twice };
 });
 
@@ -71,6 +72,16 @@ test.serial("a frozen cohort's studies are imported; a missing (case differs) an
   const wire = JSON.stringify(c, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v));
   for (const s of world.studies) t.false(wire.toLowerCase().includes(s.accession.toLowerCase()), `counts must not name ${s.accession}`);
   t.true(c.reasons.some((r) => /no study in the PACS has this accession number/.test(r.reason) && r.count === 1n));
+  // What an SRE scrapes: the same counts by outcome, and nothing that names a study or a project. The
+  // worker counts a study once its import has returned, a moment after the database shows its outcome.
+  const metrics = await eventually(
+    () => scrape(t.context.live.service.metricsUrl!),
+    (m) => sampleValue(m, "flip_imaging_studies_in_progress") === 0 && sampleValue(m, "flip_imaging_studies_total", { outcome: "imported" }) === importable(t),
+    { what: "every import counted in /metrics" },
+  );
+  t.is(sampleValue(metrics, "flip_imaging_studies_total", { outcome: "not_found" }), 1);
+  t.is(sampleValue(metrics, "flip_imaging_studies_total", { outcome: "ambiguous" }), 1);
+  for (const s of world.studies) t.false(metrics.toLowerCase().includes(s.accession.toLowerCase()), `metrics must not name ${s.accession}`);
 });
 
 test.serial("every tag of every stored copy follows the profile; the copies are exactly the de-identified originals", async (t) => {

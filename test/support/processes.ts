@@ -31,8 +31,8 @@ export interface SpawnOptions {
   args?: string[];
   env?: Record<string, string>;
   /**
-   * Preload OpenTelemetry (spans recorded, nothing exported) so W3C trace context propagates.
-   * Off by default: it slows start-up.
+   * Preload OpenTelemetry so W3C trace context propagates: spans are recorded, and exported only where
+   * `env` names an OTLP endpoint (and OTEL_TRACES_EXPORTER=otlp). Off by default: it slows start-up.
    */
   telemetry?: boolean;
 }
@@ -68,10 +68,10 @@ export function spawnService(opts: SpawnOptions): ServiceProcess {
     ...process.env,
     OTEL_SDK_DISABLED: opts.telemetry ? "false" : "true",
     OTEL_TRACES_EXPORTER: "none",
+    // The test runner's own exporter settings must not leak into the services; a test names its collector in `env`.
+    OTEL_EXPORTER_OTLP_ENDPOINT: undefined,
     ...opts.env,
   };
-  // The test runner's own exporter settings must not leak into the services.
-  delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, opts.entry), ...(opts.args ?? [])], {
     cwd: repoRoot,
     env,

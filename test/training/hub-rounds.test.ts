@@ -6,6 +6,7 @@ import { TrainingAction } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { schedulePass } from "@flip/hub/training/scheduler.js";
 import { connectErrorOf } from "@flip/shared/testing/connect-error-of.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
+import { sampleValue, scrape } from "@flip/shared/testing/metrics-scrape.js";
 import type { RunningGateway } from "@flip/trust-gateway/gateway.js";
 import { simulatedTrainingHandler, type SimulatedTrainer } from "@flip/trust-gateway/simulation/simulated-training.js";
 import { TaskErrorCode, TaskFailure, type TaskHandler } from "@flip/trust-gateway/tasks/task-handler.js";
@@ -30,7 +31,7 @@ const SAMPLES: Record<string, number> = { north: 100, south: 300, east: 100 };
 const DELTA: Record<string, number> = { north: 1, south: 3, east: 2 };
 
 test.before(async (t) => {
-  const hub = await startTestHub();
+  const hub = await startTestHub({ FLIP_METRICS_ADDR: "127.0.0.1:0" });
   const trusts: Ctx["trusts"] = {};
   const behaviour: Ctx["behaviour"] = {};
   const gateways: RunningGateway[] = [];
@@ -123,6 +124,16 @@ test.serial("two trusts train three rounds: FedAvg weighted by samples, metrics 
   t.is(kinds.filter((k) => k === 4).length, 6, "six UPDATE_RECEIVED events");
   t.is(kinds.at(-1), 7, "ENDED last");
 
+  // What an SRE scrapes: three rounds averaged (each counted just after its commit), the updates' bytes, the transfers.
+  const scraped = await eventually(() => scrape(ctx.t.hub.metricsUrl!), (m) => sampleValue(m, "flip_training_round_seconds_count", { outcome: "aggregated" }) === 3, {
+    what: "three aggregated rounds in /metrics",
+  });
+  t.is(sampleValue(scraped, "flip_aggregation_seconds_count"), 3);
+  const averaged = sampleValue(scraped, "flip_aggregation_input_bytes_total")!;
+  t.true(averaged > 6 * FLOATS * 4, "six updates of 1000 float32 each were averaged");
+  t.true(sampleValue(scraped, "flip_artifact_bytes_total", { direction: "upload" })! >= averaged, "every update was uploaded");
+  t.true(sampleValue(scraped, "flip_artifact_bytes_total", { direction: "download" })! > 0, "global weights went to the trusts and to this test");
+
   // Every trust got a STOP for the ended job, and answered it.
   await eventually(
     () => ctx.t.hub.db.em().execute<{ n: number }[]>("select count(*)::int as n from job_task jt join task t on t.id = jt.task_id where jt.job_id = ? and jt.action = 'stop' and t.state = 'succeeded'", [job!.id]),
@@ -189,6 +200,8 @@ test.serial("too few updates fail the job with a reason that names the trust and
     const done = await ended(ctx, job!.id);
     t.is(done.state, JobState.FAILED);
     t.regex(done.endReason, /round 1: 1 of 2 needed updates arrived \(east: out of memory\)/);
+    const failedRounds = async () => sampleValue(await scrape(ctx.t.hub.metricsUrl!), "flip_training_round_seconds_count", { outcome: "failed" });
+    t.is(await eventually(failedRounds, (n) => n === 1, { what: "the failed round in /metrics" }), 1);
   } finally {
     ctx.behaviour.east!.failRound = undefined;
   }

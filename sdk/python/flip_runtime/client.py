@@ -4,11 +4,18 @@ Unary calls POST a JSON body and get a JSON body back; a non-200 status carries 
 Streaming calls send and receive `application/connect+json` envelopes: one flag byte, a big-endian
 uint32 length, the JSON message; a response stream ends with an envelope flagged 0x02 whose JSON holds
 {"error": {...}} or nothing. One connection per call: nothing to go stale when the gateway restarts.
+
+Every call carries the W3C trace context the client holds (`traceparent`, and `tracestate` when there is
+one): at first the container's $TRACEPARENT/$TRACESTATE, then whatever a response names (the gateway names
+each round's trace when it hands the round out), so the gateway's spans for the workload's calls join the
+trace of the round they belong to.
 """
 
 import base64
 import http.client
 import json
+import os
+import re
 import socket
 import struct
 import sys
@@ -42,6 +49,24 @@ _CONNECTION_ERRORS = (
     http.client.RemoteDisconnected,
     http.client.IncompleteRead,
 )
+
+
+# version-traceid-parentid-flags, lower-case hex, the trace and parent ids not all zeros (W3C Trace Context).
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+# Printable ASCII without the characters that would end or fold a header line.
+_TRACESTATE = re.compile(r"^[\x20-\x7e]{1,512}$")
+
+
+def trace_context_from(traceparent, tracestate=None):
+    """The W3C headers to send for a `traceparent` (and `tracestate`); {} when `traceparent` is missing or malformed."""
+    traceparent = (traceparent or "").strip()
+    if not _TRACEPARENT.match(traceparent):
+        return {}
+    context = {"traceparent": traceparent}
+    tracestate = (tracestate or "").strip()
+    if _TRACESTATE.match(tracestate):
+        context["tracestate"] = tracestate
+    return context
 
 
 class RuntimeCallError(RuntimeError):
@@ -135,16 +160,21 @@ class ConnectClient:
     """Calls `service` methods on the Connect server at the unix socket `path`, presenting `token`.
 
     Connection failures and `unavailable` are retried with backoff for up to `retry_seconds` (the gateway
-    may be restarting); any other error raises RuntimeCallError at once.
+    may be restarting); any other error raises RuntimeCallError at once. `trace_context` ({"traceparent":
+    ..., "tracestate": ...}, default from $TRACEPARENT and $TRACESTATE) is sent on every call, and replaced
+    by the one a response carries.
     """
 
-    def __init__(self, path, token, service, retry_seconds=600.0, timeout=120.0, log=None):
+    def __init__(self, path, token, service, retry_seconds=600.0, timeout=120.0, log=None, trace_context=None):
         self.path = path
         self.token = token
         self.service = service
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        if trace_context is None:
+            trace_context = trace_context_from(os.environ.get("TRACEPARENT"), os.environ.get("TRACESTATE"))
+        self.trace_context = dict(trace_context)
 
     def unary(self, method, request):
         """Calls a unary method with a JSON-able request dict; returns the response dict."""
@@ -155,6 +185,7 @@ class ConnectClient:
             try:
                 conn.request("POST", self._url(method), body=body, headers=self._headers("application/json", len(body)))
                 resp = conn.getresponse()
+                self._continue_trace(resp)
                 data = resp.read()
             finally:
                 conn.close()
@@ -177,6 +208,7 @@ class ConnectClient:
                 payload = envelope(request)
                 conn.request("POST", self._url(method), body=payload, headers=self._headers("application/connect+json", len(payload)))
                 resp = conn.getresponse()
+                self._continue_trace(resp)
                 if resp.status != 200:
                     raise _error_of(method, resp.read(), resp.status)
                 return self._messages(method, resp)
@@ -195,6 +227,7 @@ class ConnectClient:
                 chunks = (envelope(m) for m in messages())
                 conn.request("POST", self._url(method), body=chunks, headers=self._headers("application/connect+json", None), encode_chunked=True)
                 resp = conn.getresponse()
+                self._continue_trace(resp)
                 if resp.status != 200:
                     raise _error_of(method, resp.read(), resp.status)
                 replies = self._messages(method, resp)
@@ -245,6 +278,12 @@ class ConnectClient:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    def _continue_trace(self, resp):
+        """Later calls continue the trace a response names (a new round's), if it names a valid one."""
+        named = trace_context_from(resp.getheader("traceparent"), resp.getheader("tracestate"))
+        if named:
+            self.trace_context = named
+
     def _connection(self, timeout):
         return _UnixHTTPConnection(self.path, timeout)
 
@@ -258,6 +297,7 @@ class ConnectClient:
             "Authorization": f"Bearer {self.token}",
             "Accept-Encoding": "identity",
         }
+        headers.update(self.trace_context)
         if length is not None:
             headers["Content-Length"] = str(length)
         return headers

@@ -1,4 +1,5 @@
 import { ConfigError, SettingsReader, type Env } from "@flip/shared/config/settings.js";
+import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
 import { loadPolicyFile, POLICY_SETTING } from "./policy/load-policy.js";
 import { PERMIT_ALL, type TrustPolicy } from "./policy/policy.js";
 
@@ -19,6 +20,8 @@ export interface DataAccessConfig {
   maxRows: number;
   policy: TrustPolicy;
   logLevel: string;
+  /** Where `GET /metrics` is served (FLIP_METRICS_ADDR); metrics are off when absent. */
+  metrics?: MetricsAddress | undefined;
 }
 
 /**
@@ -49,5 +52,6 @@ export function readDataAccessConfig(env: Env): DataAccessConfig {
     maxRows: s.int("FLIP_DATA_ACCESS_MAX_ROWS", 500_000, 1, 10_000_000),
     policy: policyFile === undefined ? PERMIT_ALL : loadPolicyFile(policyFile),
     logLevel: s.oneOf("FLIP_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"], "info"),
+    metrics: readMetricsAddress(s),
   };
 }

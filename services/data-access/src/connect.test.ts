@@ -7,6 +7,7 @@ import { DataAccessService, GetCohortStatisticsResponseSchema, QueryRejectionSch
 import { CohortOutcome } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "@flip/gen/health/v1/health_pb.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
+import { sampleValue, scrape } from "@flip/shared/testing/metrics-scrape.js";
 import { createDataAccessClient, type DataAccessClient } from "./client.js";
 import { CohortBelowThresholdError, CohortNotFoundError } from "./cohorts/errors.js";
 import { toConnectError } from "./connect.js";
@@ -48,6 +49,7 @@ test.before(async () => {
       maxRows: 100_000,
       policy: { minCohortSize: 0, queryBudgetPerDay: 200, rules: [{ id: "blocked-project", action: "cohort.statistics", effect: "deny", projects: ["blocked"] }] },
       logLevel: "info",
+      metrics: { host: "127.0.0.1", port: 0 },
     },
     log,
   );
@@ -79,6 +81,18 @@ test("a call without the internal key, or with a wrong one, is unauthenticated",
 test("health checks answer without the key, so probes work", async (t) => {
   const health = createClient(Health, createGrpcTransport({ baseUrl: service.url }));
   t.is((await health.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+});
+
+test("/metrics counts cohort statistics queries by outcome, with no project, query or SQL in it", async (t) => {
+  const suppressed = async () => sampleValue(await scrape(service.metricsUrl!), "flip_data_access_cohort_queries_total", { outcome: "suppressed" }) ?? 0;
+  const before = await suppressed();
+  const r = await client.getCohortStatistics({ projectId: "metrics-project", queryId: "metrics-query", sql: "select person_id from person order by person_id limit 3" });
+  t.is(r.statistics!.outcome, CohortOutcome.SUPPRESSED);
+  t.true((await suppressed()) >= before + 1);
+  const body = await scrape(service.metricsUrl!);
+  t.true(sampleValue(body, "flip_data_access_cohort_query_seconds_count", { outcome: "suppressed" })! >= 1);
+  t.true(sampleValue(body, "flip_http2_sessions_open")! >= 1, "the client's connection is counted");
+  t.false(/metrics-project|metrics-query|person/.test(body));
 });
 
 test("bad SQL is an invalid argument that names the broken rule", async (t) => {

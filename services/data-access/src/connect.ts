@@ -23,6 +23,7 @@ import { freezeCohort, getFrozenCohort } from "./cohorts/freeze.js";
 import { DEFAULT_BATCH_ROWS, frozenCohortRows, listCohortAccessions, MAX_BATCH_ROWS } from "./cohorts/row-level-access.js";
 import { QueryBudgetSpentError } from "./cohorts/query-guard.js";
 import { getCohortStatistics } from "./cohorts/statistics.js";
+import type { DataAccessMetrics } from "./metrics.js";
 import { DatabaseUnavailableError, DataDependentFailureError, QueryFailedError, ResultTooLargeError, StatementTimeoutError } from "./execution/errors.js";
 import { PolicyDeniedError } from "./policy/policy.js";
 import { QueryRejectedError } from "./validation/rejection.js";
@@ -32,7 +33,7 @@ import { cohortQueryOutput, freezeCohortOutput } from "./wire.js";
 const MAX_ID_LENGTH = 200;
 const MAX_MIN_COUNT = 1_000_000;
 
-export function createDataAccessService(deps: CohortDeps): ServiceImpl<typeof DataAccessService> {
+export function createDataAccessService(deps: CohortDeps, metrics: DataAccessMetrics): ServiceImpl<typeof DataAccessService> {
   const { log } = deps;
   return {
     async validateQuery(req) {
@@ -45,7 +46,9 @@ export function createDataAccessService(deps: CohortDeps): ServiceImpl<typeof Da
     async getCohortStatistics(req) {
       const ids = { projectId: projectId(req.projectId), queryId: optionalId("query_id", req.queryId) };
       return await handled(log, "GetCohortStatistics", ids, async () => {
-        const stats = await getCohortStatistics(deps, { ...ids, sql: required("sql", req.sql), minCount: minCount(req.minCount), requestedBy: optionalId("requested_by", req.requestedBy) || undefined });
+        const stats = await metrics.measureCohortQuery(() =>
+          getCohortStatistics(deps, { ...ids, sql: required("sql", req.sql), minCount: minCount(req.minCount), requestedBy: optionalId("requested_by", req.requestedBy) || undefined }),
+        );
         return create(GetCohortStatisticsResponseSchema, { statistics: cohortQueryOutput(stats) });
       });
     },
@@ -105,8 +108,8 @@ export function createDataAccessService(deps: CohortDeps): ServiceImpl<typeof Da
 }
 
 /** Routes for serve(): the DataAccessService on a Connect router. */
-export function dataAccessRoutes(deps: CohortDeps): (router: ConnectRouter) => void {
-  const impl = createDataAccessService(deps);
+export function dataAccessRoutes(deps: CohortDeps, metrics: DataAccessMetrics): (router: ConnectRouter) => void {
+  const impl = createDataAccessService(deps, metrics);
   return (router) => router.service(DataAccessService, impl);
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
+import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
 import { readIdentityConfig, type IdentityConfig } from "./identity/identity-config.js";
 import type { GlobalLoginLimit } from "./identity/login-throttle.js";
 
@@ -42,6 +43,8 @@ export interface HubConfig {
    * file on every replica); unset, secrets are stored unsealed and the hub warns.
    */
   secretsKeyFile: { path: string; createIfMissing: boolean } | undefined;
+  /** Where `GET /metrics` is served (FLIP_METRICS_ADDR); metrics are off when absent. */
+  metrics: MetricsAddress | undefined;
 }
 
 /** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
@@ -92,5 +95,6 @@ export function readHubConfig(env: Env): HubConfig {
       : databaseUrl
         ? undefined
         : { path: path.join(dataDir, "secrets.key"), createIfMissing: true },
+    metrics: readMetricsAddress(s),
   };
 }

@@ -3,6 +3,7 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import { watchDatabaseHealth } from "@flip/shared/postgres/database-health.js";
 import { startEmbeddedPostgres, type RunningPostgres } from "@flip/shared/postgres/embedded.js";
 import { serve, type RunningServer } from "@flip/shared/server/serve.js";
+import { startMetrics } from "@flip/shared/telemetry/metrics.js";
 import { adminModule } from "./admin/module.js";
 import { artifactModule } from "./artifacts/module.js";
 import { auditModule } from "./audit/module.js";
@@ -16,6 +17,8 @@ import type { HubModule } from "./hub-module.js";
 import { identityModule, type IdentityModule } from "./identity/module.js";
 import { imagingModule } from "./imaging/module.js";
 import { linkModule } from "./link/module.js";
+import { observeDatabaseGauges } from "./metrics/database-gauges.js";
+import { HubMetrics } from "./metrics/hub-metrics.js";
 import { projectModule } from "./projects/module.js";
 import type { HubDeps } from "./rpc/hub-context.js";
 import { tasksModule } from "./tasks/module.js";
@@ -27,6 +30,8 @@ export interface RunningHub {
   port: number;
   db: Database;
   server: RunningServer;
+  /** The Prometheus scrape URL (FLIP_METRICS_ADDR); undefined when metrics are off. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -64,16 +69,26 @@ function directRoutes(modules: HubModule[]) {
   return routes;
 }
 
-/** Starts a hub: database (external or embedded), migrations, modules, then the one-port server. */
+/** Starts a hub: metrics endpoint (when configured), database (external or embedded), migrations, modules, then the one-port server. */
 export async function startHub(config: HubConfig, log: Logger): Promise<RunningHub> {
+  // First, so a metrics address that is taken stops the start before anything else opens.
+  const metrics = await startMetrics(config.metrics, log);
   let embedded: RunningPostgres | undefined;
   let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, "postgres"), port: config.embeddedPostgresPort, databases: ["flip"], log });
-    databaseUrl = embedded.urlFor("flip");
+  let db: Database;
+  try {
+    if (!databaseUrl) {
+      embedded = await startEmbeddedPostgres({ dataDir: path.join(config.dataDir, "postgres"), port: config.embeddedPostgresPort, databases: ["flip"], log });
+      databaseUrl = embedded.urlFor("flip");
+    }
+    db = await openDatabase(databaseUrl, log);
+  } catch (e) {
+    await embedded?.stop();
+    await metrics.close();
+    throw e;
   }
-  const db = await openDatabase(databaseUrl, log);
-  const deps: HubDeps = { db, config, log };
+  observeDatabaseGauges(metrics.meter, { db, offlineAfterMs: config.offlineAfterMs, log });
+  const deps: HubDeps = { db, config, log, metrics: new HubMetrics(metrics.meter) };
   const identity = identityModule(deps);
   const modules = hubModules(deps, identity);
   const started: HubModule[] = [];
@@ -87,6 +102,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     for (const m of started.reverse()) await m.stop?.().catch(() => undefined);
     await db.close();
     await embedded?.stop();
+    await metrics.close();
     throw e;
   }
   const server = await serve({
@@ -109,6 +125,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     log,
     interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,
+    meter: metrics.meter,
   });
   log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");
   const databaseHealth = watchDatabaseHealth({ databaseUrl, health: server.health, log });
@@ -118,9 +135,12 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     port: server.port,
     db,
     server,
+    metricsUrl: metrics.url,
     close: () =>
       (closing ??= (async () => {
         await databaseHealth.stop();
+        // First: a scrape while the database closes would only log that it cannot read the counts.
+        await metrics.close();
         await server.close();
         for (const m of [...modules].reverse()) await m.stop?.();
         await db.close();

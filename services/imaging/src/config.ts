@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { ConfigError, SettingsReader, type Env } from "@flip/shared/config/settings.js";
+import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
 import { parseImportWindow, type ImportWindow } from "./imports/import-window.js";
 import { parsePacsConfig, type PacsConfig } from "./pacs/pacs-config.js";
 
@@ -44,18 +45,8 @@ export interface ImagingConfig {
   pseudonymKeyFile: string;
   pacing: ImportPacing;
   logLevel: string;
-}
-
-function secretSetting(s: SettingsReader, name: string, what: string): string | undefined {
-  const direct = s.optionalString(name);
-  const file = s.optionalString(`${name}_FILE`);
-  if (direct !== undefined && file !== undefined) throw new ConfigError(`${name}_FILE`, `either ${name} or ${name}_FILE, not both`, "<both set>");
-  if (file === undefined) return direct;
-  try {
-    return readFileSync(file, "utf8").trim();
-  } catch {
-    throw new ConfigError(`${name}_FILE`, `a readable file holding ${what}`, file);
-  }
+  /** Where `GET /metrics` is served (FLIP_METRICS_ADDR); metrics are off when absent. */
+  metrics?: MetricsAddress | undefined;
 }
 
 /** Reads the service's settings once; throws ConfigError naming the first bad setting. */
@@ -91,7 +82,8 @@ export function readImagingConfig(env: Env): ImagingConfig {
   const storeUrl = s.url("FLIP_IMAGING_STORE_URL", undefined, ["http", "https"]);
   if (storeUrl === undefined) throw new ConfigError("FLIP_IMAGING_STORE_URL", "the research store's Orthanc REST root, e.g. http://research-store:8042", "");
   const storeUser = s.string("FLIP_IMAGING_STORE_USER", "flip");
-  const storePassword = secretSetting(s, "FLIP_IMAGING_STORE_PASSWORD", "the research store's password") ?? "";
+  // FLIP_IMAGING_STORE_PASSWORD_FILE works too, as for every setting.
+  const storePassword = s.optionalString("FLIP_IMAGING_STORE_PASSWORD") ?? "";
 
   const dataDir = path.resolve(s.string("FLIP_IMAGING_DATA_DIR", "imaging-data"));
   const windowRaw = s.optionalString("FLIP_IMAGING_WINDOW");
@@ -113,5 +105,6 @@ export function readImagingConfig(env: Env): ImagingConfig {
       retryBaseMs: s.int("FLIP_IMAGING_RETRY_BASE_MS", 10_000, 10, 3_600_000),
     },
     logLevel: s.oneOf("FLIP_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"], "info"),
+    metrics: readMetricsAddress(s),
   };
 }

@@ -4,6 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { GpuDeviceSchema, type GpuDevice } from "@flip/gen/flip/common/v1/common_pb.js";
 import { ConfigError, SettingsReader, type Env } from "@flip/shared/config/settings.js";
 import { taskKindFromName, taskKindNames } from "@flip/shared/link/task-kinds.js";
+import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
 import { readTrainingPolicy, type TrainingPolicy } from "./training/policy.js";
 
 /**
@@ -45,6 +46,8 @@ export interface GatewayConfig {
   imagingUrl?: string | undefined;
   /** Set when the trust runs training workloads (FLIP_TRAINING=on); without it the gateway takes no training tasks. */
   training?: TrainingConfig | undefined;
+  /** Where `GET /metrics` is served (FLIP_METRICS_ADDR); metrics are off when absent. */
+  metrics?: MetricsAddress | undefined;
 }
 
 /** Parses "echo=4,cohort_query=2". */
@@ -134,5 +137,6 @@ export function readGatewayConfig(env: Env): GatewayConfig {
     reconnectMaxMs: s.int("FLIP_GATEWAY_RECONNECT_MAX_MS", 30_000, reconnectMinMs, 600_000),
     healthIntervalMs: s.int("FLIP_GATEWAY_HEALTH_INTERVAL_MS", 30_000, 100, 3_600_000),
     logLevel: s.oneOf("FLIP_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"], "info"),
+    metrics: readMetricsAddress(s),
   };
 }

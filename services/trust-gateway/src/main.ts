@@ -3,15 +3,20 @@
  * FLIP_TRUST_CODE and FLIP_TRUST_KEY (and FLIP_DATA_ACCESS_URL + FLIP_TRUST_INTERNAL_KEY for cohort work,
  * FLIP_TRAINING=on and the FLIP_TRAINING_* policy for training). Exit codes: 0 stopped by a signal, 2 bad
  * configuration, 3 the hub refused this trust (wrong, rotated or revoked key; disabled trust; key of another trust),
- * 4 another gateway is running on the same state directory.
+ * 4 another gateway is running on the same state directory. While it runs it keeps `<state dir>/health.json`
+ * saying whether it is linked to the hub (a container health check reads it with shared/health/probe.ts).
  */
+import * as path from "node:path";
 import { loadOrExit } from "@flip/shared/config/settings.js";
+import { keepHealthFile } from "@flip/shared/health/health-file.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { stopOnSignals } from "@flip/shared/process/lifecycle.js";
+import { startMetrics } from "@flip/shared/telemetry/metrics.js";
 import { stopTelemetry } from "@flip/shared/telemetry/sdk.js";
 import { readGatewayConfig } from "./config.js";
 import { startGateway, taskLogPath } from "./gateway.js";
 import { LinkRefusedError } from "./link/link-errors.js";
+import { observeGateway } from "./metrics.js";
 import { lockStateDir, StateDirInUseError } from "./state-dir-lock.js";
 import { createDataAccessClient } from "@flip/data-access/client.js";
 import { createImagingClient } from "@flip/imaging/client.js";
@@ -33,6 +38,7 @@ try {
   log.fatal({ stateDir: e.stateDir, holderPid: e.pid }, e.message);
   process.exit(EXIT_STATE_DIR_IN_USE);
 }
+const metrics = await startMetrics(config.metrics, log);
 const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
 if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
 const imaging = config.imagingUrl ? createImagingClient({ baseUrl: config.imagingUrl, internalKey: config.internalKey! }) : undefined;
@@ -48,9 +54,19 @@ const gateway = await startGateway(config, log, {
   ],
   taskLog,
 });
+observeGateway(metrics.meter, gateway);
+// Rewritten every 5 s: a container health check treats a file older than 30 s as a stuck gateway.
+const healthFile = await keepHealthFile(
+  path.join(config.stateDir, "health.json"),
+  () => (gateway.link.state === "linked" ? { serving: true, detail: "linked to the hub" } : { serving: false, detail: `not linked to the hub (${gateway.link.state})` }),
+  5_000,
+  log,
+);
 stopOnSignals(log, async () => {
+  await healthFile.stop();
   await gateway.close();
   await training?.close();
+  await metrics.close();
 });
 try {
   await gateway.done;

@@ -20,6 +20,8 @@ import { importCounts, importSettled } from "@flip/imaging/catalog/import-counts
 import { ensureImagingSchema } from "@flip/imaging/catalog/schema.js";
 import { enqueueStudies } from "@flip/imaging/catalog/studies.js";
 import { ImportWorker } from "@flip/imaging/imports/import-worker.js";
+import { ImagingMetrics } from "@flip/imaging/imports/import-metrics.js";
+import { METRICS_OFF } from "@flip/shared/telemetry/metrics.js";
 import { freePort, startOrthanc } from "@flip/imaging/orthanc/orthanc-process.js";
 import { createPacsClient, type PacsConfig } from "@flip/imaging/pacs/pacs-config.js";
 import { orthancResearchStore } from "@flip/imaging/store/orthanc-store.js";
@@ -152,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     await ensureImagingSchema(db);
     const researchStore = values.store === "none" ? discardingStore() : orthancResearchStore(store);
     const pacing = { concurrency, storeConcurrency, window: undefined, maxAttempts: 1, retryBaseMs: 1000 };
-    const worker = new ImportWorker({ db, pacs: client, store: researchStore, key: Buffer.alloc(32, 7), dataDir: path.join(dir, "imaging"), pacing, log });
+    const worker = new ImportWorker({ db, pacs: client, store: researchStore, key: Buffer.alloc(32, 7), dataDir: path.join(dir, "imaging"), pacing, log }, new ImagingMetrics(METRICS_OFF.meter));
     await worker.start();
     stops.push(() => worker.stop());
     const importOnce = async (projectId: string): Promise<number> => {

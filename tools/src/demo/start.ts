@@ -46,7 +46,12 @@ process.once("SIGTERM", () => void stopAll().then(() => process.exit(0)));
 try {
   step("starting the hub on an embedded PostgreSQL server");
   const hub = await startHub(
-    readHubConfig({ ...process.env, FLIP_HUB_DATA_DIR: process.env.FLIP_HUB_DATA_DIR ?? path.join(demoDir, "hub"), FLIP_ADMIN_TOKEN: bootstrapToken }),
+    readHubConfig({
+      ...process.env,
+      FLIP_HUB_DATA_DIR: process.env.FLIP_HUB_DATA_DIR ?? path.join(demoDir, "hub"),
+      FLIP_ADMIN_TOKEN: bootstrapToken,
+      FLIP_METRICS_ADDR: process.env.FLIP_METRICS_ADDR ?? "127.0.0.1:9464",
+    }),
     log,
   );
   stops.push(() => hub.close());
@@ -118,6 +123,7 @@ try {
 FLIP is running.
 
   hub:      ${hub.url}   (Connect, gRPC and gRPC-Web on one port)
+  metrics:  ${hub.metricsUrl ?? "off (FLIP_METRICS_ADDR is empty)"}   (the hub's Prometheus endpoint)
   trusts:   ${demoTrusts.map((t) => t.code).join(", ")}   (gateways linked; data in ${path.join(demoDir, "trusts")})
   state:    ${demoDir}
 

@@ -11,6 +11,15 @@ export function debianSources(suite: string, mirror: string, securityMirror: str
   return [`deb ${mirror} ${suite} main`, `deb ${mirror} ${suite}-updates main`, `deb ${securityMirror} ${suite}-security main`];
 }
 
+/** Bookworm's archives: the mirrors given, else FLIP_DEBIAN_MIRROR and FLIP_DEBIAN_SECURITY_MIRROR, else deb.debian.org. */
+export function bookwormSources(opts: { mirror?: string | undefined; securityMirror?: string | undefined }, env: NodeJS.ProcessEnv): string[] {
+  return debianSources(
+    "bookworm",
+    opts.mirror ?? env.FLIP_DEBIAN_MIRROR ?? "http://deb.debian.org/debian",
+    opts.securityMirror ?? env.FLIP_DEBIAN_SECURITY_MIRROR ?? "http://deb.debian.org/debian-security",
+  );
+}
+
 /** mmdebstrap is missing or failed; the message says what to install or where to look. */
 export class BaseImageError extends Error {
   override readonly name = "BaseImageError";
@@ -33,7 +42,8 @@ export async function buildBaseImage(docker: Docker, base: BaseSpec, tag: string
 }
 
 function mmdebstrap(base: BaseSpec, tarball: string, sources: string[], onLine?: (line: string) => void): Promise<void> {
-  const args = [...MMDEBSTRAP_OPTIONS, `--include=${base.packages.join(",")}`];
+  const options = base.variant ? MMDEBSTRAP_OPTIONS.map((o) => (o.startsWith("--variant=") ? `--variant=${base.variant}` : o)) : MMDEBSTRAP_OPTIONS;
+  const args = [...options, `--include=${base.packages.join(",")}`];
   if (base.unpacked.length > 0) {
     // apt in a hook works on the new root (mmdebstrap sets APT_CONFIG); dpkg-deb -x unpacks without dependencies.
     const names = base.unpacked.join(" ");
@@ -54,7 +64,7 @@ function mmdebstrap(base: BaseSpec, tarball: string, sources: string[], onLine?:
     child.stdout.on("data", collect);
     child.stderr.on("data", collect);
     child.on("error", (e: NodeJS.ErrnoException) =>
-      reject(e.code === "ENOENT" ? new BaseImageError("mmdebstrap is not installed: apt-get install mmdebstrap (the workload images are made from Debian packages)") : e),
+      reject(e.code === "ENOENT" ? new BaseImageError("mmdebstrap is not installed: apt-get install mmdebstrap (images are made offline from Debian packages)") : e),
     );
     child.on("exit", (code, signal) => {
       if (code === 0) resolve();

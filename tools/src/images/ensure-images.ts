@@ -1,44 +1,18 @@
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import * as os from "node:os";
 import * as path from "node:path";
 import type Docker from "dockerode";
-import type { Logger } from "@flip/shared/logging/logger.js";
-import { buildBaseImage, debianSources } from "./base-image.js";
+import { bookwormSources, buildBaseImage } from "./base-image.js";
 import { followDockerStream } from "./docker-stream.js";
-import { ImageCache } from "./image-cache.js";
+import { ImageCache, imageCacheDir } from "./image-cache.js";
+import { inputsLabelOf, inspectImage, LABEL_INPUTS, removeIfSuperseded, stepper, type ImageBuildOptions } from "./image-steps.js";
 import { baseHash, baseTag, contextFiles, WORKLOADS, workloadHash, type WorkloadName } from "./workloads.js";
 
 export { WORKLOAD_IMAGES, WORKLOADS, type WorkloadName } from "./workloads.js";
+export { LABEL_INPUTS, type ImageProgress } from "./image-steps.js";
 
-/** The label that records the hash of what a workload image was made from. */
-export const LABEL_INPUTS = "flip.inputs";
-
-/** A step of making an image, reported when it starts, every few seconds while it runs, and when it ends. */
-export interface ImageProgress {
-  /** e.g. flip/train-numpy:1 */
-  image: string;
-  step: "wait" | "load" | "base" | "build" | "save";
-  /** What happens, e.g. "building base image flip/base-numpy:… from Debian packages (mmdebstrap)". */
-  message: string;
-  seconds: number;
-  done: boolean;
-}
-
-export interface EnsureImagesOptions {
+export interface EnsureImagesOptions extends ImageBuildOptions {
   names: WorkloadName[];
-  log: Logger;
-  progress?: (p: ImageProgress) => void;
-  /** Where image tarballs are kept; default FLIP_IMAGE_CACHE or ~/.cache/flip/images. */
-  cacheDir?: string;
-  /** Debian archive for the bases; default FLIP_DEBIAN_MIRROR or http://deb.debian.org/debian (and FLIP_DEBIAN_SECURITY_MIRROR). */
-  mirror?: string;
-  securityMirror?: string;
-  /** Make the workload images again even when the engine or the cache has them (a base found is reused). */
-  rebuild?: boolean;
-  /** The checkout the workloads and SDK are read from; default this one. */
-  repoRoot?: string;
-  env?: NodeJS.ProcessEnv;
 }
 
 /** A workload image the engine now has. */
@@ -63,8 +37,8 @@ const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..", "..");
  */
 export async function ensureWorkloadImages(engine: { docker: Docker }, opts: EnsureImagesOptions): Promise<WorkloadImage[]> {
   const env = opts.env ?? process.env;
-  const cache = new ImageCache(opts.cacheDir ?? env.FLIP_IMAGE_CACHE ?? path.join(os.homedir(), ".cache", "flip", "images"));
-  const sources = debianSources("bookworm", opts.mirror ?? env.FLIP_DEBIAN_MIRROR ?? "http://deb.debian.org/debian", opts.securityMirror ?? env.FLIP_DEBIAN_SECURITY_MIRROR ?? "http://deb.debian.org/debian-security");
+  const cache = new ImageCache(opts.cacheDir ?? imageCacheDir(env));
+  const sources = bookwormSources(opts, env);
   const out: WorkloadImage[] = [];
   for (const name of opts.names) {
     out.push(await ensureOne(engine.docker, name, { ...opts, cache, sources, repoRoot: opts.repoRoot ?? REPO_ROOT }));
@@ -85,22 +59,22 @@ async function ensureOne(docker: Docker, name: WorkloadName, ctx: Context): Prom
   const files = await contextFiles(ctx.repoRoot, spec);
   const hash = await workloadHash(ctx.repoRoot, spec, files);
   const done = async (source: WorkloadImage["source"]): Promise<WorkloadImage> => {
-    const image = { name, tag: spec.tag, inputsHash: hash, source, seconds: (Date.now() - started) / 1000, sizeBytes: (await inspect(docker, spec.tag))?.Size ?? 0 };
+    const image = { name, tag: spec.tag, inputsHash: hash, source, seconds: (Date.now() - started) / 1000, sizeBytes: (await inspectImage(docker, spec.tag))?.Size ?? 0 };
     ctx.log.info({ image: spec.tag, source, seconds: image.seconds }, "workload image ready");
     return image;
   };
-  if (!ctx.rebuild && (await labelOf(docker, spec.tag)) === hash) return await done("engine");
+  if (!ctx.rebuild && (await inputsLabelOf(docker, spec.tag)) === hash) return await done("engine");
 
-  const step = stepper(spec.tag, ctx);
+  const step = stepper(spec.tag, ctx.progress, ctx.log);
   const onWait = (pid: number) => ctx.progress?.({ image: spec.tag, step: "wait", message: `waiting for another process (pid ${pid}) that is making ${spec.tag}`, seconds: 0, done: false });
   return await ctx.cache.locked(name, onWait, async () => {
-    if (!ctx.rebuild && (await labelOf(docker, spec.tag)) === hash) return await done("engine");
+    if (!ctx.rebuild && (await inputsLabelOf(docker, spec.tag)) === hash) return await done("engine");
     const bHash = baseHash(spec.base);
     const file = ctx.cache.file(name, bHash, hash);
     if (!ctx.rebuild && existsSync(file)) {
       try {
         await step("load", `loading ${spec.tag} from ${file}`, () => ctx.cache.load(docker, file));
-        if ((await labelOf(docker, spec.tag)) === hash) return await done("cache");
+        if ((await inputsLabelOf(docker, spec.tag)) === hash) return await done("cache");
         ctx.log.warn({ file }, "the cached tarball did not hold the expected image; building it");
       } catch (err) {
         ctx.log.warn({ err, file }, "could not load the cached image tarball; building it");
@@ -109,23 +83,23 @@ async function ensureOne(docker: Docker, name: WorkloadName, ctx: Context): Prom
     }
 
     const bTag = baseTag(spec.base);
-    if (!(await inspect(docker, bTag))) {
+    if (!(await inspectImage(docker, bTag))) {
       for (const older of await ctx.cache.withBase(name, bHash)) {
         try {
           await step("load", `loading base ${bTag} from ${older}`, () => ctx.cache.load(docker, older));
         } catch (err) {
           ctx.log.warn({ err, file: older }, "could not load a cached image tarball");
         }
-        if (await inspect(docker, bTag)) break;
+        if (await inspectImage(docker, bTag)) break;
       }
     }
-    if (!(await inspect(docker, bTag))) {
+    if (!(await inspectImage(docker, bTag))) {
       await step("base", `building base image ${bTag} from Debian packages (mmdebstrap)`, () =>
         buildBaseImage(docker, spec.base, bTag, { workDir: path.join(ctx.cache.dir, "tmp"), sources: ctx.sources, onLine: (line) => ctx.log.debug({ image: bTag }, line) }),
       );
     }
 
-    const previous = (await inspect(docker, spec.tag))?.Id;
+    const previous = (await inspectImage(docker, spec.tag))?.Id;
     await step("build", `building ${spec.tag} on ${bTag}`, async () => {
       const stream = await docker.buildImage(
         { context: ctx.repoRoot, src: files },
@@ -135,47 +109,11 @@ async function ensureOne(docker: Docker, name: WorkloadName, ctx: Context): Prom
         if (typeof o.stream === "string" && o.stream.trim()) ctx.log.debug({ image: spec.tag }, o.stream.trim());
       });
     });
-    if ((await labelOf(docker, spec.tag)) !== hash) throw new Error(`the build of ${spec.tag} finished but the engine has no image with its inputs' label`);
-    if (previous && previous !== (await inspect(docker, spec.tag))?.Id) {
-      // The tag moved: the old image is unnamed now, and removed unless a container still uses it.
-      await docker
-        .getImage(previous)
-        .remove()
-        .catch(() => undefined);
-    }
+    if ((await inputsLabelOf(docker, spec.tag)) !== hash) throw new Error(`the build of ${spec.tag} finished but the engine has no image with its inputs' label`);
+    await removeIfSuperseded(docker, previous, spec.tag);
     const size = await step("save", `saving ${spec.tag} to ${file}`, () => ctx.cache.save(docker, [spec.tag, bTag], file));
     ctx.log.info({ file, sizeBytes: size }, "saved the workload image to the cache");
     await ctx.cache.prune(name, file);
     return await done("built");
   });
-}
-
-function stepper(image: string, ctx: Context) {
-  return async <T>(step: ImageProgress["step"], message: string, work: () => Promise<T>): Promise<T> => {
-    const t0 = Date.now();
-    const report = (done: boolean) => ctx.progress?.({ image, step, message, seconds: Math.round((Date.now() - t0) / 100) / 10, done });
-    report(false);
-    const ticker = setInterval(() => report(false), 5_000);
-    try {
-      const result = await work();
-      report(true);
-      ctx.log.info({ image, step, seconds: (Date.now() - t0) / 1000 }, message);
-      return result;
-    } finally {
-      clearInterval(ticker);
-    }
-  };
-}
-
-async function inspect(docker: Docker, ref: string): Promise<Docker.ImageInspectInfo | undefined> {
-  try {
-    return await docker.getImage(ref).inspect();
-  } catch (e) {
-    if ((e as { statusCode?: number }).statusCode === 404) return undefined;
-    throw e;
-  }
-}
-
-async function labelOf(docker: Docker, ref: string): Promise<string | undefined> {
-  return (await inspect(docker, ref))?.Config?.Labels?.[LABEL_INPUTS];
 }

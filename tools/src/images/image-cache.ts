@@ -1,11 +1,17 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import * as os from "node:os";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { constants as zlib, createZstdCompress, createZstdDecompress } from "node:zlib";
 import type Docker from "dockerode";
 import { tryPidLock } from "@flip/shared/process/pid-lock.js";
 import { followDockerStream } from "./docker-stream.js";
+
+/** Where image tarballs are kept: FLIP_IMAGE_CACHE, else ~/.cache/flip/images. */
+export function imageCacheDir(env: NodeJS.ProcessEnv): string {
+  return env.FLIP_IMAGE_CACHE ?? path.join(os.homedir(), ".cache", "flip", "images");
+}
 
 /**
  * Image tarballs (`docker save`, zstd-compressed) in one directory, named

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
+import { hashFiles, listFiles, sha256 } from "./context-files.js";
 
 /** The reference workload images, as tests, the demo and a model's `image` name them. */
 export const WORKLOAD_IMAGES = { numpy: "flip/train-numpy:1", torch: "flip/train-torch:1" } as const;
@@ -16,6 +16,8 @@ export interface BaseSpec {
   packages: string[];
   /** Unpacked without their dependencies (`dpkg-deb -x`): a package whose dependencies would pull in far too much. */
   unpacked: string[];
+  /** mmdebstrap's variant; default `essential` (see MMDEBSTRAP_OPTIONS). */
+  variant?: "essential" | "minbase";
 }
 
 export interface WorkloadSpec {
@@ -81,28 +83,6 @@ export async function contextFiles(repoRoot: string, spec: WorkloadSpec): Promis
 export async function workloadHash(repoRoot: string, spec: WorkloadSpec, files: string[]): Promise<string> {
   const h = createHash("sha256");
   h.update(JSON.stringify({ v: BUILDER_VERSION, base: baseHash(spec.base), tag: spec.tag }));
-  for (const f of files) {
-    const content = await readFile(path.join(repoRoot, f));
-    h.update(`\0${f}\0${content.length}\0`);
-    h.update(content);
-  }
+  await hashFiles(h, repoRoot, files);
   return h.digest("hex");
-}
-
-async function listFiles(repoRoot: string, dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of await readdir(path.join(repoRoot, rel), { withFileTypes: true })) {
-      if (e.name.startsWith(".") || e.name === "__pycache__") continue;
-      const child = `${rel}/${e.name}`;
-      if (e.isDirectory()) await walk(child);
-      else if (e.isFile()) out.push(child);
-    }
-  };
-  await walk(dir);
-  return out;
-}
-
-function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { Database } from "../db/database.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import type { HubDeps } from "../rpc/hub-context.js";
 import { BackgroundSyncs } from "./durability.js";
 import { FsArtifactStore } from "./fs-store.js";
@@ -18,6 +19,8 @@ export interface ArtifactDeps {
   checkpointBytes: number;
   /** Makes completed artifacts durable after they were answered. */
   syncs: BackgroundSyncs;
+  /** Counts the bytes uploads receive and downloads send. */
+  metrics: Pick<HubMetrics, "artifactBytes">;
 }
 
 /**
@@ -30,8 +33,8 @@ const CHECKPOINT_BYTES = 64 * 1024 * 1024;
  * The artifact domain over the hub's configured store. Other hub modules (e.g. the aggregator, which
  * writes global weights) call this too; the store is stateless, so several instances share one directory.
  */
-export async function artifactDeps({ db, config, log }: HubDeps): Promise<ArtifactDeps> {
+export async function artifactDeps({ db, config, log, metrics }: HubDeps): Promise<ArtifactDeps> {
   const store = new FsArtifactStore(config.artifactDir);
   await store.init();
-  return { db, store, log, maxBytes: config.artifactMaxBytes, leases: new UploadLeases(), checkpointBytes: CHECKPOINT_BYTES, syncs: new BackgroundSyncs(db, store, log) };
+  return { db, store, log, maxBytes: config.artifactMaxBytes, leases: new UploadLeases(), checkpointBytes: CHECKPOINT_BYTES, syncs: new BackgroundSyncs(db, store, log), metrics };
 }

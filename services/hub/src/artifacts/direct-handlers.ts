@@ -93,6 +93,7 @@ async function serveDownload(deps: ArtifactDeps, call: DirectCall): Promise<void
       if (call.signal.aborted) throw ConnectError.from(call.signal.reason, Code.Unavailable);
       for (const b of sending.splice(0)) buffers.give(b);
     }
+    deps.metrics.artifactBytes("download", data.length);
     offset += data.length;
   }
   // A message of its own carries the checksum, so no chunk is held back to attach it.

@@ -63,6 +63,7 @@ export function registerArtifactHandlers(router: ConnectRouter, deps: ArtifactDe
           if (r.done) break;
           // A throw from this yield is the client going away; it ends the stream and needs no error log.
           yield { offset, data: r.value, sizeBytes };
+          deps.metrics.artifactBytes("download", r.value.length);
           offset += BigInt(r.value.length);
         }
       } finally {

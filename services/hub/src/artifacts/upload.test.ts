@@ -3,11 +3,13 @@ import { appendFile, mkdtemp, open, readdir, rm } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import anyTest, { type TestFn } from "ava";
+import { createNoopMeter } from "@opentelemetry/api";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { createTestDatabase, type TestDatabase } from "@flip/shared/testing/postgres.js";
 import { AuditEntry } from "../audit/entities.js";
 import { openDatabase } from "../db/database.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidInputError, NotFoundError } from "../domain/errors.js";
+import { HubMetrics } from "../metrics/hub-metrics.js";
 import { registerTrust } from "../trusts/registry.js";
 import { findVisibleArtifact, grantArtifactAccess } from "./access.js";
 import type { ArtifactDeps } from "./deps.js";
@@ -45,6 +47,7 @@ test.before(async (t) => {
     leases: new UploadLeases(),
     checkpointBytes: 64 * 1024,
     syncs: new BackgroundSyncs(db, store, log),
+    metrics: new HubMetrics(createNoopMeter()),
   };
   const trust = async (code: string): Promise<Uploader> => {
     const { trust } = await registerTrust(db.em(), "test", { name: `${code} hospital`, code, region: "test" });

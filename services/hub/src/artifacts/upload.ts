@@ -256,6 +256,7 @@ class PartWriter {
       throw new InvalidInputError("chunk.data", `ends at ${offset + length}, past the declared size of ${this.plan.sizeBytes} bytes`);
     }
     for (const p of fresh) this.hash.update(p);
+    this.deps.metrics.artifactBytes("upload", freshLength);
     const at = this.accepted;
     this.accepted += freshLength;
     await this.writes.add(fresh, at, freshLength);

@@ -4,6 +4,7 @@ import { CohortOutcome, type TaskOutput } from "@flip/gen/flip/link/v1/tasks_pb.
 import { TaskErrorCode, type TaskError } from "@flip/gen/flip/link/v1/link_pb.js";
 import { ColumnSummarySchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { notify } from "../db/notifier.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
 import type { AnswerStateName } from "./entities.js";
 
@@ -62,25 +63,31 @@ export function columnsFromJson(j: JsonValue | null | undefined) {
 }
 
 /**
- * Moves the answer of a finished cohort task from pending to its outcome. Idempotent: an answer that is
- * no longer pending is left alone, so duplicate or replayed notices change nothing.
+ * Moves the answer of a finished cohort task from pending to its outcome, and counts it in `metrics`.
+ * Idempotent: an answer that is no longer pending is left alone, so duplicate or replayed notices change
+ * (and count) nothing.
  */
-export async function applyCohortTask(em: EntityManager, ended: TaskEnded): Promise<boolean> {
-  return await em.transactional(async (tx) => {
-    const update = answerFromTask(ended.state, ended.output, ended.error);
-    const rows = await tx.execute<{ query_id: string }[]>(
-      `update cohort_answer set state = ?, record_count = ?, columns = ?::jsonb, threshold = ?, error = ?, answered_at = ?
-       where task_id = ? and state = 'pending' returning query_id`,
+export async function applyCohortTask(em: EntityManager, ended: TaskEnded, metrics: Pick<HubMetrics, "cohortAnswered">): Promise<boolean> {
+  const update = answerFromTask(ended.state, ended.output, ended.error);
+  const recorded = await em.transactional(async (tx) => {
+    const rows = await tx.execute<{ query_id: string; trust_code: string; submitted_at: Date }[]>(
+      `update cohort_answer a set state = ?, record_count = ?, columns = ?::jsonb, threshold = ?, error = ?, answered_at = ?
+       from cohort_query q, trust t
+       where a.task_id = ? and a.state = 'pending' and q.id = a.query_id and t.id = a.trust_id
+       returning a.query_id, t.code as trust_code, q.created_at as submitted_at`,
       [update.state, update.recordCount, update.columns === null ? null : JSON.stringify(update.columns), update.threshold, update.error, ended.endedAt, ended.taskId],
     );
-    if (rows.length === 0) return false;
-    await notify(tx, COHORT_ANSWER_CHANNEL, rows[0]!.query_id);
-    return true;
+    const row = rows[0];
+    if (row) await notify(tx, COHORT_ANSWER_CHANNEL, row.query_id);
+    return row;
   });
+  if (!recorded) return false;
+  metrics.cohortAnswered(recorded.trust_code, update.state, new Date(recorded.submitted_at), ended.endedAt);
+  return true;
 }
 
 /** Applies every finished task of a query whose answer is still pending (covers notices missed while down). */
-export async function reconcileCohortQuery(em: EntityManager, queryId: string): Promise<void> {
+export async function reconcileCohortQuery(em: EntityManager, queryId: string, metrics: Pick<HubMetrics, "cohortAnswered">): Promise<void> {
   const rows = await em.execute<{ task_id: string }[]>(
     `select a.task_id from cohort_answer a join task t on t.id = a.task_id
      where a.query_id = ? and a.state = 'pending' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')`,
@@ -88,6 +95,6 @@ export async function reconcileCohortQuery(em: EntityManager, queryId: string): 
   );
   for (const r of rows) {
     const ended = await readTaskEnded(em.fork(), r.task_id);
-    if (ended) await applyCohortTask(em.fork(), ended);
+    if (ended) await applyCohortTask(em.fork(), ended, metrics);
   }
 }

@@ -27,7 +27,7 @@ export function registerCohortHandlers(router: ConnectRouter, deps: HubDeps): vo
       answer(log, ctx, async () => {
         const em = db.em();
         const query = await visibleCohortQuery(em, callerOf(ctx), req.queryId);
-        await reconcileCohortQuery(em, query.id);
+        await reconcileCohortQuery(em, query.id, deps.metrics);
         return { query: await cohortQueryToProto(em, query, config.offlineAfterMs) };
       }),
     async *watchCohortQuery(req, ctx) {

@@ -12,7 +12,7 @@ async function reconcileAll(deps: HubDeps): Promise<void> {
     `select distinct a.query_id from cohort_answer a join task t on t.id = a.task_id
      where a.state = 'pending' and t.state in ('succeeded', 'failed', 'cancelled', 'expired')`,
   );
-  for (const r of rows) await reconcileCohortQuery(deps.db.em(), r.query_id);
+  for (const r of rows) await reconcileCohortQuery(deps.db.em(), r.query_id, deps.metrics);
 }
 
 /** Cohort discovery: queries go to every trust as tasks; their results become per-trust answers. */
@@ -25,7 +25,7 @@ export function cohortModule(deps: HubDeps, taskEvents: TaskEvents): HubModule {
     routes: (router) => registerCohortHandlers(router, deps),
     async start() {
       unsubscribes.push(
-        taskEvents.subscribe((ended) => applyCohortTask(db.em(), ended).then(() => undefined), {
+        taskEvents.subscribe((ended) => applyCohortTask(db.em(), ended, deps.metrics).then(() => undefined), {
           kinds: [TaskKind.COHORT_QUERY],
           onMissed: () => void reconcileAll(deps).catch(onError),
         }),

@@ -14,7 +14,7 @@ const REFRESH_MS = 2_000;
  * offline), until every trust has answered or `signal` aborts.
  */
 export async function* watchCohortQuery(
-  { db, config }: Pick<HubDeps, "db" | "config">,
+  { db, config, metrics }: Pick<HubDeps, "db" | "config" | "metrics">,
   caller: Principal,
   queryId: string,
   signal: AbortSignal,
@@ -34,7 +34,7 @@ export async function* watchCohortQuery(
     while (!signal.aborted) {
       dirty = false;
       const em = db.em();
-      await reconcileCohortQuery(em, queryId);
+      await reconcileCohortQuery(em, queryId, metrics);
       const message = await cohortQueryToProto(em, query, config.offlineAfterMs);
       const fingerprint = Buffer.from(toBinary(CohortQueryMessageSchema, message)).toString("base64");
       if (fingerprint !== last) {

@@ -4,6 +4,7 @@ import type { Logger } from "@flip/shared/logging/logger.js";
 import { PeriodicJob } from "@flip/shared/process/periodic-job.js";
 import type { HubConfig } from "../config.js";
 import type { Database } from "../db/database.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import { onTaskEndedNotice, TASK_READY_CHANNEL } from "../tasks/channels.js";
 import { GroupCommit } from "../db/group-commit.js";
 import { claimPendingTasksFor, type ClaimRequest } from "../tasks/claims.js";
@@ -25,6 +26,7 @@ export interface LinkRegistryDeps {
   db: Database;
   log: Logger;
   config: Pick<HubConfig, "instanceId" | "heartbeatIntervalMs" | "offlineAfterMs">;
+  metrics: Pick<HubMetrics, "taskOffered">;
   /** Stores a training task's live report (TaskProgress.training); reports are dropped without it. */
   trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
   /** Stores an imaging import's live counts (TaskProgress.imaging); counts are dropped without it. */
@@ -63,6 +65,7 @@ export class LinkRegistry {
       log: deps.log,
       hubInstance: deps.config.instanceId,
       heartbeatIntervalMs: deps.config.heartbeatIntervalMs,
+      metrics: deps.metrics,
       trainingReports: deps.trainingReports,
       imagingProgress: deps.imagingProgress,
     };

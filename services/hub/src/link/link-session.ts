@@ -11,6 +11,7 @@ import { taskKindFromName } from "@flip/shared/link/task-kinds.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import { extractTraceContext, injectTraceContext, tracer, withSpan } from "@flip/shared/telemetry/trace-context.js";
 import type { Database } from "../db/database.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import type { ClaimedTask, ClaimRequest, StreamTakeover } from "../tasks/claims.js";
 import type { TaskEndedNotice } from "../tasks/channels.js";
 import { specFromJson } from "../tasks/task-json.js";
@@ -30,6 +31,7 @@ export interface SessionDeps {
   log: Logger;
   hubInstance: string;
   heartbeatIntervalMs: number;
+  metrics: Pick<HubMetrics, "taskOffered">;
   /** Stores a training task's live report; none without a training module. */
   trainingReports?: (trustId: string, taskId: string, report: TrainingReport) => Promise<void>;
   /** Stores an imaging import's live counts; none without an imaging module. */
@@ -167,7 +169,7 @@ export class LinkSession {
         if (m.value.imaging) await this.deps.imagingProgress?.(this.trust.id, m.value.taskId, m.value.imaging);
         return;
       case "result":
-        await withSpan("link.result", extractTraceContext(req.traceContext), { "flip.task_id": m.value.taskId }, () => this.onResult(m.value));
+        await withSpan("link.result", extractTraceContext(req.traceContext), { attributes: { "flip.task_id": m.value.taskId, "flip.trust": this.trust.code } }, () => this.onResult(m.value));
         return;
       case "hello":
         throw new ConnectError("hello may only be sent once, as the first message", Code.InvalidArgument);
@@ -252,7 +254,7 @@ export class LinkSession {
     this.hold(t.id, t.kind);
     // The offer continues the trace of the RPC that created the task; the gateway's run is its child.
     const parent = extractTraceContext(t.traceContext, ROOT_CONTEXT);
-    const span = tracer.startSpan("link.offer", { attributes: { "flip.task_id": t.id, "flip.task_kind": t.kind, "flip.attempt": t.attempt } }, parent);
+    const span = tracer.startSpan("link.offer", { attributes: { "flip.task_id": t.id, "flip.task_kind": t.kind, "flip.attempt": t.attempt, "flip.trust": this.trust.code } }, parent);
     const traceContext = injectTraceContext(trace.setSpan(parent, span));
     span.end();
     this.send(
@@ -269,6 +271,7 @@ export class LinkSession {
       },
       traceContext,
     );
+    this.deps.metrics.taskOffered(t.kind, t.createdAt);
     this.log.debug({ taskId: t.id, attempt: t.attempt, kind: t.kind }, "task offered");
   }
 

@@ -21,6 +21,7 @@ export interface LinkHooks {
 /** The trust link: LinkService.Connect and the sessions it holds. */
 export function linkModule(deps: HubDeps, hooks: LinkHooks = {}): LinkModule {
   const registry = new LinkRegistry({ ...deps, trainingReports: hooks.trainingReports, imagingProgress: hooks.imagingProgress });
+  deps.metrics.observeLinkedTrusts(() => registry.size);
   return {
     services: [LinkService],
     routes: (router) => registerLinkHandlers(router, { db: deps.db, log: deps.log, registry }),

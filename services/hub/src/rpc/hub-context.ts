@@ -2,6 +2,7 @@ import { Code, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { HubConfig } from "../config.js";
 import type { Database } from "../db/database.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import { actorOf, principalKey, type Principal } from "../auth/principal.js";
 import { toConnectError } from "./to-connect-error.js";
 
@@ -10,6 +11,8 @@ export interface HubDeps {
   db: Database;
   config: HubConfig;
   log: Logger;
+  /** Where domains record what they measure (no-op instruments when metrics are off). */
+  metrics: HubMetrics;
 }
 
 export function callerOf(ctx: HandlerContext): Principal {

@@ -12,6 +12,7 @@ export interface ClaimedTask {
   deadline: Date;
   projectId: string | null;
   traceContext: Record<string, string>;
+  createdAt: Date;
 }
 
 interface ClaimRow {
@@ -23,6 +24,7 @@ interface ClaimRow {
   deadline: Date;
   project_id: string | null;
   trace_context: Record<string, string>;
+  created_at: Date;
 }
 
 /** One stream asking for up to `limit` pending tasks of one kind. */
@@ -97,7 +99,7 @@ export async function claimPendingTasksFor(em: EntityManager, hubInstance: strin
        insert into task_attempt (task_id, attempt, stream_id, hub_instance, offered_at)
        select id, attempt, stream_id, ?, ? from claimed
      )
-     select id, stream_id, attempt, kind, spec, deadline, project_id, trace_context from claimed order by created_at`,
+     select id, stream_id, attempt, kind, spec, deadline, project_id, trace_context, created_at from claimed order by created_at`,
     [JSON.stringify(wanted.map((r) => ({ trust_id: r.trustId, stream_id: r.streamId, kind: r.kind, lim: r.limit }))), now, now, hubInstance, now],
   );
   for (const r of rows) {
@@ -109,6 +111,7 @@ export async function claimPendingTasksFor(em: EntityManager, hubInstance: strin
       deadline: new Date(r.deadline),
       projectId: r.project_id,
       traceContext: r.trace_context ?? {},
+      createdAt: new Date(r.created_at),
     });
   }
   return requests.map((r) => byRequest.get(`${r.streamId}/${r.kind}`)!);

@@ -1,9 +1,12 @@
 import * as path from "node:path";
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { ROOT_CONTEXT, SpanStatusCode, type Span } from "@opentelemetry/api";
 import type { Logger } from "@flip/shared/logging/logger.js";
+import { extractTraceContext, withSpan } from "@flip/shared/telemetry/trace-context.js";
 import type { ArtifactDeps } from "../artifacts/deps.js";
 import { adoptHubArtifact } from "../artifacts/hub-artifacts.js";
 import type { Database } from "../db/database.js";
+import type { HubMetrics } from "../metrics/hub-metrics.js";
 import { federatedAverage, IncompatibleUpdateError, SafetensorsError } from "./fedavg/index.js";
 import { failAggregation, finishRound, type RoundToAggregate } from "./rounds.js";
 
@@ -11,6 +14,7 @@ export interface AggregatorDeps {
   db: Database;
   artifacts: ArtifactDeps;
   log: Logger;
+  metrics: Pick<HubMetrics, "aggregated" | "roundEnded">;
 }
 
 /**
@@ -56,13 +60,21 @@ export class Aggregator {
     await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Averages in a span of the round's trace (whichever replica, whenever): the trace of a round ends with its average. */
   private async run({ jobId, round }: RoundToAggregate): Promise<void> {
-    const { db, artifacts, log } = this.deps;
-    const updates = await db.em().execute<{ artifact_id: string; samples: string; code: string }[]>(
-      `select u.artifact_id, u.samples::text, t.code from job_update u join trust t on t.id = u.trust_id
+    const [row] = await this.deps.db.em().execute<{ trace_context: Record<string, string> }[]>("select trace_context from job_round where job_id = ? and round = ?", [jobId, round]);
+    const parent = extractTraceContext(row?.trace_context, ROOT_CONTEXT);
+    await withSpan("training.aggregate", parent, { attributes: { "flip.job_id": jobId, "flip.round": round } }, (span) => this.average(jobId, round, span));
+  }
+
+  private async average(jobId: string, round: number, span: Span): Promise<void> {
+    const { db, artifacts, log, metrics } = this.deps;
+    const updates = await db.em().execute<{ artifact_id: string; samples: string; code: string; size_bytes: string }[]>(
+      `select u.artifact_id, u.samples::text, t.code, coalesce(a.size_bytes, 0)::text as size_bytes from job_update u join trust t on t.id = u.trust_id left join artifact a on a.id = u.artifact_id
        where u.job_id = ? and u.round = ? order by t.code`,
       [jobId, round],
     );
+    span.setAttribute("flip.updates", updates.length);
     const started = Date.now();
     await mkdir(artifacts.store.scratchDir(), { recursive: true });
     const out = path.join(artifacts.store.scratchDir(), `fedavg-${jobId}-${round}-${process.pid}-${Date.now()}.safetensors`);
@@ -73,14 +85,19 @@ export class Aggregator {
         { signal: this.abort.signal },
       );
       const artifact = await adoptHubArtifact(artifacts, { purpose: "global-weights", actor: "system", file: out, sizeBytes: result.sizeBytes, sha256: result.sha256 });
+      span.setAttribute("flip.size_bytes", result.sizeBytes);
       log.info({ jobId, round, trusts: updates.length, sizeBytes: result.sizeBytes, ms: Date.now() - started }, "round aggregated");
-      await finishRound(db.em(), jobId, round, artifact.id, result.sizeBytes);
+      metrics.aggregated(updates.reduce((sum, u) => sum + Number(u.size_bytes), 0), (Date.now() - started) / 1000);
+      const roundStartedAt = await finishRound(db.em(), jobId, round, artifact.id, result.sizeBytes);
+      if (roundStartedAt) metrics.roundEnded("aggregated", roundStartedAt);
     } catch (e) {
       await rm(out, { force: true });
       await rm(`${out}.part`, { force: true });
       if (this.abort.signal.aborted) return;
       if (e instanceof IncompatibleUpdateError || e instanceof SafetensorsError) {
-        await failAggregation(db.em(), jobId, round, e.message);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+        const roundStartedAt = await failAggregation(db.em(), jobId, round, e.message);
+        if (roundStartedAt) metrics.roundEnded("failed", roundStartedAt);
         return;
       }
       throw e;

@@ -1,5 +1,6 @@
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from "../domain/ids.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { injectTraceContext } from "@flip/shared/telemetry/trace-context.js";
 import { appendAudit } from "../audit/chain.js";
 import type { Principal } from "../auth/principal.js";
 import { actorOf, isAdmin } from "../auth/principal.js";
@@ -107,9 +108,10 @@ export async function createJob(em: EntityManager, caller: Principal, input: New
   try {
     return await em.transactional(async (tx) => {
       const [job] = await tx.execute<JobRow[]>(
-        `insert into job (id, model_id, project_id, kind, state, trust_ids, rounds, gpus_per_trust, min_updates, round_timeout_s, created_by, idempotency_key, created_at)
-         values (?, ?, ?, ?, 'queued', ?::uuid[], ?, ?, ?, ?, ?, ?, ?) returning *`,
-        [id, model.id, model.project_id, kind, uuidArray(trusts.map((t) => t.id)), rounds, gpus, minUpdates, timeout, me, key || null, new Date()],
+        `insert into job (id, model_id, project_id, kind, state, trust_ids, rounds, gpus_per_trust, min_updates, round_timeout_s, created_by, idempotency_key, created_at, trace_context)
+         values (?, ?, ?, ?, 'queued', ?::uuid[], ?, ?, ?, ?, ?, ?, ?, ?::jsonb) returning *`,
+        // The trace of this call: the job's first round continues it whenever the scheduler starts the job.
+        [id, model.id, model.project_id, kind, uuidArray(trusts.map((t) => t.id)), rounds, gpus, minUpdates, timeout, me, key || null, new Date(), JSON.stringify(injectTraceContext())],
       );
       await tx.execute("insert into job_trust (job_id, trust_id) select ?, unnest(?::uuid[])", [id, uuidArray(trusts.map((t) => t.id))]);
       await appendJobEvents(tx, id, [{ kind: "queued", message: `queued for ${trusts.map((t) => t.code).join(", ")}` }]);

@@ -47,7 +47,8 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
       do {
         pending.delete(jobId);
         const closed = await applyOpenRound(db.em(), jobId);
-        if (closed) void started().aggregator.aggregate(closed);
+        if (closed && "outcome" in closed) deps.metrics.roundEnded(closed.outcome, closed.startedAt);
+        else if (closed) void started().aggregator.aggregate(closed);
       } while (pending.has(jobId));
     })().finally(() => applying.delete(jobId));
     applying.set(jobId, run);
@@ -99,7 +100,7 @@ export function trainingModule(deps: HubDeps, taskEvents: TaskEvents): TrainingM
     storeLiveReport: (trustId, taskId, report) => storeLiveReport(db.em(), trustId, taskId, report),
     async start() {
       artifacts = await artifactDeps(deps);
-      aggregator = new Aggregator({ db, artifacts, log });
+      aggregator = new Aggregator({ db, artifacts, log, metrics: deps.metrics });
       await aggregator.removeLeftovers();
       unsubscribes.push(
         taskEvents.subscribe(

@@ -15,6 +15,8 @@ interface RoundTaskInput {
   weightsArtifactId: string | null;
   /** Round deadline: the tasks' deadline too, so a silent trust's task expires with the round. */
   deadline: Date;
+  /** The round's trace: its tasks continue it. */
+  traceContext: Record<string, string>;
 }
 
 function trainingSpec(job: JobRow, model: ModelRow, trustGpus: number[], fields: Partial<{ action: TrainingAction; round: number; weights: string; stopReason: string }>): TaskSpec {
@@ -68,7 +70,7 @@ export async function createRoundTasks(tx: EntityManager, job: JobRow, input: Ro
     timeoutMs,
     maxAttempts: ROUND_TASK_ATTEMPTS,
   }));
-  const tasks = await createTasks(tx, requests, { actor: "system" });
+  const tasks = await createTasks(tx, requests, { actor: "system", traceContext: input.traceContext });
   await tx.execute(
     `insert into job_task (task_id, job_id, trust_id, round, action)
      select t.task_id, ?, t.trust_id, ?, 'round' from jsonb_to_recordset(?::jsonb) as t(task_id uuid, trust_id uuid)`,

@@ -1,4 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
+import { extractTraceContext, injectTraceContext, linkTo, withSpan } from "@flip/shared/telemetry/trace-context.js";
 import { readTaskEnded, type TaskEnded } from "../tasks/task-events.js";
 import { appendJobEvents, jobChanged } from "./events.js";
 import { endJob } from "./jobs.js";
@@ -12,17 +14,37 @@ export interface RoundToAggregate {
   round: number;
 }
 
-/** Opens round `round` of a running job: its row, one task per trust, and the event. */
+/** A round that closing ended at once: too few updates arrived, or an evaluation's round is done. */
+export interface EndedRound {
+  jobId: string;
+  round: number;
+  outcome: "failed" | "evaluated";
+  startedAt: Date;
+}
+
+/**
+ * Opens round `round` of a running job: its row, one task per trust, and the event, in a span that the
+ * round's tasks (and through them the trusts) and its aggregation continue. The first round continues the
+ * trace of the call that created the job; each later round is a trace of its own, linked to the job's and
+ * to the aggregation that opened it, so a job of many rounds is many traces of one round, not one without end.
+ */
 export async function openRound(tx: EntityManager, job: JobRow, round: number, weightsArtifactId: string | null): Promise<void> {
-  const now = new Date();
-  const deadline = new Date(now.getTime() + job.round_timeout_s * 1000);
-  await tx.execute(
-    `insert into job_round (job_id, round, state, started_at, deadline, input_weights_artifact_id) values (?, ?, 'open', ?, ?, ?)`,
-    [job.id, round, now, deadline, weightsArtifactId],
-  );
-  await tx.execute("update job set current_round = ? where id = ?", [round, job.id]);
-  await createRoundTasks(tx, { ...job, current_round: round }, { round, weightsArtifactId, deadline });
-  await appendJobEvents(tx, job.id, [{ kind: "round_started", round, message: `round ${round} of ${job.rounds} started`, dedupeKey: `round_started:${round}` }]);
+  const first = round === 1;
+  const parent = first ? extractTraceContext(job.trace_context, ROOT_CONTEXT) : ROOT_CONTEXT;
+  const links = first ? [] : [...linkTo(job.trace_context), ...linkTo(injectTraceContext())];
+  const attributes = { "flip.job_id": job.id, "flip.round": round, "flip.rounds": job.rounds, "flip.trusts": job.trust_ids.length };
+  await withSpan("training.open_round", parent, { attributes, links }, async () => {
+    const traceContext = injectTraceContext();
+    const now = new Date();
+    const deadline = new Date(now.getTime() + job.round_timeout_s * 1000);
+    await tx.execute(
+      `insert into job_round (job_id, round, state, started_at, deadline, input_weights_artifact_id, trace_context) values (?, ?, 'open', ?, ?, ?, ?::jsonb)`,
+      [job.id, round, now, deadline, weightsArtifactId, JSON.stringify(traceContext)],
+    );
+    await tx.execute("update job set current_round = ? where id = ?", [round, job.id]);
+    await createRoundTasks(tx, { ...job, current_round: round }, { round, weightsArtifactId, deadline, traceContext });
+    await appendJobEvents(tx, job.id, [{ kind: "round_started", round, message: `round ${round} of ${job.rounds} started`, dedupeKey: `round_started:${round}` }]);
+  });
 }
 
 interface JobTaskRow {
@@ -59,9 +81,9 @@ export async function applyStopTask(em: EntityManager, ended: TaskEnded, jt: Job
  * then the round closes if every task has an outcome. A round is judged on all of its ended tasks, never
  * on those whose notice happened to come first, and the ends of many trusts that arrive together are
  * applied together. Runs on every replica that hears an end; everything is conditional under the lock,
- * so a second run changes nothing. Returns the round to aggregate when this call closed one.
+ * so a second run changes nothing. Returns the round this call closed: to aggregate, or ended.
  */
-export async function applyOpenRound(em: EntityManager, jobId: string): Promise<RoundToAggregate | undefined> {
+export async function applyOpenRound(em: EntityManager, jobId: string): Promise<RoundToAggregate | EndedRound | undefined> {
   return await em.transactional(async (tx) => {
     const job = await lockJob(tx, jobId);
     if (job.state !== "running") return undefined;
@@ -135,7 +157,7 @@ async function recordMiss(tx: EntityManager, job: JobRow, jt: JobTaskRow, code: 
  * Closes an open round once every one of its tasks has an applied outcome: enough updates → aggregating (or, for an
  * evaluation, the job completes); too few → the job fails, saying who missed and why.
  */
-export async function closeRoundIfDone(tx: EntityManager, job: JobRow, roundNo: number): Promise<RoundToAggregate | undefined> {
+export async function closeRoundIfDone(tx: EntityManager, job: JobRow, roundNo: number): Promise<RoundToAggregate | EndedRound | undefined> {
   const [counts] = await tx.execute<{ open: number; updates: number; samples: string }[]>(
     // "Open": no outcome applied yet, whatever the task's state (one that ended a moment ago is applied
     // by its own notice, which then closes the round).
@@ -157,15 +179,18 @@ export async function closeRoundIfDone(tx: EntityManager, job: JobRow, roundNo: 
     );
     const who = misses.map((m) => `${m.code}: ${m.reason ?? "no answer"}`).join("; ");
     const reason = `round ${roundNo}: ${counts.updates} of ${job.min_updates} needed update${job.min_updates === 1 ? "" : "s"} arrived (${who})`;
-    await tx.execute("update job_round set state = 'failed' where job_id = ? and round = ?", [job.id, roundNo]);
+    const [failed] = await tx.execute<{ started_at: Date }[]>("update job_round set state = 'failed' where job_id = ? and round = ? returning started_at", [job.id, roundNo]);
     await appendJobEvents(tx, job.id, [{ kind: "round_failed", round: roundNo, message: reason, dedupeKey: `round_failed:${roundNo}` }]);
     await endJob(tx, job, "failed", reason, "system");
-    return undefined;
+    return { jobId: job.id, round: roundNo, outcome: "failed", startedAt: new Date(failed!.started_at) };
   }
   if (job.kind === "evaluate") {
-    await tx.execute("update job_round set state = 'aggregated', aggregated_at = ?, samples = ? where job_id = ? and round = ?", [new Date(), counts.samples, job.id, roundNo]);
+    const [evaluated] = await tx.execute<{ started_at: Date }[]>(
+      "update job_round set state = 'aggregated', aggregated_at = ?, samples = ? where job_id = ? and round = ? returning started_at",
+      [new Date(), counts.samples, job.id, roundNo],
+    );
     await endJob(tx, job, "completed", `evaluated at ${counts.updates} trust${counts.updates === 1 ? "" : "s"}`, "system");
-    return undefined;
+    return { jobId: job.id, round: roundNo, outcome: "evaluated", startedAt: new Date(evaluated!.started_at) };
   }
   await tx.execute("update job_round set state = 'aggregating', samples = ? where job_id = ? and round = ?", [counts.samples, job.id, roundNo]);
   await jobChanged(tx, job.id);
@@ -174,16 +199,18 @@ export async function closeRoundIfDone(tx: EntityManager, job: JobRow, roundNo: 
 
 /**
  * Records a round's aggregated weights (once: only a round still aggregating moves on), then opens the
- * next round or completes the job.
+ * next round or completes the job. Returns when the round started, if this call moved it on.
  */
-export async function finishRound(em: EntityManager, jobId: string, roundNo: number, artifactId: string, sizeBytes: number): Promise<void> {
-  await em.transactional(async (tx) => {
+export async function finishRound(em: EntityManager, jobId: string, roundNo: number, artifactId: string, sizeBytes: number): Promise<Date | undefined> {
+  return await em.transactional(async (tx) => {
     const job = await lockJob(tx, jobId);
-    const moved = await tx.execute<{ round: number }[]>(
-      "update job_round set state = 'aggregated', aggregated_at = ?, output_weights_artifact_id = ? where job_id = ? and round = ? and state = 'aggregating' returning round",
+    const [moved] = await tx.execute<{ started_at: Date }[]>(
+      "update job_round set state = 'aggregated', aggregated_at = ?, output_weights_artifact_id = ? where job_id = ? and round = ? and state = 'aggregating' returning started_at",
       [new Date(), artifactId, jobId, roundNo],
     );
-    if (moved.length === 0 || job.state !== "running") return;
+    if (!moved) return undefined;
+    const startedAt = new Date(moved.started_at);
+    if (job.state !== "running") return startedAt;
     await tx.execute("update job set global_weights_artifact_id = ? where id = ?", [artifactId, jobId]);
     await appendJobEvents(tx, jobId, [
       { kind: "round_aggregated", round: roundNo, message: `round ${roundNo} aggregated (${(sizeBytes / 1048576).toFixed(2)} MiB of weights)`, details: { artifact: artifactId }, dedupeKey: `aggregated:${roundNo}` },
@@ -191,16 +218,18 @@ export async function finishRound(em: EntityManager, jobId: string, roundNo: num
     const updated = { ...job, global_weights_artifact_id: artifactId };
     if (roundNo >= job.rounds) await endJob(tx, updated, "completed", `${job.rounds} round${job.rounds === 1 ? "" : "s"} trained`, "system");
     else await openRound(tx, updated, roundNo + 1, artifactId);
+    return startedAt;
   });
 }
 
-/** Fails a job whose round could not be averaged (e.g. updates with different tensors). */
-export async function failAggregation(em: EntityManager, jobId: string, roundNo: number, reason: string): Promise<void> {
-  await em.transactional(async (tx) => {
+/** Fails a job whose round could not be averaged (e.g. updates with different tensors). Returns when the round started, if this call failed it. */
+export async function failAggregation(em: EntityManager, jobId: string, roundNo: number, reason: string): Promise<Date | undefined> {
+  return await em.transactional(async (tx) => {
     const job = await lockJob(tx, jobId);
     const [round] = await tx.execute<RoundRow[]>("select * from job_round where job_id = ? and round = ?", [jobId, roundNo]);
-    if (round?.state !== "aggregating") return;
+    if (round?.state !== "aggregating") return undefined;
     await tx.execute("update job_round set state = 'failed' where job_id = ? and round = ?", [jobId, roundNo]);
     await endJob(tx, job, "failed", `round ${roundNo} could not be aggregated: ${reason}`, "system");
+    return new Date(round.started_at);
   });
 }

@@ -45,6 +45,8 @@ export interface JobRow {
   ended_at: Date | null;
   end_reason: string | null;
   global_weights_artifact_id: string | null;
+  /** W3C trace context of the call that created the job: its first round continues that trace. */
+  trace_context: Record<string, string>;
 }
 
 export interface RoundRow {
@@ -57,6 +59,8 @@ export interface RoundRow {
   input_weights_artifact_id: string | null;
   output_weights_artifact_id: string | null;
   samples: string | number;
+  /** W3C trace context of the span that opened the round: its tasks and its aggregation continue it. */
+  trace_context: Record<string, string>;
 }
 
 export function isEnded(state: JobStateName): boolean {

@@ -6,7 +6,7 @@ import type { Trust } from "./entities.js";
 import { healthFromJson } from "./health-json.js";
 
 /** Online when a heartbeat arrived within `offlineAfterMs`. */
-export function linkStatusOf(t: Trust, offlineAfterMs: number, now = Date.now()): LinkStatus {
+export function linkStatusOf(t: Pick<Trust, "lastSeenAt">, offlineAfterMs: number, now = Date.now()): LinkStatus {
   if (!t.lastSeenAt) return LinkStatus.NEVER_CONNECTED;
   return now - t.lastSeenAt.getTime() <= offlineAfterMs ? LinkStatus.ONLINE : LinkStatus.OFFLINE;
 }

@@ -14,6 +14,7 @@ import { DeidentificationError, deidentify } from "../dicom/deidentify.js";
 import { PacsRequestError, PacsUnavailableError, type PacsClient } from "../pacs/pacs.js";
 import { ResearchStoreUnavailableError, type ResearchStore } from "../store/research-store.js";
 import type { ImportPacing } from "../config.js";
+import type { StudyOutcome } from "./import-metrics.js";
 import { convertSeriesToNifti, NiftiConversionError, projectNiftiDir } from "./nifti.js";
 
 export interface ImportDeps {
@@ -176,9 +177,9 @@ async function retrieveAndStore(deps: ImportDeps, study: ClaimedStudy, studyUid:
 
 /**
  * Imports one claimed study and records its outcome: imported, not found, ambiguous, queued again after a
- * back-off (PACS or store unreachable), or failed. Never throws for the study's own failures.
+ * back-off (PACS or store unreachable), or failed; returns it. Never throws for the study's own failures.
  */
-export async function importStudy(deps: ImportDeps, study: ClaimedStudy, signal: AbortSignal): Promise<void> {
+export async function importStudy(deps: ImportDeps, study: ClaimedStudy, signal: AbortSignal): Promise<StudyOutcome> {
   const scratch = path.join(deps.dataDir, "scratch", `${process.pid}-${Math.random().toString(36).slice(2)}`);
   const log = deps.log.child({ projectId: study.projectId, attempt: study.attempt });
   const started = Date.now();
@@ -187,28 +188,30 @@ export async function importStudy(deps: ImportDeps, study: ClaimedStudy, signal:
     if (study.storeStudyId && study.convertToNifti && !study.niftiDone) {
       await convertStoredStudy(deps, study, scratch, signal);
       log.info({ ms: Date.now() - started }, "study converted to NIfTI");
-      return;
+      return "converted";
     }
     const matches = await deps.pacs.findByAccession(study.accession, signal);
     if (matches.length === 0) {
       await markUnimportable(deps.db, study, "not_found", "no study in the PACS has this accession number");
       log.info("study not found in the PACS");
-      return;
+      return "not_found";
     }
     if (matches.length > 1) {
       await markUnimportable(deps.db, study, "ambiguous", `${matches.length} studies in the PACS have this accession number; none was imported`);
       log.warn({ matches: matches.length }, "accession number matches more than one study");
-      return;
+      return "ambiguous";
     }
     await retrieveAndStore(deps, study, matches[0]!.studyInstanceUid, scratch, signal);
     log.info({ ms: Date.now() - started }, "study imported");
+    return "imported";
   } catch (e) {
-    if (signal.aborted) return; // stopping: the study is queued again at the next start
+    if (signal.aborted) return "interrupted"; // stopping: the study is queued again at the next start
     const failure = failureOf(e);
     const cause = failure.cause instanceof Error ? failure.cause : undefined;
     const state = await markAttemptFailed(deps.db, study, { reason: failure.reason, retryable: failure.retryable, attempt: study.attempt }, deps.pacing);
     // The cause's class and message stay here, in the trust's own log (a PACS message could name a UID).
     log.warn({ err: cause ? { name: cause.name, message: cause.message } : undefined, reason: failure.reason, state }, "study import failed");
+    return state === "failed" ? "failed" : "retrying";
   } finally {
     await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
   }

@@ -4,6 +4,7 @@
  * the window opens. Studies left importing by an earlier process are queued again at start (resume).
  */
 import { claimDueStudies, nextDueAt, requeueInterrupted } from "../catalog/studies.js";
+import type { ImagingMetrics } from "./import-metrics.js";
 import { importStudy, type ImportDeps } from "./import-study.js";
 import { msUntilOpen, windowOpen } from "./import-window.js";
 
@@ -18,7 +19,12 @@ export class ImportWorker {
   private changed = false;
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly deps: ImportDeps) {}
+  constructor(
+    private readonly deps: ImportDeps,
+    private readonly metrics: ImagingMetrics,
+  ) {
+    metrics.observeStudiesInProgress(() => this.running.size);
+  }
 
   /** Queues interrupted studies again and starts working. */
   async start(): Promise<void> {
@@ -73,6 +79,7 @@ export class ImportWorker {
       const claimed = free > 0 ? await claimDueStudies(db, free).catch((err: unknown) => (log.warn({ err }, "cannot read the import queue"), [])) : [];
       for (const study of claimed) {
         const p: Promise<void> = importStudy(this.deps, study, signal)
+          .then((outcome) => this.metrics.studyDone(outcome))
           .catch((err: unknown) => log.error({ err }, "recording an import outcome failed"))
           .finally(() => {
             this.running.delete(p);

@@ -4,6 +4,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { createNoopMeter, type Meter } from "@opentelemetry/api";
 import type { Logger } from "../logging/logger.js";
 import { serverTracing } from "../telemetry/trace-context.js";
 import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
@@ -65,6 +66,8 @@ export interface ServeOptions {
    * transfers fill the pipe without waiting for WINDOW_UPDATEs; default 16 MiB.
    */
   http2WindowBytes?: number;
+  /** Where the server counts its open HTTP/2 sessions (`flip_http2_sessions_open`); none when absent. */
+  meter?: Meter;
 }
 
 export interface RunningServer {
@@ -127,11 +130,16 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const http2Settings: http2.Settings = { initialWindowSize: windowBytes, maxFrameSize: MAX_FRAME_BYTES };
 
   const sessions = new Set<http2.ServerHttp2Session>();
+  const sessionsOpen = (opts.meter ?? createNoopMeter()).createUpDownCounter("flip_http2_sessions_open", {
+    description: "HTTP/2 sessions open on this process's servers",
+    unit: "{session}",
+  });
   const sockets = new Set<net.Socket>();
   const pingEvery = opts.pingIntervalMs ?? 30_000;
   const pingTimeout = opts.pingTimeoutMs ?? 10_000;
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    sessionsOpen.add(1);
     // The connection's own window starts at 64 KiB whatever the settings say; widen it like the streams'.
     session.setLocalWindowSize(windowBytes);
     closeWhenIdle(session, timeouts.idleSessionMs);
@@ -148,6 +156,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     session.on("close", () => {
       clearInterval(timer);
       sessions.delete(session);
+      sessionsOpen.add(-1);
     });
     session.on("error", (err) => opts.log.debug({ err: err.message }, "http2 session error"));
   };

@@ -1,4 +1,4 @@
-import { context, propagation, trace, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
+import { context, propagation, trace, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Link, type Span, type SpanOptions, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 
 export const tracer = trace.getTracer("flip");
@@ -15,13 +15,23 @@ export function extractTraceContext(carrier: Record<string, string> | undefined,
   return carrier ? propagation.extract(base, carrier) : base;
 }
 
-/** Runs `fn` inside a new span that is a child of the given carrier's context. */
-export async function withSpan<T>(name: string, parent: Context, attributes: Record<string, string | number | boolean>, fn: (span: Span) => Promise<T>): Promise<T> {
-  const span = tracer.startSpan(name, { attributes }, parent);
+/** A link to the span a carrier names (none for an empty carrier): how a new trace points at the one that caused it. */
+export function linkTo(carrier: Record<string, string> | undefined): Link[] {
+  const span = trace.getSpanContext(extractTraceContext(carrier, ROOT_CONTEXT));
+  return span && trace.isSpanContextValid(span) ? [{ context: span }] : [];
+}
+
+/**
+ * Runs `fn` inside a new span, a child of `parent` (ROOT_CONTEXT: the first span of a new trace). An error
+ * it throws marks the span with the error's class only: a message may quote SQL or data, and the log line
+ * that tells why carries the span's ids.
+ */
+export async function withSpan<T>(name: string, parent: Context, options: SpanOptions, fn: (span: Span) => Promise<T>): Promise<T> {
+  const span = tracer.startSpan(name, options, parent);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
   } catch (e) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.name : typeof e });
     throw e;
   } finally {
     span.end();
@@ -39,14 +49,31 @@ export function contextFromHeaders(headers: Headers): Context {
 
 const headerSetter: TextMapSetter<Headers> = { set: (h, k, v) => h.set(k, v) };
 
-async function* endSpanWhenDone<T>(it: AsyncIterable<T>, span: Span): AsyncIterable<T> {
+/**
+ * A response stream that runs inside its RPC's span and ends the span when it ends. A streaming handler's
+ * body runs as its messages are pulled, long after the interceptor returned: each pull enters the span's
+ * context, so what the handler calls and logs belongs to the RPC.
+ */
+async function* endSpanWhenDone<T>(it: AsyncIterable<T>, span: Span, spanContext: Context): AsyncIterable<T> {
+  const iterator = it[Symbol.asyncIterator]();
+  let ended = false;
   try {
-    yield* it;
+    for (;;) {
+      const next = await context.with(spanContext, () => iterator.next());
+      if (next.done) {
+        ended = true;
+        return;
+      }
+      yield next.value;
+    }
   } catch (e) {
+    ended = true;
     span.setStatus({ code: SpanStatusCode.ERROR });
     span.setAttribute("rpc.connect_rpc.error_code", ConnectError.from(e).code);
     throw e;
   } finally {
+    // Stopped early (the caller went away): let the handler's stream run its own cleanup, as `yield*` would.
+    if (!ended) await context.with(spanContext, async () => await iterator.return?.());
     span.end();
   }
 }
@@ -58,9 +85,10 @@ export const serverTracing: Interceptor = (next) => async (req) => {
     kind: SpanKind.SERVER,
     attributes: { "rpc.system": "connect_rpc", "rpc.service": req.service.typeName, "rpc.method": req.method.name },
   }, parent);
+  const spanContext = trace.setSpan(parent, span);
   try {
-    const res = await context.with(trace.setSpan(parent, span), () => next(req));
-    if (res.stream) return { ...res, message: endSpanWhenDone(res.message, span) };
+    const res = await context.with(spanContext, () => next(req));
+    if (res.stream) return { ...res, message: endSpanWhenDone(res.message, span, spanContext) };
     span.end();
     return res;
   } catch (e) {
@@ -73,12 +101,15 @@ export const serverTracing: Interceptor = (next) => async (req) => {
 
 /** Client interceptor: a CLIENT span per RPC, with W3C headers injected. */
 export const clientTracing: Interceptor = (next) => async (req) => {
-  const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, { kind: SpanKind.CLIENT });
+  const span = tracer.startSpan(`${req.service.typeName}/${req.method.name}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { "rpc.system": "connect_rpc", "rpc.service": req.service.typeName, "rpc.method": req.method.name },
+  });
   const ctx = trace.setSpan(context.active(), span);
   propagation.inject(ctx, req.header, headerSetter);
   try {
     const res = await context.with(ctx, () => next(req));
-    if (res.stream) return { ...res, message: endSpanWhenDone(res.message, span) };
+    if (res.stream) return { ...res, message: endSpanWhenDone(res.message, span, ctx) };
     span.end();
     return res;
   } catch (e) {

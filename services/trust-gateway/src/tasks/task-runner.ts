@@ -109,7 +109,8 @@ export class TaskRunner {
       return;
     }
     const kind = taskKindName(offer.kind);
-    const span = tracer.startSpan("gateway.task", { attributes: { "flip.task_id": offer.taskId, "flip.task_kind": kind, "flip.attempt": offer.attempt } }, parent);
+    const attributes = { "flip.task_id": offer.taskId, "flip.task_kind": kind, "flip.attempt": offer.attempt, "flip.trust": this.deps.trustCode, ...(offer.projectId ? { "flip.project_id": offer.projectId } : {}) };
+    const span = tracer.startSpan("gateway.task", { attributes }, parent);
     const task: HeldTask = {
       taskId: offer.taskId,
       attempt: offer.attempt,
@@ -137,7 +138,8 @@ export class TaskRunner {
       task.deadlineTimer = setTimeout(() => task.abort.abort(new TaskStopped("deadline", "the task passed its deadline at the trust")), Math.max(0, ms));
       task.deadlineTimer.unref();
     }
-    task.done = this.run(task, offer);
+    // Everything the task does, and every line it logs, belongs to its span.
+    task.done = context.with(task.spanContext, () => this.run(task, offer));
   }
 
   cancel(c: TaskCancel): void {
@@ -198,7 +200,7 @@ export class TaskRunner {
         reportImaging: (imaging) => this.reportImaging(task, imaging),
         log: this.deps.log.child({ taskId: task.taskId, kind: task.kind }),
       };
-      const output = await context.with(task.spanContext, () => handler(spec.value as SpecOf<TaskCase>, ctx));
+      const output = await handler(spec.value as SpecOf<TaskCase>, ctx);
       if (task.abort.signal.aborted) this.stopped(task, task.abort.signal.reason, started);
       else this.finish(task, started, { case: "output", value: create(TaskOutputSchema, { kind: { case: spec.case, value: output } } as MessageInitShape<typeof TaskOutputSchema>) });
     } catch (e) {

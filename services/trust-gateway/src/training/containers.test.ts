@@ -64,3 +64,12 @@ test("a GPU job gets exactly the devices the hub assigned", (t) => {
   t.deepEqual(plan({ gpus: 2, gpuIndices: [1, 3] }).HostConfig!.DeviceRequests, [{ Driver: "nvidia", DeviceIDs: ["1", "3"], Capabilities: [["gpu"]] }]);
   t.deepEqual(plan({ gpus: 1 }).HostConfig!.DeviceRequests, [{ Driver: "nvidia", Count: 1, Capabilities: [["gpu"]] }]);
 });
+
+test("the container is given the round's trace context, and nothing when there is none", (t) => {
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const policy = readTrainingPolicy({});
+  const traced = containerOptions({ trustCode: "north", gateway: "g1", settings, workspace, token: "tok", policy, traceContext: { traceparent, tracestate: "flip=1" } });
+  t.true(traced.Env!.includes(`TRACEPARENT=${traceparent}`));
+  t.true(traced.Env!.includes("TRACESTATE=flip=1"));
+  t.false(plan().Env!.some((e) => /^TRACE/.test(e)));
+});

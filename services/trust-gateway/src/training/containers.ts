@@ -36,6 +36,8 @@ export interface ContainerPlan {
   workspace: JobWorkspace;
   token: string;
   policy: TrainingPolicy;
+  /** W3C trace context of the round that starts the container: its runtime calls continue that trace. */
+  traceContext?: Record<string, string>;
 }
 
 /** `flip-<trust>-<first 8 characters of the job id>`. */
@@ -47,8 +49,8 @@ export function containerName(trustCode: string, jobId: string): string {
  * The container for a job: no network, read-only root, no capabilities, no new privileges, an
  * unprivileged user, the policy's pids, memory (no swap beyond it) and CPU limits, a small noexec /tmp,
  * Docker's init as PID 1 (so SIGTERM stops the workload at once), the bundle read-only, the runtime
- * socket's directory, a scratch directory, the project's images read-only, and the GPUs the hub
- * assigned (only those).
+ * socket's directory, a scratch directory, the project's images read-only, the GPUs the hub
+ * assigned (only those), and the round's trace context as TRACEPARENT (and TRACESTATE).
  */
 export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOptions {
   const { settings, workspace, policy } = plan;
@@ -63,6 +65,8 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     "PYTHONUNBUFFERED=1",
     "PYTHONDONTWRITEBYTECODE=1",
     `PYTHONPATH=${MOUNT_BUNDLE}`,
+    // OpenTelemetry's environment carriers: the SDK sends them back on every runtime call.
+    ...Object.entries(plan.traceContext ?? {}).map(([key, value]) => `${key.toUpperCase()}=${value}`),
   ];
   const mounts: Docker.MountSettings[] = [
     { Type: "bind", Source: workspace.bundleDir, Target: MOUNT_BUNDLE, ReadOnly: true },

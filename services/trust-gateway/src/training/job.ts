@@ -34,7 +34,7 @@ export interface WorkloadContainer {
 }
 
 /** What GetGlobalWeights answers: a round to train (with its weights file, if any), or the end of the job. */
-export type NextRound = { done: true } | { done: false; round: number; weightsFile: string | undefined };
+export type NextRound = { done: true } | { done: false; round: number; weightsFile: string | undefined; traceContext: Record<string, string> };
 
 /** How a round ended for the round task. */
 export type RoundOutcome = { kind: "done"; result: RoundDone } | { kind: "exited"; exit: ContainerExit };
@@ -56,6 +56,8 @@ export class TrainingJob {
   settings: JobSettings;
   round: number;
   private roundHasWeights: boolean;
+  /** W3C trace context of the span running the current round here: the workload's calls for the round continue it. */
+  roundTraceContext: Record<string, string> = {};
   done = false;
   readonly workspace: JobWorkspace;
   readonly reports: ReportBuffer;
@@ -97,11 +99,12 @@ export class TrainingJob {
     return job;
   }
 
-  /** Makes `round` current (its weights, if any, already in place): runtime calls now see it. */
-  async openRound(round: number, hasWeights: boolean, settings: JobSettings): Promise<void> {
+  /** Makes `round` current (its weights, if any, already in place, its trace that of `traceContext`): runtime calls now see it. */
+  async openRound(round: number, hasWeights: boolean, settings: JobSettings, traceContext: Record<string, string> = {}): Promise<void> {
     this.settings = settings;
     this.round = round;
     this.roundHasWeights = hasWeights;
+    this.roundTraceContext = traceContext;
     await this.persist();
     this.changed();
   }
@@ -151,7 +154,7 @@ export class TrainingJob {
       const current = this.round > 0 && (requested === this.round || (requested === 0 && !this.roundsDone.has(this.round)));
       if (!current) return undefined;
       this.deliveredRound = this.round;
-      return { done: false, round: this.round, weightsFile: this.roundHasWeights ? this.workspace.weightsPath(this.round) : undefined };
+      return { done: false, round: this.round, weightsFile: this.roundHasWeights ? this.workspace.weightsPath(this.round) : undefined, traceContext: this.roundTraceContext };
     });
   }
 

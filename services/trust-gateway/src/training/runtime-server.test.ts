@@ -127,19 +127,23 @@ test("GetConfig answers the job's settings over HTTP/1.1 and over h2c", async (t
   t.is((await h2.getConfig({})).jobId, SETTINGS.jobId);
 });
 
-test("GetGlobalWeights waits for the round, then streams its weights in chunks with the size first", async (t) => {
+test("GetGlobalWeights waits for the round, then streams its weights in chunks with the size first, naming the round's trace", async (t) => {
   const { job, client } = t.context;
   const big = safetensors(Array.from({ length: 300_000 }, (_, i) => i));
   await mkdir(path.dirname(job.workspace.weightsPath(1)), { recursive: true });
   await writeFile(job.workspace.weightsPath(1), big);
   const got: { round: number; size: bigint; data: Buffer }[] = [];
+  let headers: Headers | undefined;
   const call = (async () => {
-    for await (const m of client.getGlobalWeights({ round: 0 })) got.push({ round: m.round, size: m.sizeBytes, data: Buffer.from(m.data) });
+    for await (const m of client.getGlobalWeights({ round: 0 }, { onHeader: (h) => (headers = h) })) got.push({ round: m.round, size: m.sizeBytes, data: Buffer.from(m.data) });
   })();
   await new Promise((r) => setTimeout(r, 100));
   t.is(got.length, 0, "nothing before the round opens");
-  await job.openRound(1, true, SETTINGS);
+  const roundTrace = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: "flip=1" };
+  await job.openRound(1, true, SETTINGS, roundTrace);
   await call;
+  t.is(headers?.get("traceparent"), roundTrace.traceparent, "the workload's calls for the round continue the round's trace");
+  t.is(headers?.get("tracestate"), roundTrace.tracestate);
   t.true(got.length >= 2);
   t.true(got.every((m) => m.round === 1 && m.data.length <= 1024 * 1024));
   t.is(got[0]!.size, BigInt(big.length));

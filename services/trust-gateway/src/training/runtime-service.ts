@@ -123,6 +123,8 @@ export function createRuntimeService(deps: RuntimeServiceDeps): ServiceImpl<type
         yield create(GetGlobalWeightsResponseSchema, { done: true });
         return;
       }
+      // The round's trace (W3C headers on the answer): the workload's calls for this round continue it.
+      for (const [key, value] of Object.entries(next.traceContext)) ctx.responseHeader.set(key, value);
       if (!next.weightsFile) {
         yield create(GetGlobalWeightsResponseSchema, { round: next.round, sizeBytes: 0n });
         return;

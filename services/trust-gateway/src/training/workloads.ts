@@ -2,11 +2,13 @@ import { existsSync } from "node:fs";
 import { readFile, readdir, rm } from "node:fs/promises";
 import * as path from "node:path";
 import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { context } from "@opentelemetry/api";
 import { ModelBundleSchema } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { TrainingAction, type TrainingOutputSchema, type TrainingSpec } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import type { DataAccessClient } from "@flip/data-access/client.js";
 import type { Logger } from "@flip/shared/logging/logger.js";
 import type { RunningServer } from "@flip/shared/server/serve.js";
+import { injectTraceContext, withSpan } from "@flip/shared/telemetry/trace-context.js";
 import { TaskErrorCode, TaskFailure, type TaskContext, type TaskHandler } from "../tasks/task-handler.js";
 import type { TaskLog } from "../tasks/task-log.js";
 import { containerOptions, dockerMessage, dockerStatus, type WorkloadEngine } from "./containers.js";
@@ -155,8 +157,14 @@ export class TrainingWorkloads {
     return this.jobs.get(jobId)?.job;
   }
 
+  /** A round at this trust, in a span the workload's runtime calls for the round continue. */
   private async round(spec: TrainingSpec, ctx: TaskContext): Promise<TrainingOutput> {
     const settings = this.settingsOf(spec);
+    const attributes = { "flip.job_id": settings.jobId, "flip.round": spec.round, "flip.trust": this.deps.trustCode };
+    return await withSpan("training.round", context.active(), { attributes }, () => this.trainRound(spec, settings, ctx));
+  }
+
+  private async trainRound(spec: TrainingSpec, settings: JobSettings, ctx: TaskContext): Promise<TrainingOutput> {
     if (spec.round < 1) throw new TaskFailure(TaskErrorCode.INVALID, "a training round task needs round >= 1");
     await this.checkPolicy(settings);
     const open = await this.openJob(settings.jobId, settings);
@@ -177,7 +185,7 @@ export class TrainingWorkloads {
         if (hasWeights && !existsSync(job.workspace.weightsPath(spec.round))) {
           await this.transfer(() => this.deps.transfers.download(spec.globalWeightsArtifactId, job.workspace.weightsPath(spec.round), ctx.signal), ctx.signal, "the round's global weights");
         }
-        await job.openRound(spec.round, hasWeights, settings);
+        await job.openRound(spec.round, hasWeights, settings, injectTraceContext());
         await this.ensureContainer(open, spec.round, ctx);
         ctx.progress(-1, `round ${spec.round}: ${settings.evaluate ? "evaluating" : "training"}`);
         const outcome = await job.waitForRound(spec.round, ctx.signal);
@@ -392,6 +400,7 @@ export class TrainingWorkloads {
           workspace: job.workspace,
           token: job.token,
           policy: this.deps.policy,
+          traceContext: job.roundTraceContext,
         }),
       );
     } catch (e) {

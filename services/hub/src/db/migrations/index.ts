@@ -11,6 +11,7 @@ import { M0009Training } from "./m0009-training.js";
 import { M0010Imaging } from "./m0010-imaging.js";
 import { M0011FairnessAndIdempotency } from "./m0011-fairness-and-idempotency.js";
 import { M0012GatewayLinks } from "./m0012-gateway-links.js";
+import { M0013TrainingTraces } from "./m0013-training-traces.js";
 
 /** Every hub migration, in order. Append new ones; never edit one that has shipped. */
 export const migrations: MigrationObject[] = [
@@ -26,4 +27,5 @@ export const migrations: MigrationObject[] = [
   { name: "m0010-imaging", class: M0010Imaging },
   { name: "m0011-fairness-and-idempotency", class: M0011FairnessAndIdempotency },
   { name: "m0012-gateway-links", class: M0012GatewayLinks },
+  { name: "m0013-training-traces", class: M0013TrainingTraces },
 ];
