@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { ConfigError, SettingsReader, type Env } from "@flip/shared/config/settings.js";
 import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
@@ -62,18 +61,9 @@ export function readImagingConfig(env: Env): ImagingConfig {
   const dataAccessUrl = s.url("FLIP_DATA_ACCESS_URL", undefined, ["http", "https"]);
   if (dataAccessUrl === undefined) throw new ConfigError("FLIP_DATA_ACCESS_URL", "the trust's data-access service, e.g. http://127.0.0.1:7781 (the source of accession numbers)", "");
 
-  const pacsJson = s.optionalString("FLIP_IMAGING_PACS");
-  const pacsFile = s.optionalString("FLIP_IMAGING_PACS_FILE");
-  let pacsRaw = pacsJson;
-  let pacsSetting = "FLIP_IMAGING_PACS";
-  if (pacsFile !== undefined) {
-    pacsSetting = "FLIP_IMAGING_PACS_FILE";
-    try {
-      pacsRaw = readFileSync(pacsFile, "utf8");
-    } catch {
-      throw new ConfigError(pacsSetting, "a readable JSON file describing the PACS", pacsFile);
-    }
-  }
+  // FLIP_IMAGING_PACS_FILE names a file holding the JSON, as for every setting.
+  const pacsRaw = s.optionalString("FLIP_IMAGING_PACS");
+  const pacsSetting = env.FLIP_IMAGING_PACS_FILE ? "FLIP_IMAGING_PACS_FILE" : "FLIP_IMAGING_PACS";
   if (pacsRaw === undefined) {
     throw new ConfigError("FLIP_IMAGING_PACS", 'the PACS as JSON, e.g. {"protocol":"dicomweb","url":"http://pacs:8042/dicom-web","username":"flip","passwordFile":"/run/secrets/pacs"}', "");
   }
