@@ -17,6 +17,14 @@ export class ConfigError extends Error {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** `host:port` (an IPv6 host in brackets, which are dropped) as its parts; undefined when it is not one. */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
 /** A setting's value and where it came from, for error messages that never echo a file's contents. */
 interface RawSetting {
   text: string;
@@ -72,10 +80,9 @@ export class SettingsReader {
   /** A `host:port` listen address. */
   address(name: string, fallback: string): { host: string; port: number } {
     const raw = this.raw(name) ?? { text: fallback, setting: name, shown: fallback };
-    const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw.text);
-    const port = m ? Number(m[2]) : NaN;
-    if (!m || port > 65535) throw new ConfigError(raw.setting, "host:port, e.g. 127.0.0.1:7770 (port 0 picks a free one)", raw.shown);
-    return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+    const address = parseHostPort(raw.text);
+    if (!address) throw new ConfigError(raw.setting, "host:port, e.g. 127.0.0.1:7770 (port 0 picks a free one)", raw.shown);
+    return address;
   }
 
   url(name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {

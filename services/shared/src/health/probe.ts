@@ -9,16 +9,17 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "@flip/gen/health/v1/health_pb.js";
+import { parseHostPort } from "../config/settings.js";
 import { readHealthFile } from "./health-file.js";
 
 const USAGE = "usage: probe.ts grpc <host:port> [--tls] | probe.ts file <path> [--max-age-s N]";
 
 /** The URL to probe a service listening on `address` from inside its own container. */
 export function probeUrl(address: string, tls: boolean): string {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(address);
-  if (!m) throw new Error(`not a host:port listen address: ${JSON.stringify(address)}`);
-  const host = m[1] === "0.0.0.0" ? "127.0.0.1" : m[1] === "[::]" ? "[::1]" : m[1]!;
-  return `${tls ? "https" : "http"}://${host}:${m[2]}`;
+  const parsed = parseHostPort(address);
+  if (!parsed) throw new Error(`not a host:port listen address: ${JSON.stringify(address)}`);
+  const host = parsed.host === "0.0.0.0" ? "127.0.0.1" : parsed.host === "::" ? "[::1]" : parsed.host.includes(":") ? `[${parsed.host}]` : parsed.host;
+  return `${tls ? "https" : "http"}://${host}:${parsed.port}`;
 }
 
 async function probeGrpc(address: string, tls: boolean): Promise<{ serving: boolean; why: string }> {
