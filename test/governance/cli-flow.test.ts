@@ -87,6 +87,21 @@ test.serial("create, query, stage, approve at one trust, decline at the other, a
   t.is(decline.code, 0, decline.err);
   t.regex(decline.out, /south\s+declined/);
 
+  // People are named as people know them; the ids stay in --json.
+  const shownProject = await flip(t.context, rita, ["project", "get", projectId]);
+  t.is(shownProject.code, 0, shownProject.err);
+  t.regex(shownProject.out, /owner: rita@uni\.test /);
+  t.regex(shownProject.out, /^north\s+approved\s+nick@north\.test\s/m);
+  t.regex(shownProject.out, /^south\s+declined\s+sue@south\.test\s/m);
+  t.notRegex(shownProject.out, /user:/);
+  const projectJson = JSON.parse((await flip(t.context, rita, ["project", "get", projectId, "--json"])).out) as {
+    project: { ownerId: string; owner: { email: string }; decisions: { trustCode: string; decidedBy: string }[] };
+  };
+  t.regex(projectJson.project.ownerId, /^[0-9a-f-]{36}$/);
+  t.is(projectJson.project.owner.email, "rita@uni.test");
+  t.regex(projectJson.project.decisions.find((d) => d.trustCode === "north")!.decidedBy, /^user:[0-9a-f-]{36}$/);
+  t.regex((await flip(t.context, rita, ["project", "list"])).out, /Asthma admissions\s+approved\s+rita@uni\.test\s/);
+
   const inbox = await flip(t.context, nick, ["project", "decisions", "--trust", "north"]);
   t.regex(inbox.out, /Asthma admissions\s+approved\s+240/);
   const verify = await flip(t.context, adminHome, ["audit", "verify"]);
@@ -95,4 +110,8 @@ test.serial("create, query, stage, approve at one trust, decline at the other, a
   const decisions = await flip(t.context, adminHome, ["audit", "list", "--action", "project.trust_", "--json"]);
   const actions = (JSON.parse(decisions.out) as { entries: { action: string }[] }).entries.map((e) => e.action);
   t.deepEqual(actions, ["project.trust_approved", "project.trust_declined"]);
+  const decisionsShown = (await flip(t.context, adminHome, ["audit", "list", "--action", "project.trust_"])).out;
+  t.regex(decisionsShown, /\snick@north\.test\s+project\.trust_approved\s/);
+  t.regex(decisionsShown, /\ssue@south\.test\s+project\.trust_declined\s/);
+  t.regex((await flip(t.context, adminHome, ["audit", "list", "--action", "trust.registered"])).out, /\sbootstrap admin\s+trust\.registered\s/);
 });

@@ -8,6 +8,7 @@ import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { CohortOutcome, TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { TaskErrorCode, TaskErrorSchema } from "@flip/gen/flip/link/v1/link_pb.js";
+import { appendAudit } from "@flip/hub/audit/chain.js";
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import pg from "pg";
@@ -240,4 +241,25 @@ test.serial("every decision is in the hash-chained audit log, and tampering with
   } finally {
     await sql.end();
   }
+});
+
+test.serial("the audit log names the user behind each user actor, and no one behind the hub itself or the bootstrap admin", async (t) => {
+  await t.context.t.hub.db.em().transactional((tx) => appendAudit(tx, { actor: "system", action: "test.system_acted", target: "test:1" }));
+  const audit = t.context.t.client(AuditService, t.context.admin);
+  const list = async (actionPrefix: string) => (await audit.listAuditEntries({ actionPrefix, page: { pageSize: 500 } })).entries;
+
+  const approvals = await list("project.trust_approved");
+  t.true(approvals.length > 0);
+  for (const e of approvals) {
+    t.regex(e.actor, /^user:/, "the actor keeps the user's id");
+    t.is(e.actorPerson?.userId, e.actor.slice("user:".length));
+  }
+  t.true(approvals.some((e) => e.actorPerson?.email === "nora@north.test" && e.actorPerson.name === "nora"));
+
+  const [system] = await list("test.system_acted");
+  t.is(system!.actor, "system");
+  t.is(system!.actorPerson, undefined);
+  const registrations = await list("trust.registered");
+  t.true(registrations.length > 0);
+  t.true(registrations.every((e) => e.actor === "bootstrap-admin" && e.actorPerson === undefined));
 });

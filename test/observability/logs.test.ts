@@ -3,10 +3,10 @@
  * research store, a cohort study, training on both trusts, an imaging import and a CNN) writes to its
  * logs, at debug: no password, key or token, no cohort SQL, no patient identifier. The demo's summary for
  * its human reader (the plain lines on stdout, which show the demo passwords once, on purpose) is not a
- * log; every JSON line on stdout, all of stderr and every log file in the demo's directory are.
+ * log; every JSON line (the demo logs to stderr), all of stderr and every log file in the demo's directory are.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
@@ -16,6 +16,7 @@ import { ensureDockerEngine } from "@flip/shared/docker/engine.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { demoTrusts } from "../../tools/src/demo/demo-trusts.js";
 import { IMAGING_COHORT_SQL } from "../../tools/src/demo/imaging-study.js";
+import { removeDemoState } from "../../tools/src/demo/reset.js";
 import { DEMO_COHORT_SQL } from "../../tools/src/demo/study.js";
 import { TRAINING_COHORT_SQL } from "../../tools/src/demo/training.js";
 import { repoRoot } from "../support/processes.js";
@@ -106,31 +107,27 @@ function namesAPerson(value: unknown): boolean {
   return Object.entries(value).some(([k, v]) => /^person_?ids?$/i.test(k) || namesAPerson(v));
 }
 
-/** Removes the demo's directory and the PostgreSQL data its embedded servers kept where the postgres OS user could reach it. */
-function removeDemoDir(dir: string): void {
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isSymbolicLink()) continue;
-    const link = path.join(entry.parentPath, entry.name);
-    try {
-      rmSync(realpathSync(link), { recursive: true, force: true });
-    } catch {
-      // A dangling link: nothing kept elsewhere.
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
-
 test("a full demo run logs no password, key, token, cohort SQL or patient identifier, even at debug", async (t) => {
   t.timeout(900_000, "the demo builds its workload images when they are missing");
   const engine = await ensureDockerEngine({ log });
   const dir = mkdtempSync(path.join(os.tmpdir(), "flip-demo-logs-"));
-  t.teardown(() => removeDemoDir(dir));
+  t.teardown(() => {
+    removeDemoState(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const started = Date.now();
   const run = await runDemo(dir, engine.host);
   t.log(`the demo ran for ${((Date.now() - started) / 1000).toFixed(0)} s`);
   t.is(run.code, 0, `the demo failed: ${run.stderr.slice(-2000)}`);
 
-  const jsonLines = run.stdout.filter((l) => l.startsWith("{"));
+  // What the person reads: what ran, then that FLIP stopped (--exit), not that it is running.
+  t.true(run.stdout.includes("The demo study ran end to end:"), "the summary says the study ran");
+  t.deepEqual(run.stdout.filter((l) => /^ {2}(ok|FAILED) /.test(l)).map((l) => l.trim().split(/\s{2,}/).slice(0, 2).join(" ")), ["ok cohort study", "ok federated training", "ok imaging"]);
+  t.false(run.stdout.includes("FLIP is running."));
+  t.regex(run.stdout.at(-1) ?? "", /^FLIP stopped in \d+\.\d s\.$/);
+
+  // The demo logs to stderr (JSON lines); stdout is its story for a person.
+  const jsonLines = [...run.stdout, ...run.stderr.split("\n")].filter((l) => l.startsWith("{"));
   const logs = new Map<string, string>([
     ["the demo's JSON log lines", jsonLines.join("\n")],
     ["the demo's stderr", run.stderr],

@@ -32,6 +32,9 @@ export interface RunningHub {
   server: RunningServer;
   /** The Prometheus scrape URL (FLIP_METRICS_ADDR); undefined when metrics are off. */
   metricsUrl: string | undefined;
+  /** Stops serving and closes the database pool; an embedded PostgreSQL server keeps running until close(). */
+  closeServer(): Promise<void>;
+  /** closeServer(), then stops the embedded PostgreSQL server (when the hub started one). */
   close(): Promise<void>;
 }
 
@@ -129,21 +132,27 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
   });
   log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");
   const databaseHealth = watchDatabaseHealth({ databaseUrl, health: server.health, log });
+  let closingServer: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
+  const closeServer = () =>
+    (closingServer ??= (async () => {
+      await databaseHealth.stop();
+      // First: a scrape while the database closes would only log that it cannot read the counts.
+      await metrics.close();
+      await server.close();
+      for (const m of [...modules].reverse()) await m.stop?.();
+      await db.close();
+    })());
   return {
     url: server.url,
     port: server.port,
     db,
     server,
     metricsUrl: metrics.url,
+    closeServer,
     close: () =>
       (closing ??= (async () => {
-        await databaseHealth.stop();
-        // First: a scrape while the database closes would only log that it cannot read the counts.
-        await metrics.close();
-        await server.close();
-        for (const m of [...modules].reverse()) await m.stop?.();
-        await db.close();
+        await closeServer();
         await embedded?.stop();
       })()),
   };

@@ -11,6 +11,7 @@ const benchmarks: Record<string, { summary: string; load: () => Promise<{ run(ar
   cohort: { summary: "cohort discovery: N trusts with synthetic OMOP data, submit → every trust answered", load: () => import("./cohort.js") },
   rounds: { summary: "federated rounds: simulated trusts through the real hub, link, artifacts and FedAvg; tiny model at 2/10/50 trusts (--big: 100 MB at 10)", load: () => import("./rounds.js") },
   imaging: { summary: "imaging import: 50 synthetic 32-slice studies from a real Orthanc PACS, de-identified into a research-store Orthanc, vs the raw retrieve", load: () => import("./imaging.js") },
+  shutdown: { summary: "Ctrl-C on an idle npm start: SIGINT to its process group → npm exited, over N runs (--study: after the study)", load: () => import("./shutdown.js") },
   link: { summary: "trust link: N simulated gateways on one hub; echo tasks paced, saturated and in rounds; push vs 5 s polling", load: () => import("./link.js") },
 };
 

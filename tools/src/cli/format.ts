@@ -1,4 +1,5 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { PersonRef } from "@flip/gen/flip/hub/v1/people_pb.js";
 
 /** A plain text table: columns padded to their widest cell. */
 export function table(headers: string[], rows: string[][]): string {
@@ -14,4 +15,14 @@ export function when(ts: Timestamp | undefined): string {
 /** The suffix of a proto enum name, e.g. LINK_STATUS_ONLINE → online. */
 export function enumLabel(name: string | undefined, prefix: string): string {
   return (name ?? "unknown").replace(prefix, "").toLowerCase().replaceAll("_", "-");
+}
+
+/**
+ * A person as people recognise them: their email, else their name. Without either (not a user, or a user
+ * that is gone) it is `fallback`, the raw id or actor, with the bootstrap admin spelt out.
+ */
+export function personLabel(ref: PersonRef | undefined, fallback: string): string {
+  if (ref?.email) return ref.email;
+  if (ref?.name) return ref.name;
+  return fallback === "bootstrap-admin" ? "bootstrap admin" : fallback;
 }

@@ -17,6 +17,7 @@ import { generateOmop } from "@flip/data-access/testing/omop/generate.js";
 import { startDemoImaging, type RunningDemoImaging } from "./demo-imaging.js";
 import type { DemoState } from "./demo-state.js";
 import type { DemoTrust } from "./demo-trusts.js";
+import type { OrderedShutdown } from "./shutdown.js";
 
 export interface RunningDemoTrust {
   code: string;
@@ -24,7 +25,6 @@ export interface RunningDemoTrust {
   dataAccessUrl: string;
   /** The trust's PACS, research store and imaging service, when the demo runs imaging. */
   imaging: RunningDemoImaging | undefined;
-  close(): Promise<void>;
 }
 
 async function personCount(url: string): Promise<number> {
@@ -43,6 +43,7 @@ async function personCount(url: string): Promise<number> {
 /**
  * One trust on this machine, as a hospital would run it: its own PostgreSQL server with an OMOP
  * database (synthetic, seeded, loaded once), its data-access service, and its gateway dialling the hub.
+ * Each part is added to `shutdown` as soon as it runs, so a start that fails half-way stops what started.
  */
 export async function startDemoTrust(opts: {
   trust: DemoTrust;
@@ -56,10 +57,12 @@ export async function startDemoTrust(opts: {
   /** Give the trust a PACS, a research store and the imaging service (needs Debian's orthanc and dcm2niix). */
   imaging?: boolean;
   say?: (line: string) => void;
+  shutdown: OrderedShutdown;
 }): Promise<RunningDemoTrust> {
-  const { trust, log } = opts;
+  const { trust, log, shutdown } = opts;
   const tlog = log.child({ trust: trust.code });
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, "postgres"), port: 0, databases: ["omop", "imaging"], log: tlog });
+  shutdown.add("databases", `PostgreSQL of ${trust.code}`, () => postgres.stop());
   const ownerUrl = postgres.urlFor("omop");
   if ((await personCount(ownerUrl)) === 0) {
     tlog.info({ persons: trust.persons }, "loading synthetic OMOP data");
@@ -74,6 +77,7 @@ export async function startDemoTrust(opts: {
     readDataAccessConfig({ FLIP_DATA_ACCESS_ADDR: "127.0.0.1:0", FLIP_DATA_ACCESS_DATABASE_URL: ownerUrl, FLIP_TRUST_INTERNAL_KEY: internalKey, FLIP_LOG_LEVEL: process.env.FLIP_LOG_LEVEL ?? "warn" }),
     tlog,
   );
+  shutdown.add("services", `data-access at ${trust.code}`, () => dataAccess.close());
   const gatewayConfig = readGatewayConfig({
     FLIP_HUB_URL: opts.hubUrl,
     FLIP_TRUST_CODE: trust.code,
@@ -97,6 +101,7 @@ export async function startDemoTrust(opts: {
         say: opts.say ?? (() => undefined),
       })
     : undefined;
+  if (imaging) shutdown.add("services", `imaging at ${trust.code} (imaging service, PACS, research store)`, () => imaging.close());
   const imagingClient = imaging ? createImagingClient({ baseUrl: imaging.imagingUrl, internalKey }) : undefined;
   const taskLog = new FileTaskLog(taskLogPath(gatewayConfig.stateDir));
   const training = gatewayConfig.training
@@ -105,22 +110,18 @@ export async function startDemoTrust(opts: {
         { log: tlog, taskLog, dataAccess: dataAccessClient, imaging: imagingClient, env: { ...process.env, DOCKER_HOST: opts.dockerHost } },
       )
     : undefined;
+  if (training) {
+    shutdown.add("workloads", `training workloads at ${trust.code}`, async () => {
+      await training.close();
+      const stopped = await training.stopContainers();
+      return stopped === 0 ? "none running" : `${stopped} container${stopped === 1 ? "" : "s"} stopped`;
+    });
+  }
   const gateway = await startGateway(gatewayConfig, tlog, {
     handlers: trustTaskHandlers({ dataAccess: dataAccessClient, imaging: imagingClient, training: training?.workloads }),
     probes: [grpcHealthProbe("data-access", dataAccess.url), ...(imaging ? [grpcHealthProbe("imaging", imaging.imagingUrl)] : [])],
     taskLog,
   });
-  return {
-    code: trust.code,
-    gateway,
-    dataAccessUrl: dataAccess.url,
-    imaging,
-    async close() {
-      await gateway.close();
-      await training?.close();
-      await imaging?.close();
-      await dataAccess.close();
-      await postgres.stop();
-    },
-  };
+  shutdown.add("gateways", `gateway ${trust.code}`, () => gateway.close());
+  return { code: trust.code, gateway, dataAccessUrl: dataAccess.url, imaging };
 }

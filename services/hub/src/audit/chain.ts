@@ -7,7 +7,7 @@ export const GENESIS_HASH = "0".repeat(64);
 export const AUDIT_APPENDED_CHANNEL = "flip_audit_appended";
 
 export interface AuditRecord {
-  /** Who acted: a user id, "bootstrap-admin", "system" or "trust:<code>". */
+  /** Who acted: "user:<id>", "bootstrap-admin", "system", "anonymous" or "trust:<code>". */
   actor: string;
   /** e.g. "trust.registered". */
   action: string;

@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { answer, type HubDeps } from "../rpc/hub-context.js";
 import { nextPageToken, readPage } from "../domain/paging.js";
+import { loadPeople } from "../identity/people.js";
 import { listAuditEntries } from "./queries.js";
 import { verifyAuditChain } from "./verify.js";
 
@@ -11,13 +12,16 @@ export function registerAuditHandlers(router: ConnectRouter, { db, log }: HubDep
     listAuditEntries: (req, ctx) =>
       answer(log, ctx, async () => {
         const page = readPage(req.page);
-        const entries = await listAuditEntries(db.em(), { actionPrefix: req.actionPrefix, target: req.target, actor: req.actor }, page);
+        const em = db.em();
+        const entries = await listAuditEntries(em, { actionPrefix: req.actionPrefix, target: req.target, actor: req.actor }, page);
+        const people = await loadPeople(em, entries.map((e) => e.actor));
         return {
           entries: entries.map((e) => ({
             // Only chained entries are listed, so seq and the hashes are set.
             seq: BigInt(e.seq ?? 0),
             at: timestampFromDate(e.at),
             actor: e.actor,
+            actorPerson: people.of(e.actor),
             action: e.action,
             target: e.target,
             beforeJson: e.beforeJson ?? "",

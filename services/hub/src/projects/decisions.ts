@@ -26,11 +26,18 @@ export async function listTrustDecisions(em: EntityManager, caller: Principal, t
      order by (pt.state = 'pending') desc, pt.staged_at desc`,
     [trust.id],
   );
-  const out: TrustDecisionRow[] = [];
-  for (const r of rows) {
-    const project = await em.findOneOrFail(Project, { id: r.project_id });
-    const decision = await em.findOneOrFail(ProjectTrust, { projectId: r.project_id, trustId: trust.id });
-    out.push({ project, decision, cohortCount: Number(r.record_count ?? 0) });
-  }
-  return out;
+  if (rows.length === 0) return [];
+  const projectIds = rows.map((r) => r.project_id);
+  const [projects, decisions] = await Promise.all([
+    em.find(Project, { id: { $in: projectIds } }),
+    em.find(ProjectTrust, { projectId: { $in: projectIds }, trustId: trust.id }),
+  ]);
+  const projectOf = new Map(projects.map((p) => [p.id, p]));
+  const decisionOf = new Map(decisions.map((d) => [d.projectId, d]));
+  // A project unstaged between the queries has lost its decision row: it is no longer staged here, so it is left out.
+  return rows.flatMap((r) => {
+    const project = projectOf.get(r.project_id);
+    const decision = decisionOf.get(r.project_id);
+    return project && decision ? [{ project, decision, cohortCount: Number(r.record_count ?? 0) }] : [];
+  });
 }

@@ -87,12 +87,14 @@ export function registerProjectHandlers(router: ConnectRouter, { db, config, log
       answer(log, ctx, async () => {
         const em = db.em();
         const rows = await listTrustDecisions(em, callerOf(ctx), req.trust);
-        const items = [];
-        for (const r of rows) {
-          const project = await projectToProto(em, r.project);
-          items.push({ project, decision: project.decisions.find((d) => d.trustId === r.decision.trustId), cohortCount: BigInt(r.cohortCount) });
-        }
-        return { items };
+        const projects = await projectsToProto(em, rows.map((r) => r.project));
+        return {
+          items: rows.map((r, i) => ({
+            project: projects[i],
+            decision: projects[i]!.decisions.find((d) => d.trustId === r.decision.trustId),
+            cohortCount: BigInt(r.cohortCount),
+          })),
+        };
       }),
   });
 }

@@ -9,6 +9,8 @@ import {
   ProjectStatus,
   type Project as ProjectMessage,
 } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { PersonRefSchema } from "@flip/gen/flip/hub/v1/people_pb.js";
+import { loadPeople, type People } from "../identity/people.js";
 import { Trust } from "../trusts/entities.js";
 import { Project, ProjectMember, ProjectTrust, type DecisionStateName, type FreezeStateName, type ProjectStatusName } from "./entities.js";
 import { groupBy } from "../db/group-rows.js";
@@ -33,8 +35,9 @@ const FREEZE: Record<FreezeStateName, FreezeState> = {
 };
 
 /**
- * The full project messages: members and every trust's decision. Members, decisions and trusts of all
- * projects are loaded together: three queries for a whole page, not three per item.
+ * The full project messages: members and every trust's decision, with the people behind the owner,
+ * members and deciders. Members, decisions, trusts and people of all projects are loaded together: four
+ * queries for a whole page, not four per item.
  */
 export async function projectsToProto(em: EntityManager, projects: readonly Project[]): Promise<ProjectMessage[]> {
   if (projects.length === 0) return [];
@@ -44,11 +47,14 @@ export async function projectsToProto(em: EntityManager, projects: readonly Proj
     em.find(ProjectTrust, { projectId: { $in: projectIds } }),
   ]);
   const trustIds = [...new Set(decisions.map((d) => d.trustId))];
-  const trusts = trustIds.length ? await em.find(Trust, { id: { $in: trustIds } }) : [];
+  const [trusts, people] = await Promise.all([
+    trustIds.length ? em.find(Trust, { id: { $in: trustIds } }) : [],
+    loadPeople(em, [...projects.map((p) => p.ownerId), ...members.map((m) => m.userId), ...decisions.map((d) => d.decidedBy)]),
+  ]);
   const codeOf = new Map(trusts.map((t) => [t.id, t.code]));
   const membersOf = groupBy(members, (m) => m.projectId);
   const decisionsOf = groupBy(decisions, (d) => d.projectId);
-  return projects.map((p) => toMessage(p, membersOf.get(p.id) ?? [], decisionsOf.get(p.id) ?? [], codeOf));
+  return projects.map((p) => toMessage(p, membersOf.get(p.id) ?? [], decisionsOf.get(p.id) ?? [], codeOf, people));
 }
 
 /** One project as a message (see projectsToProto). */
@@ -57,13 +63,15 @@ export async function projectToProto(em: EntityManager, p: Project): Promise<Pro
   return message!;
 }
 
-function toMessage(p: Project, members: readonly ProjectMember[], decisions: readonly ProjectTrust[], codeOf: ReadonlyMap<string, string>): ProjectMessage {
+function toMessage(p: Project, members: readonly ProjectMember[], decisions: readonly ProjectTrust[], codeOf: ReadonlyMap<string, string>, people: People): ProjectMessage {
   return create(ProjectMessageSchema, {
     id: p.id,
     name: p.name,
     description: p.description,
     ownerId: p.ownerId,
+    owner: people.of(p.ownerId),
     memberIds: members.map((m) => m.userId),
+    members: members.map((m) => people.of(m.userId) ?? create(PersonRefSchema, { userId: m.userId })),
     status: STATUS[p.status],
     createdAt: timestampFromDate(p.createdAt),
     deleted: Boolean(p.deletedAt),
@@ -80,6 +88,7 @@ function toMessage(p: Project, members: readonly ProjectMember[], decisions: rea
         frozenPersonCount: BigInt(d.frozenPersonCount ?? 0),
         freezeState: FREEZE[d.freezeState],
         reason: d.reason ?? "",
+        decider: people.of(d.decidedBy),
       }))
       .sort((a, b) => a.trustCode.localeCompare(b.trustCode)),
   });

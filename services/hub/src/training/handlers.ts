@@ -17,7 +17,7 @@ import { createCallOf, createOnce } from "../rpc/idempotency-keys.js";
 import { abortJob, createJob, deleteModel, listJobs, visibleJob } from "./jobs.js";
 import { listJobMetrics } from "./metrics.js";
 import { createModel, listModels, visibleModel } from "./models.js";
-import { jobToProto, metricToProto, modelToProto } from "./to-proto.js";
+import { jobsToProto, jobToProto, metricToProto, modelsToProto, modelToProto } from "./to-proto.js";
 import { watchJob } from "./watch.js";
 import { weightsOf } from "./weights.js";
 
@@ -39,15 +39,15 @@ export function registerTrainingHandlers(router: ConnectRouter, deps: HubDeps, a
             idempotencyKey: req.idempotencyKey,
           });
           log.info({ modelId: model.id, projectId: model.project_id }, "model created");
-          return { model: modelToProto(model) };
+          return { model: await modelToProto(em, model) };
         }),
       ),
-    getModel: (req, ctx) => answer(log, ctx, async () => ({ model: modelToProto((await visibleModel(db.em(), callerOf(ctx), req.modelId)).model) })),
+    getModel: (req, ctx) => answer(log, ctx, async () => ({ model: await modelToProto(db.em(), (await visibleModel(db.em(), callerOf(ctx), req.modelId)).model) })),
     listModels: (req, ctx) =>
       answer(log, ctx, async () => {
         const page = readPage(req.page);
         const models = await listModels(db.em(), callerOf(ctx), req.projectId, page);
-        return { models: models.map(modelToProto), page: { nextPageToken: nextPageToken(page, models.length) } };
+        return { models: await modelsToProto(db.em(), models), page: { nextPageToken: nextPageToken(page, models.length) } };
       }),
     deleteModel: (req, ctx) =>
       answer(log, ctx, async () => {
@@ -79,7 +79,7 @@ export function registerTrainingHandlers(router: ConnectRouter, deps: HubDeps, a
       answer(log, ctx, async () => {
         const page = readPage(req.page);
         const jobs = await listJobs(db.em(), callerOf(ctx), req.modelId, page);
-        return { jobs: await Promise.all(jobs.map((j) => jobToProto(db.em(), j))), page: { nextPageToken: nextPageToken(page, jobs.length) } };
+        return { jobs: await jobsToProto(db.em(), jobs), page: { nextPageToken: nextPageToken(page, jobs.length) } };
       }),
     abortJob: (req, ctx) =>
       answer(log, ctx, async () => {

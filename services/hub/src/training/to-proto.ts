@@ -15,18 +15,33 @@ import {
   type MetricPoint,
   type Model,
 } from "@flip/gen/flip/hub/v1/training_pb.js";
+import { loadPeople, type People } from "../identity/people.js";
 import type { JobEventKindName } from "./events.js";
 import { isEnded, type JobRow, type JobStateName, type ModelRow, type RoundRow } from "./rows.js";
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(new Date(d)) : undefined);
 
-export function modelToProto(m: ModelRow): Model {
+/** Models as the API shows them, with their owners: one query for the people of a whole page. */
+export async function modelsToProto(em: EntityManager, rows: readonly ModelRow[]): Promise<Model[]> {
+  if (rows.length === 0) return [];
+  const people = await loadPeople(em, rows.map((m) => m.owner_id));
+  return rows.map((m) => modelMessage(m, people));
+}
+
+/** One model as a message (see modelsToProto). */
+export async function modelToProto(em: EntityManager, m: ModelRow): Promise<Model> {
+  const [message] = await modelsToProto(em, [m]);
+  return message!;
+}
+
+function modelMessage(m: ModelRow, people: People): Model {
   return create(ModelSchema, {
     id: m.id,
     projectId: m.project_id,
     name: m.name,
     description: m.description,
     ownerId: m.owner_id,
+    owner: people.of(m.owner_id),
     image: m.image,
     configJson: m.config_json,
     createdAt: ts(m.created_at),
@@ -59,8 +74,23 @@ interface ParticipantRow {
   has_update: boolean;
 }
 
-/** A job as the API shows it: its state, queue position, each trust's part in the current round, and its rounds. */
+/**
+ * Jobs as the API shows them (see jobToProto). The creators of a whole page are looked up in one query;
+ * each job's model, queue position, participants and rounds still take their own queries.
+ */
+export async function jobsToProto(em: EntityManager, rows: readonly JobRow[]): Promise<Job[]> {
+  if (rows.length === 0) return [];
+  const people = await loadPeople(em, rows.map((j) => j.created_by));
+  return await Promise.all(rows.map((j) => jobMessage(em, j, people)));
+}
+
+/** A job as the API shows it: its state, queue position, each trust's part in the current round, its rounds, and who created it. */
 export async function jobToProto(em: EntityManager, j: JobRow): Promise<Job> {
+  const [message] = await jobsToProto(em, [j]);
+  return message!;
+}
+
+async function jobMessage(em: EntityManager, j: JobRow, people: People): Promise<Job> {
   const [model] = await em.execute<{ name: string }[]>("select name from model where id = ?", [j.model_id]);
   let queuePosition = 0;
   if (j.state === "queued") {
@@ -117,6 +147,7 @@ export async function jobToProto(em: EntityManager, j: JobRow): Promise<Job> {
     startedAt: ts(j.started_at),
     endedAt: ts(j.ended_at),
     createdBy: j.created_by,
+    creator: people.of(j.created_by),
     globalWeightsArtifactId: j.global_weights_artifact_id ?? "",
     participants: parts.map((p) => ({
       trustId: p.trust_id,

@@ -9,6 +9,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import type { Logger } from "@flip/shared/logging/logger.js";
+import { ownedServer } from "@flip/shared/process/own-process-group.js";
 
 export interface OrthancOptions {
   /** Storage, index, config and password live here (kept across restarts). */
@@ -224,9 +225,12 @@ interface Launched {
 
 function launch(bin: string, configFile: string, name: string, log: Logger | undefined): Launched {
   registerCleanup();
-  const child = spawn(bin, [configFile], {
+  // Killed outright when FLIP's process dies without stopping it (its storage is written transactionally).
+  const server = ownedServer(bin, [configFile], "KILL");
+  const child = spawn(server.command, server.args, {
     env: { ...process.env, TCP_NODELAY: "1" },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: server.detached,
   });
   live.add(child);
   const tail: string[] = [];
@@ -290,6 +294,25 @@ async function signalAndWait(launched: Launched, signal: NodeJS.Signals, graceMs
   }
 }
 
+/**
+ * SIGTERM, then a connection to Orthanc's web server every 100 ms until it exits. Its accept loop notices
+ * the stop only when its poll wakes: a connection wakes it at once, otherwise its next timeout does, up
+ * to 2 s later (measured here: a whole stop took 0.54 s instead of 2.5 s). Orthanc sees the signal within
+ * about 100 ms, hence the repeat. A refused connection means the web server has already gone.
+ */
+async function stopAndKnock(launched: Launched, httpPort: number): Promise<void> {
+  const stopped = signalAndWait(launched, "SIGTERM", STOP_GRACE_MS);
+  let done = false;
+  void stopped.finally(() => (done = true));
+  while (!done) {
+    const socket = net.connect({ host: "127.0.0.1", port: httpPort });
+    socket.once("connect", () => socket.destroy());
+    socket.once("error", () => socket.destroy());
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 100))]);
+  }
+  await stopped;
+}
+
 async function startWithPorts(opts: OrthancOptions, bin: string, dir: string, aet: string, password: string, ports: Ports): Promise<RunningOrthanc> {
   const configFile = path.join(dir, "orthanc.json");
   writeFileSync(configFile, JSON.stringify(orthancConfig(opts, dir, aet, password, ports), null, 2), { mode: 0o600 });
@@ -307,7 +330,7 @@ async function startWithPorts(opts: OrthancOptions, bin: string, dir: string, ae
     dicomPort: ports.dicom,
     dicomHost: "127.0.0.1",
     authHeader,
-    stop: () => signalAndWait(launched, "SIGTERM", STOP_GRACE_MS),
+    stop: () => stopAndKnock(launched, ports.http),
     kill: () => signalAndWait(launched, "SIGKILL", STOP_GRACE_MS),
     restart: async () => {
       await running.stop();

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Logger } from "../logging/logger.js";
+import { ownedServer } from "../process/own-process-group.js";
 import { EmbeddedPostgresError } from "./embedded-postgres-error.js";
 import type { ServerUser } from "./server-user.js";
 
@@ -62,7 +63,9 @@ export async function startServerProcess(opts: ServerProcessOptions, port: numbe
     // A failing statement's text is researchers' SQL: keep it out of the server's log.
     "-c", "log_min_error_statement=panic",
   ];
-  const child = spawn(...diesWithParent(path.join(opts.serverDir, "bin", "postgres"), args), spawnOptions(opts.user));
+  // Fast shutdown (SIGINT) when FLIP's process dies without stopping it.
+  const server = ownedServer(path.join(opts.serverDir, "bin", "postgres"), args, "INT");
+  const child = spawn(server.command, server.args, { ...spawnOptions(opts.user), detached: server.detached });
   const output = collect(child, (line) => opts.log.debug({ pg: line }, "postgres"));
   const exit = exited(child);
   let stopping = false;
@@ -90,18 +93,6 @@ export async function startServerProcess(opts: ServerProcessOptions, port: numbe
       await exit;
     },
   };
-}
-
-const SETPRIV = process.platform === "linux" ? ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p)) : undefined;
-
-/**
- * Runs the server under util-linux setpriv, which has the kernel send it SIGINT (fast shutdown) when
- * FLIP's process dies without stopping it (killed, crashed), so no server is left holding the port and
- * the data directory. setpriv execs the server: the pid stays the same. Without setpriv, only the
- * process 'exit' hook stops it.
- */
-function diesWithParent(file: string, args: string[]): [string, string[]] {
-  return SETPRIV ? [SETPRIV, ["--pdeathsig", "INT", "--", file, ...args]] : [file, args];
 }
 
 /** Keeps the last few KiB of a child's output, passing each line to `onLine`. */

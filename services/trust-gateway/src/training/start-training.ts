@@ -14,6 +14,11 @@ export interface StartedTraining {
   workloads: TrainingWorkloads;
   /** Stops serving the jobs' sockets (their containers keep running for the next gateway). */
   close(): Promise<void>;
+  /**
+   * Stops and removes this gateway's running workload containers, for a platform that stops as a whole
+   * (npm start's Ctrl-C) rather than a gateway restarting; returns how many ran.
+   */
+  stopContainers(): Promise<number>;
 }
 
 /**
@@ -30,8 +35,9 @@ export async function startTraining(
   const engine = await ensureDockerEngine({ log, noStart: true, env: deps.env });
   const artifacts = createArtifactClient({ baseUrl: config.hubUrl, apiKey: config.trustKey, nodeOptions: config.hubCa ? { ca: config.hubCa } : undefined });
   const dir = path.join(config.stateDir, "training");
+  const containers = new WorkloadEngine(engine.docker, config.trustCode, dir, log);
   const workloads = new TrainingWorkloads({
-    engine: new WorkloadEngine(engine.docker, config.trustCode, dir, log),
+    engine: containers,
     trustCode: config.trustCode,
     dir,
     policy: config.training.policy,
@@ -52,6 +58,11 @@ export async function startTraining(
     async close() {
       await workloads.close();
       artifacts.close();
+    },
+    async stopContainers() {
+      const running = (await containers.managed()).filter((c) => c.running);
+      await Promise.all(running.map((c) => containers.stopAndRemove(c.id)));
+      return running.length;
     },
   };
 }

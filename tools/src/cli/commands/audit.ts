@@ -1,12 +1,13 @@
 import { AuditService, type AuditEntry } from "@flip/gen/flip/hub/v1/audit_pb.js";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { stringOption, UsageError, type CliCommand } from "../command.js";
-import { table, when } from "../format.js";
+import { personLabel, table, when } from "../format.js";
 
 const entryJson = (e: AuditEntry) => ({
   seq: Number(e.seq),
   at: when(e.at),
   actor: e.actor,
+  actorPerson: e.actorPerson ? { userId: e.actorPerson.userId, email: e.actorPerson.email, name: e.actorPerson.name } : null,
   action: e.action,
   target: e.target,
   before: e.beforeJson ? JSON.parse(e.beforeJson) : null,
@@ -43,7 +44,7 @@ export const auditCommands: CliCommand[] = [
         page: { pageSize: limit },
       });
       ctx.print(
-        entries.length === 0 ? "no audit entries" : table(["SEQ", "AT", "ACTOR", "ACTION", "TARGET"], entries.map((e) => [String(e.seq), when(e.at), e.actor, e.action, e.target])),
+        entries.length === 0 ? "no audit entries" : table(["SEQ", "AT", "ACTOR", "ACTION", "TARGET"], entries.map((e) => [String(e.seq), when(e.at), personLabel(e.actorPerson, e.actor), e.action, e.target])),
         { entries: entries.map(entryJson) },
       );
     },

@@ -1,7 +1,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { DecisionState, DecisionStateSchema, FreezeStateSchema, ProjectSchema, ProjectService, ProjectStatusSchema, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand } from "../command.js";
-import { enumLabel, table, when } from "../format.js";
+import { enumLabel, personLabel, table, when } from "../format.js";
 import { createOnce } from "../training/retry-once.js";
 
 export const projectStatus = (p: Project) => enumLabel(ProjectStatusSchema.values.find((v) => v.number === p.status)?.name, "PROJECT_STATUS_");
@@ -9,8 +9,8 @@ export const projectStatus = (p: Project) => enumLabel(ProjectStatusSchema.value
 export function describeProject(p: Project): string {
   const lines = [
     `${p.name}  (${p.id})`,
-    `status: ${projectStatus(p)}   owner: ${p.ownerId}   created: ${when(p.createdAt)}`,
-    `members: ${p.memberIds.join(", ") || "-"}`,
+    `status: ${projectStatus(p)}   owner: ${personLabel(p.owner, p.ownerId)}   created: ${when(p.createdAt)}`,
+    `members: ${p.memberIds.map((id) => personLabel(p.members.find((m) => m.userId === id), id)).join(", ") || "-"}`,
     `latest cohort query: ${p.latestQueryId || "-"}`,
   ];
   if (p.decisions.length) {
@@ -21,7 +21,7 @@ export function describeProject(p: Project): string {
         p.decisions.map((d) => [
           d.trustCode,
           enumLabel(DecisionStateSchema.values.find((v) => v.number === d.state)?.name, "DECISION_STATE_"),
-          d.decidedBy || "-",
+          d.decidedBy ? personLabel(d.decider, d.decidedBy) : "-",
           when(d.decidedAt),
           `${enumLabel(FreezeStateSchema.values.find((v) => v.number === d.freezeState)?.name, "FREEZE_STATE_")}${d.frozenPersonCount ? ` (${d.frozenPersonCount})` : ""}`,
         ]),
@@ -60,7 +60,7 @@ export const projectCommands: CliCommand[] = [
     async run(ctx) {
       const { projects } = await ctx.client(ProjectService).listProjects({ page: { pageSize: 500 } });
       ctx.print(
-        projects.length === 0 ? "no projects" : table(["ID", "NAME", "STATUS", "OWNER", "CREATED"], projects.map((p) => [p.id, p.name, projectStatus(p), p.ownerId, when(p.createdAt)])),
+        projects.length === 0 ? "no projects" : table(["ID", "NAME", "STATUS", "OWNER", "CREATED"], projects.map((p) => [p.id, p.name, projectStatus(p), personLabel(p.owner, p.ownerId), when(p.createdAt)])),
         { projects: projects.map(projectJson) },
       );
     },

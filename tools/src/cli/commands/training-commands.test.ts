@@ -42,6 +42,7 @@ const JOB_ID = "11111111-1111-4111-8111-111111111111";
 const MODEL_ID = "22222222-2222-4222-8222-222222222222";
 const NORTH = "00000000-0000-4000-8000-00000000000a";
 const SOUTH = "00000000-0000-4000-8000-00000000000b";
+const RITA = "00000000-0000-4000-8000-0000000000c1";
 
 interface FakeServices {
   models?: Partial<ServiceImpl<typeof ModelService>>;
@@ -164,8 +165,19 @@ test("model create refuses a broken config before it contacts the hub, naming th
   t.is(calls, 0);
 });
 
-test("model list, get and delete print tables and plain JSON; a hub refusal exits 1 with its code", async (t) => {
-  const model = { id: MODEL_ID, projectId: "p1", name: "numpy", image: "flip/train-numpy:1", configJson: '{"local_epochs": 2}', filePaths: ["train.py"], bundleSizeBytes: 2048n, bundleSha256: "cd".repeat(32) };
+test("model list, get and delete print tables and plain JSON, get naming the owner by email; a hub refusal exits 1 with its code", async (t) => {
+  const model = {
+    id: MODEL_ID,
+    projectId: "p1",
+    name: "numpy",
+    ownerId: RITA,
+    owner: { userId: RITA, email: "rita@uni.test", name: "Rita" },
+    image: "flip/train-numpy:1",
+    configJson: '{"local_epochs": 2}',
+    filePaths: ["train.py"],
+    bundleSizeBytes: 2048n,
+    bundleSha256: "cd".repeat(32),
+  };
   const env = await fakeHub(t, {
     models: {
       listModels: () => ({ models: [model] }),
@@ -180,6 +192,9 @@ test("model list, get and delete print tables and plain JSON; a hub refusal exit
   t.regex(list.out, /ID\s+NAME\s+IMAGE\s+FILES\s+CREATED\n2222\S+\s+numpy\s+flip\/train-numpy:1\s+1 \(2\.0 KiB\)/);
   const get = await runCliCaptured(["model", "get", MODEL_ID], env);
   t.regex(get.out, /config: \{"local_epochs": 2\}/);
+  t.regex(get.out, /owner: rita@uni\.test /);
+  t.notRegex(get.out, new RegExp(RITA));
+  t.is((JSON.parse((await runCliCaptured(["model", "get", MODEL_ID, "--json"], env)).out) as { model: { ownerId: string } }).model.ownerId, RITA);
   t.regex(get.out, /^ {2}train\.py$/m);
   t.deepEqual(JSON.parse((await runCliCaptured(["model", "delete", MODEL_ID, "--json"], env)).out), { modelId: MODEL_ID, deleted: true });
   const missing = await runCliCaptured(["model", "delete", "nope"], env);
@@ -390,8 +405,10 @@ test("job start --watch --json prints the created job and then the watch, one JS
 
 // --- job get / list / abort / metrics -----------------------------------------------------------------
 
-test("job get shows each trust's part and the round history; list and abort print the job", async (t) => {
+test("job get shows who created it, each trust's part and the round history; list and abort print the job", async (t) => {
   const full = job({
+    createdBy: RITA,
+    creator: { userId: RITA, email: "rita@uni.test", name: "Rita" },
     state: JobState.RUNNING,
     currentRound: 2,
     gpusPerTrust: 1,
@@ -410,6 +427,7 @@ test("job get shows each trust's part and the round history; list and abort prin
   });
   const get = await runCliCaptured(["job", "get", JOB_ID], env);
   t.regex(get.out, /running, round 2 of 2/);
+  t.regex(get.out, /created by: rita@uni\.test$/m);
   t.regex(get.out, /north\s+0,1\s+training\s+40%\s+1\s+0\s+-/);
   t.regex(get.out, /south\s+-\s+missed\s+-\s+0\s+1\s+trust offline/);
   t.regex(get.out, /ROUND\s+STATE\s+UPDATES\s+MISSED\s+SAMPLES.*\n1\s+aggregated\s+2\s+0\s+120/);

@@ -11,7 +11,7 @@ import {
   type MetricPoint,
   type Model,
 } from "@flip/gen/flip/hub/v1/training_pb.js";
-import { enumLabel, table, when } from "../format.js";
+import { enumLabel, personLabel, table, when } from "../format.js";
 
 export const jobStateLabel = (s: JobState) => enumLabel(JobStateSchema.values.find((v) => v.number === s)?.name, "JOB_STATE_");
 export const jobKindLabel = (k: JobKind) => (k === JobKind.UNSPECIFIED ? "train" : enumLabel(JobKindSchema.values.find((v) => v.number === k)?.name, "JOB_KIND_"));
@@ -66,7 +66,7 @@ const roundOf = (j: Job) => (j.state === JobState.QUEUED ? "-" : `${j.currentRou
 export function describeModel(m: Model): string {
   const lines = [
     `${m.name}  (${m.id})${m.deleted ? "  [deleted]" : ""}`,
-    `project: ${m.projectId}   owner: ${m.ownerId}   created: ${when(m.createdAt)}`,
+    `project: ${m.projectId}   owner: ${personLabel(m.owner, m.ownerId)}   created: ${when(m.createdAt)}`,
     `image: ${m.image}`,
     m.filePaths.length ? `files: ${m.filePaths.length} (${bytesLabel(m.bundleSizeBytes)}, sha256 ${m.bundleSha256})` : "files: none",
     `initial weights: ${m.initialWeightsArtifactId ? `artifact ${m.initialWeightsArtifactId}` : "none (the workload initialises them)"}`,
@@ -97,7 +97,7 @@ export function jobHeadline(j: Job): string {
 export function describeJob(j: Job): string {
   const lines = [
     jobHeadline(j),
-    `model: ${j.modelName ? `${j.modelName} (${j.modelId})` : j.modelId}   project: ${j.projectId}   created by: ${j.createdBy || "-"}`,
+    `model: ${j.modelName ? `${j.modelName} (${j.modelId})` : j.modelId}   project: ${j.projectId}   created by: ${j.createdBy ? personLabel(j.creator, j.createdBy) : "-"}`,
     `rounds: ${j.rounds}   updates needed per round: ${j.minUpdates} of ${j.participants.length || j.trustIds.length}   round timeout: ${secondsLabel(j.roundTimeoutSeconds)}   GPUs per trust: ${j.gpusPerTrust}`,
     `created: ${when(j.createdAt)}   started: ${when(j.startedAt)}   ended: ${when(j.endedAt)}`,
   ];

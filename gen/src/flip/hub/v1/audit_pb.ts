@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { PageRequest, PageResponse } from "../../common/v1/common_pb.js";
 import { file_flip_common_v1_common } from "../../common/v1/common_pb.js";
+import type { PersonRef } from "./people_pb.js";
+import { file_flip_hub_v1_people } from "./people_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/audit.proto.
  */
 export const file_flip_hub_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2h1Yi92MS9hdWRpdC5wcm90bxILZmxpcC5odWIudjEiugEKCkF1ZGl0RW50cnkSCwoDc2VxGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEhMKC2JlZm9yZV9qc29uGAYgASgJEhIKCmFmdGVyX2pzb24YByABKAkSDAoEaGFzaBgIIAEoCRIRCglwcmV2X2hhc2gYCSABKAkiegoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSFQoNYWN0aW9uX3ByZWZpeBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSDQoFYWN0b3IYAyABKAkSKQoEcGFnZRgEIAEoCzIbLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0InAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIoCgdlbnRyaWVzGAEgAygLMhcuZmxpcC5odWIudjEuQXVkaXRFbnRyeRIqCgRwYWdlGAIgASgLMhwuZmxpcC5jb21tb24udjEuUGFnZVJlc3BvbnNlIhkKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0ImoKGFZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZRIKCgJvaxgBIAEoCBIXCg9lbnRyaWVzX2NoZWNrZWQYAiABKAQSGAoQZmlyc3RfYnJva2VuX3NlcRgDIAEoBBIPCgdwcm9ibGVtGAQgASgJMtABCgxBdWRpdFNlcnZpY2USXwoQTGlzdEF1ZGl0RW50cmllcxIkLmZsaXAuaHViLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiUuZmxpcC5odWIudjEuTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEl8KEFZlcmlmeUF1ZGl0Q2hhaW4SJC5mbGlwLmh1Yi52MS5WZXJpZnlBdWRpdENoYWluUmVxdWVzdBolLmZsaXAuaHViLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2h1Yi92MS9hdWRpdC5wcm90bxILZmxpcC5odWIudjEi6AEKCkF1ZGl0RW50cnkSCwoDc2VxGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEhMKC2JlZm9yZV9qc29uGAYgASgJEhIKCmFmdGVyX2pzb24YByABKAkSDAoEaGFzaBgIIAEoCRIRCglwcmV2X2hhc2gYCSABKAkSLAoMYWN0b3JfcGVyc29uGAogASgLMhYuZmxpcC5odWIudjEuUGVyc29uUmVmInoKF0xpc3RBdWRpdEVudHJpZXNSZXF1ZXN0EhUKDWFjdGlvbl9wcmVmaXgYASABKAkSDgoGdGFyZ2V0GAIgASgJEg0KBWFjdG9yGAMgASgJEikKBHBhZ2UYBCABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJwChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLmZsaXAuaHViLnYxLkF1ZGl0RW50cnkSKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIZChdWZXJpZnlBdWRpdENoYWluUmVxdWVzdCJqChhWZXJpZnlBdWRpdENoYWluUmVzcG9uc2USCgoCb2sYASABKAgSFwoPZW50cmllc19jaGVja2VkGAIgASgEEhgKEGZpcnN0X2Jyb2tlbl9zZXEYAyABKAQSDwoHcHJvYmxlbRgEIAEoCTLQAQoMQXVkaXRTZXJ2aWNlEl8KEExpc3RBdWRpdEVudHJpZXMSJC5mbGlwLmh1Yi52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBolLmZsaXAuaHViLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJfChBWZXJpZnlBdWRpdENoYWluEiQuZmxpcC5odWIudjEuVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QaJS5mbGlwLmh1Yi52MS5WZXJpZnlBdWRpdENoYWluUmVzcG9uc2ViBnByb3RvMw", [file_flip_common_v1_common, file_flip_hub_v1_people, file_google_protobuf_timestamp]);
 
 /**
  * One audit entry.
@@ -35,7 +37,7 @@ export type AuditEntry = Message<"flip.hub.v1.AuditEntry"> & {
   at?: Timestamp | undefined;
 
   /**
-   * Who acted: a user id, "bootstrap-admin", "system" or "trust:<code>".
+   * Who acted: "user:<id>", "bootstrap-admin", "system", "anonymous" or "trust:<code>".
    *
    * @generated from field: string actor = 3;
    */
@@ -78,6 +80,14 @@ export type AuditEntry = Message<"flip.hub.v1.AuditEntry"> & {
    * @generated from field: string prev_hash = 9;
    */
   prevHash: string;
+
+  /**
+   * The user behind actor when it names one ("user:<id>"); absent for "bootstrap-admin", "system",
+   * "anonymous", trusts, and users that no longer exist.
+   *
+   * @generated from field: flip.hub.v1.PersonRef actor_person = 10;
+   */
+  actorPerson?: PersonRef | undefined;
 };
 
 /**
