@@ -399,7 +399,7 @@ export type Job = Message<"flip.hub.v1.Job"> & {
   roundHistory: JobRound[];
 
   /**
-   * Who created it (user id).
+   * Who created it: a user id, or "bootstrap-admin" for the hub's bootstrap token; `creator` names the user.
    *
    * @generated from field: string created_by = 20;
    */
