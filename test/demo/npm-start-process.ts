@@ -3,7 +3,8 @@
  * terminal's foreground group), so a test can signal the whole group as a terminal's Ctrl-C does, and
  * read what the person sees (stdout) apart from the logs (stderr).
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { repoRoot } from "../support/processes.js";
 
@@ -87,14 +88,20 @@ export function npmStart(args: string[], env: Record<string, string>): NpmStart 
   };
 }
 
-/** Pids of live processes whose command line mentions `text` (e.g. a demo directory), other than `ps` itself. */
+/** Live processes whose command line mentions `text` (e.g. a demo directory), read from /proc. */
 export function processesMentioning(text: string): { pid: number; command: string }[] {
-  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null && m[2]!.includes(text) && !m[2]!.startsWith("ps "))
-    .map((m) => ({ pid: Number(m[1]), command: m[2]! }));
+  const found: { pid: number; command: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let command: string;
+    try {
+      command = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (command.includes(text)) found.push({ pid: Number(entry), command });
+  }
+  return found;
 }
 
 /** Waits until no live process mentions `text`; resolves with those still left after `timeoutMs`. */
