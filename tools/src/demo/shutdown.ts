@@ -23,7 +23,7 @@ export interface StopReport {
 
 export class OrderedShutdown {
   private readonly components: Component[] = [];
-  private stopping_: Promise<StopReport> | undefined;
+  #stopped: Promise<StopReport> | undefined;
 
   constructor(private readonly say: (line: string) => void) {}
 
@@ -34,7 +34,7 @@ export class OrderedShutdown {
 
   /** Whether stopAll has been called. */
   get stopping(): boolean {
-    return this.stopping_ !== undefined;
+    return this.#stopped !== undefined;
   }
 
   /** Whether nothing has been added (or everything has been stopped). */
@@ -44,7 +44,7 @@ export class OrderedShutdown {
 
   /** Stops everything added, once (later calls wait for the first), and says one line per component. */
   stopAll(): Promise<StopReport> {
-    return (this.stopping_ ??= this.run());
+    return (this.#stopped ??= this.run());
   }
 
   private async run(): Promise<StopReport> {

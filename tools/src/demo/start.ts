@@ -44,7 +44,7 @@ const step = (line: string) => say(`• ${line}`);
 const log = createLogger({ service: "demo", level: process.env.FLIP_LOG_LEVEL ?? "warn", destination: process.stderr });
 
 const shutdown = new OrderedShutdown(say);
-let releaseDemoDir = () => undefined as void;
+let releaseDemoDir: () => void = () => undefined;
 
 /** Stops every component in order, one line each, then exits with `code` (1 if one did not stop cleanly). */
 async function stopAndExit(headline: string, code: number): Promise<never> {
