@@ -51,7 +51,7 @@ for (const [signal, headline] of [
   ["SIGTERM", /^SIGTERM: stopping FLIP/],
 ] as const) {
   test.serial(`${signal} to npm start's process group stops every component in order, one line each, with nothing logged above info`, async (t) => {
-    const run = npmStart(["--no-study"], await demoEnv());
+    const run = npmStart(["--no-study", "--no-training"], await demoEnv());
     await run.waitForLine(RUNNING);
     run.signalGroup(signal);
     const { code } = await run.exited;
@@ -77,7 +77,7 @@ for (const [signal, headline] of [
 }
 
 test.serial("a second Ctrl-C while FLIP stops (here, held up by a frozen PACS) stops it at once", async (t) => {
-  const run = npmStart(["--no-study"], await demoEnv());
+  const run = npmStart(["--no-study", "--no-training"], await demoEnv());
   await run.waitForLine(RUNNING);
   // Freeze north's PACS: its orderly stop now waits, as one of a hung server would.
   const pacs = processesMentioning(path.join(demoDir, "trusts", "north", "pacs"));
@@ -97,7 +97,7 @@ test.serial("a second Ctrl-C while FLIP stops (here, held up by a frozen PACS) s
 });
 
 test.serial("npm start -- --exit says what it did and that it stopped, not that FLIP is running", async (t) => {
-  const run = npmStart(["--no-study", "--exit"], await demoEnv());
+  const run = npmStart(["--no-study", "--no-training", "--exit"], await demoEnv());
   const { code } = await run.exited;
   t.is(code, 0, run.stdout.slice(-10).join("\n"));
   const text = run.stdout.join("\n");
@@ -108,12 +108,12 @@ test.serial("npm start -- --exit says what it did and that it stopped, not that 
 
 test.serial("a second npm start over a running one says why in one line and starts nothing", async (t) => {
   const env = await demoEnv();
-  const first = npmStart(["--no-study"], env);
+  const first = npmStart(["--no-study", "--no-training"], env);
   await first.waitForLine(RUNNING);
   const linesBefore = first.stdout.length;
 
   // The same demo directory (and the same addresses).
-  const again = npmStart(["--no-study"], env);
+  const again = npmStart(["--no-study", "--no-training"], env);
   t.is((await again.exited).code, 1);
   const pid = readFileSync(demoLockPath(demoDir), "utf8").trim();
   t.deepEqual(again.stderr, [`npm start: FLIP is already running from ${demoDir} (npm start, pid ${pid}): use that one, or stop it first (Ctrl-C in its terminal, or kill ${pid}).`]);
@@ -123,7 +123,7 @@ test.serial("a second npm start over a running one says why in one line and star
   const otherDir = mkdtempSync(path.join(os.tmpdir(), "flip-npm-start-other-"));
   t.teardown(() => rmSync(otherDir, { recursive: true, force: true }));
   const port = env.FLIP_HUB_ADDR!.split(":")[1]!;
-  const elsewhere = npmStart(["--no-study"], { ...(await demoEnv(otherDir)), FLIP_HUB_ADDR: env.FLIP_HUB_ADDR! });
+  const elsewhere = npmStart(["--no-study", "--no-training"], { ...(await demoEnv(otherDir)), FLIP_HUB_ADDR: env.FLIP_HUB_ADDR! });
   t.is((await elsewhere.exited).code, 1);
   t.is(elsewhere.stderr.length, 1, elsewhere.stderr.join("\n"));
   t.regex(elsewhere.stderr[0]!, new RegExp(`^npm start: port ${port} \\(the hub's address, 127\\.0\\.0\\.1:${port}\\) is in use by another program: stop it, or use another port, e\\.g\\. FLIP_HUB_ADDR=127\\.0\\.0\\.1:\\d+ npm start$`));
@@ -136,11 +136,11 @@ test.serial("a second npm start over a running one says why in one line and star
 });
 
 test.serial("npm start -- --reset starts from nothing: new accounts with their passwords, fresh databases", async (t) => {
-  const again = npmStart(["--no-study", "--exit"], await demoEnv());
+  const again = npmStart(["--no-study", "--no-training", "--exit"], await demoEnv());
   t.is((await again.exited).code, 0);
   t.false(again.stdout.some((l) => l.startsWith("Demo accounts")), "a later run keeps the accounts and does not print passwords");
 
-  const reset = npmStart(["--no-study", "--exit", "--reset"], await demoEnv());
+  const reset = npmStart(["--no-study", "--no-training", "--exit", "--reset"], await demoEnv());
   t.is((await reset.exited).code, 0, [...reset.stdout, ...reset.stderr].slice(-10).join("\n"));
   t.true(reset.stdout.some((l) => l.startsWith(`• --reset: removed the demo's databases, PACSs, accounts and keys from ${demoDir}`)));
   t.true(reset.stdout.some((l) => l.startsWith("Demo accounts")), "new accounts, passwords shown once");

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SettingsReader, ConfigError, type Env } from "@flip/shared/config/settings.js";
 import { readMetricsAddress, type MetricsAddress } from "@flip/shared/telemetry/metrics.js";
+import { readConsoleConfig, type ConsoleConfig } from "./console/console-config.js";
 import { readIdentityConfig, type IdentityConfig } from "./identity/identity-config.js";
 import type { GlobalLoginLimit } from "./identity/login-throttle.js";
 
@@ -45,6 +46,8 @@ export interface HubConfig {
   secretsKeyFile: { path: string; createIfMissing: boolean } | undefined;
   /** Where `GET /metrics` is served (FLIP_METRICS_ADDR); metrics are off when absent. */
   metrics: MetricsAddress | undefined;
+  /** The web console served at GET / on the hub's address. */
+  console: ConsoleConfig;
 }
 
 /** Reads the hub's settings once; throws ConfigError naming the first bad setting. */
@@ -96,5 +99,6 @@ export function readHubConfig(env: Env): HubConfig {
         ? undefined
         : { path: path.join(dataDir, "secrets.key"), createIfMissing: true },
     metrics: readMetricsAddress(s),
+    console: readConsoleConfig(s),
   };
 }

@@ -10,6 +10,7 @@ import { auditModule } from "./audit/module.js";
 import { authenticationInterceptor, bootstrapTokenResolver, requireCredentialHeader } from "./auth/authenticate.js";
 import { hubServices, policies } from "./auth/policies.js";
 import { cohortModule } from "./cohorts/module.js";
+import { consoleWeb } from "./console/console-web.js";
 import type { HubConfig } from "./config.js";
 import { hubRoutes } from "./connect.js";
 import { openDatabase, type Database } from "./db/database.js";
@@ -129,6 +130,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<RunningH
     interceptors: [authenticationInterceptor(identity.resolvers(bootstrapTokenResolver(config.adminToken)), log), ...identity.interceptors],
     tls: config.tls,
     meter: metrics.meter,
+    web: consoleWeb({ config: config.console, tls: Boolean(config.tls), connectOrigins: () => identity.signInOptions.connectOrigins(), log }),
   });
   log.info({ url: server.url, instance: config.instanceId, embeddedPostgres: Boolean(embedded) }, "hub listening");
   const databaseHealth = watchDatabaseHealth({ databaseUrl, health: server.health, log });

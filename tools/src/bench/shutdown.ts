@@ -30,7 +30,7 @@ interface StopRun {
 async function oneRun(demoDir: string, idleSeconds: number, study: boolean): Promise<StopRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, FLIP_DEMO_DIR: demoDir, FLIP_HUB_ADDR: `127.0.0.1:${await freePort()}`, FLIP_METRICS_ADDR: `127.0.0.1:${await freePort()}`, FLIP_NO_APT: "1" };
   delete env.DATABASE_URL;
-  const child = spawn("npm", ["start", "--", ...(study ? [] : ["--no-study"])], { cwd: root, env, stdio: ["ignore", "pipe", "ignore"], detached: true });
+  const child = spawn("npm", ["start", "--", ...(study ? [] : ["--no-study", "--no-training"])], { cwd: root, env, stdio: ["ignore", "pipe", "ignore"], detached: true });
   const lines: string[] = [];
   const running = new Promise<void>((resolve) =>
     createInterface({ input: child.stdout! }).on("line", (line) => {

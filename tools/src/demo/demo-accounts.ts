@@ -7,10 +7,12 @@ import type { DemoState } from "./demo-state.js";
 import { demoTrusts } from "./demo-trusts.js";
 import { bearerAuth } from "@flip/shared/auth/bearer.js";
 
-/** A demo person: who they are, and the API token the demo itself acts with. */
+/** A demo person: who they are, their password (for the console), and the API token the demo itself acts with. */
 export interface DemoAccount {
   email: string;
   token: string;
+  /** Absent in demo state written before the console existed: that password was printed once. */
+  password?: string;
 }
 
 export interface DemoAccounts {
@@ -18,8 +20,17 @@ export interface DemoAccounts {
   researcher: DemoAccount;
   /** Trust Admin per trust code. */
   trustAdmins: Map<string, DemoAccount>;
-  /** Passwords of accounts created by this run (printed once, never stored). */
+  /** Accounts created by this run. */
   created: { email: string; password: string; role: string }[];
+}
+
+/** Every demo person with what they do, admin first, for the sign-in table. */
+export function demoPeople(a: DemoAccounts): (DemoAccount & { role: string })[] {
+  return [
+    { ...a.admin, role: "Admin" },
+    { ...a.researcher, role: "Researcher" },
+    ...[...a.trustAdmins].map(([code, account]) => ({ ...account, role: `Trust Admin of ${code}` })),
+  ];
 }
 
 export function authedClient<S extends DescService>(hubUrl: string, service: S, token: string): Client<S> {
@@ -30,8 +41,8 @@ const password = () => `demo-${randomBytes(12).toString("base64url")}`;
 
 /**
  * Creates the demo's people on first run: an Admin (with the bootstrap token, which the hub then
- * refuses), a Researcher, and a Trust Admin per demo trust. Passwords are printed once by the caller;
- * the demo keeps only API tokens (0600 files) so later runs can act as each person.
+ * refuses), a Researcher, and a Trust Admin per demo trust. Their passwords (for the console) and API
+ * tokens (for the demo itself) are kept in the demo's state (0600 files), so every run can print them.
  */
 export async function ensureDemoAccounts(hubUrl: string, bootstrapToken: string, state: DemoState): Promise<DemoAccounts> {
   const stored = state.read("accounts.json");
@@ -46,7 +57,7 @@ export async function ensureDemoAccounts(hubUrl: string, bootstrapToken: string,
     created.push({ email, password: pw, role });
     const session = await createClient(AuthService, createGrpcTransport({ baseUrl: hubUrl })).login({ email, password: pw });
     const { secret } = await authedClient(hubUrl, AuthService, session.accessToken).createApiToken({ name: "flip demo", ttlDays: 365 });
-    return { email, token: secret };
+    return { email, token: secret, password: pw };
   };
   const admin = await create(bootstrapToken, "admin@flip.demo", "Admin", [{ role: Role.ADMIN }]);
   const researcher = await create(admin.token, "researcher@flip.demo", "Researcher", [{ role: Role.RESEARCHER }]);

@@ -12,7 +12,8 @@ import { ConfigError } from "@flip/shared/config/settings.js";
 import { createLogger } from "@flip/shared/logging/logger.js";
 import { readHubConfig } from "@flip/hub/config.js";
 import { startHub } from "@flip/hub/hub.js";
-import { ensureDemoAccounts } from "./demo-accounts.js";
+import { ensureConsoleBuilt } from "../console/build-console.js";
+import { demoPeople, ensureDemoAccounts } from "./demo-accounts.js";
 import { DemoState } from "./demo-state.js";
 import { startDemoTrust } from "./demo-trust.js";
 import { demoTrusts, ensureDemoTrusts } from "./demo-trusts.js";
@@ -88,6 +89,7 @@ try {
   const state = new DemoState(path.join(demoDir, "demo"));
   const bootstrapToken = state.adminToken();
 
+  await ensureConsoleBuilt(step);
   step("starting the hub on an embedded PostgreSQL server");
   const hub = await startHub({ ...hubConfig, adminToken: bootstrapToken }, log);
   shutdown.add("hub", "hub", () => hub.closeServer());
@@ -95,11 +97,10 @@ try {
 
   const keys = await ensureDemoTrusts(hub.url, bootstrapToken, state);
   const accounts = await ensureDemoAccounts(hub.url, bootstrapToken, state);
-  if (accounts.created.length > 0) {
-    out.write("\nDemo accounts (passwords shown once; sign in with ./tools/bin/flip login --email <email>):\n");
-    for (const a of accounts.created) out.write(`  ${a.role.padEnd(22)} ${a.email.padEnd(30)} ${a.password}\n`);
-    out.write("\n");
-  }
+  const consoleUrl = `${hub.url}/`;
+  out.write(`\nDemo accounts${accounts.created.length > 0 ? " (new)" : ""}: sign in at ${consoleUrl} or with ./tools/bin/flip login --email <email>\n`);
+  for (const a of demoPeople(accounts)) out.write(`  ${a.role.padEnd(22)} ${a.email.padEnd(30)} ${a.password ?? "(printed on the first run; npm start -- --reset makes new ones)"}\n`);
+  out.write(`  (kept in ${path.join(state.dir, "accounts.json")}, readable by you only)\n\n`);
 
   // Imaging needs Debian's Orthanc (PACS and research store) and dcm2niix (NIfTI).
   const imagingMissing = values["no-imaging"]
@@ -116,7 +117,8 @@ try {
   const imaging = !values["no-imaging"] && imagingMissing.length === 0;
   if (!values["no-imaging"] && !imaging) out.write(`  (imaging skipped: install Debian's orthanc, orthanc-dicomweb and dcm2niix)\n`);
 
-  const training = values["no-training"] || values["no-study"] ? undefined : await prepareTrainingEngine({ log, step, out, torch: imaging });
+  // Also with --no-study: a person who skips the demo study can still train from the console or the CLI.
+  const training = values["no-training"] ? undefined : await prepareTrainingEngine({ log, step, out, torch: imaging });
 
   const imagingUrls = new Map<string, string>();
   for (const trust of demoTrusts) {
@@ -172,6 +174,7 @@ try {
   out.write(`
 FLIP is running.
 
+  console:  ${consoleUrl}   (open it in a browser; sign in as a demo account above)
   hub:      ${hub.url}   (Connect, gRPC and gRPC-Web on one port)
   metrics:  ${hub.metricsUrl ?? "off (FLIP_METRICS_ADDR is empty)"}   (the hub's Prometheus endpoint)
   trusts:   ${demoTrusts.map((t) => t.code).join(", ")}   (gateways linked; data in ${path.join(demoDir, "trusts")})

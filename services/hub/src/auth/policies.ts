@@ -57,6 +57,7 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.AuthService/Login": "public",
   "flip.hub.v1.AuthService/Refresh": "public",
   "flip.hub.v1.AuthService/Logout": "public",
+  "flip.hub.v1.AuthService/GetSignInOptions": "public",
   "flip.hub.v1.AuthService/BeginTotpEnrollment": signedIn,
   "flip.hub.v1.AuthService/ConfirmTotpEnrollment": signedIn,
   "flip.hub.v1.AuthService/CreateApiToken": signedIn,

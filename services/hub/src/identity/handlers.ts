@@ -9,6 +9,7 @@ import { createApiToken, listApiTokens, revokeApiToken } from "./api-tokens.js";
 import { TooManyAttemptsError } from "./errors.js";
 import { GlobalLoginLimiter, SignInRateLimitedError } from "./login-throttle.js";
 import { grantRole, revokeRole } from "./roles.js";
+import type { SignInOptions } from "./sign-in-options.js";
 import { login, logout, refreshSession, type SessionDeps, type SessionTokens } from "./sessions.js";
 import { apiTokenToProto, roleRequestFromProto, userToProto } from "./to-proto.js";
 import { beginTotpEnrollment, confirmTotpEnrollment } from "./totp-enrollment.js";
@@ -33,7 +34,7 @@ function tokensToProto(t: SessionTokens) {
   };
 }
 
-export function registerIdentityHandlers(router: ConnectRouter, { db, config, log }: HubDeps, session: () => SessionDeps): void {
+export function registerIdentityHandlers(router: ConnectRouter, { db, config, log }: HubDeps, session: () => SessionDeps, signInOptions: SignInOptions): void {
   const run = <T>(ctx: HandlerContext, body: () => Promise<T>) => answer(log, ctx, body);
   const oidcIssuer = config.identity.oidc?.issuer;
   const loginLimiter = new GlobalLoginLimiter(config.loginGlobalLimit);
@@ -94,6 +95,7 @@ export function registerIdentityHandlers(router: ConnectRouter, { db, config, lo
         if (p.kind !== "user") return { authMethod: "bootstrap" };
         return { user: userToProto(await getUser(db.em(), p.userId)), authMethod: p.authMethod };
       }),
+    getSignInOptions: (_req, ctx) => run(ctx, () => signInOptions.get()),
   });
 
   router.service(UserService, {

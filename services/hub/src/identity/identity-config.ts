@@ -17,6 +17,17 @@ export interface IdentityConfig {
   totpIssuer: string;
   /** Single sign-on; undefined when no provider is configured. */
   oidc: OidcSettings | undefined;
+  /** Single sign-on from the web console (a public client of the provider); undefined when not offered. */
+  browserSso: BrowserSsoSettings | undefined;
+}
+
+export interface BrowserSsoSettings {
+  /** The client id the provider knows the console by (FLIP_OIDC_CLIENT_ID). */
+  clientId: string;
+  /** Scopes the console asks for (FLIP_OIDC_SCOPE). */
+  scope: string;
+  /** The sign-in button's words (FLIP_OIDC_DISPLAY_NAME). */
+  displayName: string;
 }
 
 const DAY = 86_400;
@@ -37,6 +48,8 @@ export function readIdentityConfig(s: SettingsReader): IdentityConfig {
   const issuer = providerUrl(s, "FLIP_OIDC_ISSUER");
   const audience = s.optionalString("FLIP_OIDC_AUDIENCE");
   if (issuer && !audience) throw new ConfigError("FLIP_OIDC_AUDIENCE", "the audience your provider puts in access tokens for FLIP (set with FLIP_OIDC_ISSUER)", "");
+  const clientId = s.optionalString("FLIP_OIDC_CLIENT_ID");
+  if (clientId && !issuer) throw new ConfigError("FLIP_OIDC_CLIENT_ID", "set together with FLIP_OIDC_ISSUER (the provider the console signs in with)", clientId);
   return {
     accessTokenTtlSeconds: s.int("FLIP_ACCESS_TOKEN_TTL_S", 15 * 60, 30, 3600),
     refreshTokenTtlSeconds,
@@ -47,6 +60,9 @@ export function readIdentityConfig(s: SettingsReader): IdentityConfig {
     totpIssuer: s.string("FLIP_TOTP_ISSUER", "FLIP"),
     oidc: issuer
       ? { issuer, audience: audience!, jwksUrl: providerUrl(s, "FLIP_OIDC_JWKS_URL"), clockSkewSeconds: s.int("FLIP_OIDC_CLOCK_SKEW_S", 60, 0, 600) }
+      : undefined,
+    browserSso: clientId
+      ? { clientId, scope: s.string("FLIP_OIDC_SCOPE", "openid"), displayName: s.string("FLIP_OIDC_DISPLAY_NAME", "Sign in with single sign-on") }
       : undefined,
   };
 }

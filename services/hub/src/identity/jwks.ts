@@ -92,7 +92,7 @@ export class JwksCache {
   private async fetchKeys(): Promise<void> {
     this.attemptedAt = this.now();
     this.jwksUrl ??= await this.discoverJwksUrl();
-    const body = await this.getJson(this.jwksUrl);
+    const body = await getProviderJson(this.jwksUrl, this.timeoutMs);
     const jwks = Array.isArray((body as { keys?: unknown }).keys) ? (body as { keys: unknown[] }).keys : undefined;
     if (!jwks) throw new IdentityProviderUnavailableError(`the key set at ${this.jwksUrl} has no "keys" array`);
     this.keys = createLocalJWKSet({ keys: jwks.flatMap((jwk) => publicSigningKey(jwk)) } satisfies JSONWebKeySet);
@@ -100,32 +100,44 @@ export class JwksCache {
   }
 
   private async discoverJwksUrl(): Promise<string> {
-    const base = this.opts.issuer.replace(/\/+$/, "");
-    const discovery = `${base}/.well-known/openid-configuration`;
-    const doc = await this.getJson(discovery, true);
-    if (doc === undefined) return `${base}/.well-known/jwks.json`;
-    const { issuer, jwks_uri: jwksUri } = doc as { issuer?: unknown; jwks_uri?: unknown };
-    // OpenID Connect Discovery §4.3: the document must name the issuer we asked about.
-    if (issuer !== this.opts.issuer) throw new IdentityProviderUnavailableError(`${discovery} names issuer ${JSON.stringify(issuer)}, not ${this.opts.issuer}`);
-    if (typeof jwksUri !== "string") throw new IdentityProviderUnavailableError(`${discovery} has no jwks_uri`);
-    return jwksUri;
+    const doc = await readDiscoveryDocument(this.opts.issuer, this.timeoutMs);
+    if (doc === undefined) return `${this.opts.issuer.replace(/\/+$/, "")}/.well-known/jwks.json`;
+    if (typeof doc.jwks_uri !== "string") throw new IdentityProviderUnavailableError(`${discoveryUrl(this.opts.issuer)} has no jwks_uri`);
+    return doc.jwks_uri;
   }
+}
 
-  /** GETs a JSON document; with `allowMissing`, a 404 gives undefined. */
-  private async getJson(url: string, allowMissing = false): Promise<unknown> {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), headers: { accept: "application/json" } });
-    } catch (e) {
-      throw new IdentityProviderUnavailableError(`could not reach ${url}`, { cause: e });
-    }
-    if (allowMissing && res.status === 404) return undefined;
-    if (!res.ok) throw new IdentityProviderUnavailableError(`${url} answered HTTP ${res.status}`);
-    try {
-      return await res.json();
-    } catch (e) {
-      throw new IdentityProviderUnavailableError(`${url} did not answer JSON`, { cause: e });
-    }
+const discoveryUrl = (issuer: string) => `${issuer.replace(/\/+$/, "")}/.well-known/openid-configuration`;
+
+/**
+ * The provider's OpenID Connect discovery document; undefined when it publishes none (404). Throws
+ * IdentityProviderUnavailableError when it cannot be read or names another issuer.
+ */
+export async function readDiscoveryDocument(issuer: string, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+  const url = discoveryUrl(issuer);
+  const doc = await getProviderJson(url, timeoutMs, true);
+  if (doc === undefined) return undefined;
+  if (typeof doc !== "object" || doc === null) throw new IdentityProviderUnavailableError(`${url} is not a JSON object`);
+  // OpenID Connect Discovery §4.3: the document must name the issuer we asked about.
+  const named = (doc as { issuer?: unknown }).issuer;
+  if (named !== issuer) throw new IdentityProviderUnavailableError(`${url} names issuer ${JSON.stringify(named)}, not ${issuer}`);
+  return doc as Record<string, unknown>;
+}
+
+/** GETs a JSON document from the provider; with `allowMissing`, a 404 gives undefined. */
+async function getProviderJson(url: string, timeoutMs: number, allowMissing = false): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: "application/json" } });
+  } catch (e) {
+    throw new IdentityProviderUnavailableError(`could not reach ${url}`, { cause: e });
+  }
+  if (allowMissing && res.status === 404) return undefined;
+  if (!res.ok) throw new IdentityProviderUnavailableError(`${url} answered HTTP ${res.status}`);
+  try {
+    return await res.json();
+  } catch (e) {
+    throw new IdentityProviderUnavailableError(`${url} did not answer JSON`, { cause: e });
   }
 }
 

@@ -9,6 +9,7 @@ import { OidcVerifier } from "./oidc.js";
 import { apiTokenResolver, bootstrapUntilFirstAdmin, oidcTokenResolver, sessionTokenResolver } from "./resolvers.js";
 import { SESSION_SWEEP_INTERVAL_MS, sweepEndedSessions } from "./session-sweep.js";
 import { prepareSecretSealer, readSecretsKeyFile, type SecretSealer } from "./secret-sealer.js";
+import { SignInOptions } from "./sign-in-options.js";
 import { SigningKeyRing } from "./signing-key.js";
 import { totpEnrollmentGate } from "./totp-gate.js";
 
@@ -18,6 +19,8 @@ export interface IdentityModule extends HubModule {
   resolvers(bootstrap: TokenResolver): TokenResolver[];
   /** Interceptors to run after authentication. */
   interceptors: Interceptor[];
+  /** How browsers sign in (the console's sign-in page and its Content-Security-Policy). */
+  signInOptions: SignInOptions;
 }
 
 export function identityModule(deps: HubDeps, now: () => Date = () => new Date()): IdentityModule {
@@ -29,6 +32,7 @@ export function identityModule(deps: HubDeps, now: () => Date = () => new Date()
   };
   const oidc = deps.config.identity.oidc ? new OidcVerifier(deps.config.identity.oidc) : undefined;
   const resolverDeps = { db: deps.db, log: deps.log, now };
+  const signInOptions = new SignInOptions(deps.config.identity.oidc, deps.config.identity.browserSso);
   const sessionSweep = new PeriodicJob(
     "session-sweep",
     SESSION_SWEEP_INTERVAL_MS,
@@ -40,12 +44,15 @@ export function identityModule(deps: HubDeps, now: () => Date = () => new Date()
   );
   return {
     services: [AuthService, UserService],
-    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: keys.signing(), secrets: secrets(), now })),
+    signInOptions,
+    routes: (router) => registerIdentityHandlers(router, deps, () => ({ config: deps.config.identity, signingKey: keys.signing(), secrets: secrets(), now }), signInOptions),
     async start() {
       await keys.start();
       const keyFile = deps.config.secretsKeyFile;
       sealer = await prepareSecretSealer(deps.db.em(), keyFile ? readSecretsKeyFile(keyFile.path, keyFile.createIfMissing) : undefined, deps.log);
-      if (oidc) deps.log.info({ issuer: oidc.issuer }, "single sign-on enabled");
+      if (oidc) deps.log.info({ issuer: oidc.issuer, console: Boolean(deps.config.identity.browserSso) }, "single sign-on enabled");
+      // Read ahead, so the console's first page can already name the provider's token endpoint.
+      signInOptions.warm().catch((e: unknown) => deps.log.warn({ err: e instanceof Error ? e.message : String(e) }, "single sign-on for the console: the provider's discovery document cannot be read yet"));
       sessionSweep.start();
       void sessionSweep.runNow();
     },

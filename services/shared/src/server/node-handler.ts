@@ -26,7 +26,16 @@ export interface NodeHandlerOptions extends ConnectRouterOptions {
   readMaxBytesFor?: ReadonlyMap<string, number>;
   /** Deadlines for a request to arrive in full; without them requests are not timed. */
   requestTimeouts?: RequestTimeouts;
+  /** Sees every request before it is routed; see WebRequestHook. */
+  web?: WebRequestHook;
 }
+
+/**
+ * Plain HTTP beside the RPCs (a web app's files, CORS): called with every request before routing, and
+ * told whether its path is an RPC. It answers the request and returns true, or returns false to let the
+ * RPC (or a 404) answer; it may set response headers either way.
+ */
+export type WebRequestHook = (req: NodeRequest, res: NodeResponse, isRpc: boolean) => boolean;
 
 /**
  * A Node request handler for a Connect router: what `connectNodeAdapter` does, except that a call that
@@ -40,6 +49,7 @@ export function connectNodeHandler(options: NodeHandlerOptions): (req: NodeReque
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return (req, res) => {
     const handler = paths.get(req.url?.split("?", 2)[0] ?? "");
+    if (options.web?.(req, res, handler !== undefined)) return;
     if (!handler) {
       res.statusCode = uResponseNotFound.status;
       res.end();

@@ -11,7 +11,7 @@ import { HealthRegistry, ServingStatus, registerHealth } from "./health.js";
 import { routeDirectCalls, type DirectRoute } from "../direct/direct-routes.js";
 import { MAX_FRAME_BYTES, WINDOW_BYTES } from "../direct/http2-wire.js";
 import type { HeaderCheck } from "./early-refusal.js";
-import { connectNodeHandler } from "./node-handler.js";
+import { connectNodeHandler, type WebRequestHook } from "./node-handler.js";
 import { reachableSocketPath } from "./unix-socket-path.js";
 import { closeWhenIdle, DEFAULT_TRANSPORT_TIMEOUTS, dropIfSilent, type TransportTimeouts } from "./transport-timeouts.js";
 import { registerReflection } from "./reflection.js";
@@ -68,6 +68,8 @@ export interface ServeOptions {
   http2WindowBytes?: number;
   /** Where the server counts its open HTTP/2 sessions (`flip_http2_sessions_open`); none when absent. */
   meter?: Meter;
+  /** Plain HTTP beside the RPCs on the same port (the hub's web console and its CORS); see WebRequestHook. */
+  web?: WebRequestHook;
 }
 
 export interface RunningServer {
@@ -116,6 +118,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     readMaxBytesFor,
     checkHeaders: opts.checkHeaders,
     requestTimeouts: timeouts,
+    web: opts.web,
   });
   const routeDirect = (server: http2.Http2Server | http2.Http2SecureServer) =>
     routeDirectCalls(server, {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/users.proto.
  */
 export const file_flip_hub_v1_users: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2h1Yi92MS91c2Vycy5wcm90bxILZmxpcC5odWIudjEiPgoJUm9sZUdyYW50Eh8KBHJvbGUYASABKA4yES5mbGlwLmh1Yi52MS5Sb2xlEhAKCHRydXN0X2lkGAIgASgJItwBCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkSJQoFcm9sZXMYBCADKAsyFi5mbGlwLmh1Yi52MS5Sb2xlR3JhbnQSEAoIZGlzYWJsZWQYBSABKAgSFQoNdG90cF9lbnJvbGxlZBgGIAEoCBIVCg10b3RwX3JlcXVpcmVkGAcgASgIEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9pZGNfc3ViamVjdBgJIAEoCSJCCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJItgBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBHVzZXIYBSABKAsyES5mbGlwLmh1Yi52MS5Vc2VyIicKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiuQEKD1JlZnJlc2hSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImCg1Mb2dvdXRSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2UiHAoaQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QiSQobQmVnaW5Ub3RwRW5yb2xsbWVudFJlc3BvbnNlEhUKDXNlY3JldF9iYXNlMzIYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkiLAocQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBIMCgRjb2RlGAEgASgJIh8KHUNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlIjcKFUNyZWF0ZUFwaVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHR0bF9kYXlzGAIgASgNIscBCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgGIAEoCCJOChZDcmVhdGVBcGlUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUuZmxpcC5odWIudjEuQXBpVG9rZW4SDgoGc2VjcmV0GAIgASgJIhYKFExpc3RBcGlUb2tlbnNSZXF1ZXN0Ij4KFUxpc3RBcGlUb2tlbnNSZXNwb25zZRIlCgZ0b2tlbnMYASADKAsyFS5mbGlwLmh1Yi52MS5BcGlUb2tlbiIpChVSZXZva2VBcGlUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiGAoWUmV2b2tlQXBpVG9rZW5SZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0IkYKDldob0FtSVJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5mbGlwLmh1Yi52MS5Vc2VyEhMKC2F1dGhfbWV0aG9kGAIgASgJIpYBChFDcmVhdGVVc2VyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEiUKBXJvbGVzGAQgAygLMhYuZmxpcC5odWIudjEuUm9sZUdyYW50EhUKDXRvdHBfcmVxdWlyZWQYBSABKAgSFAoMb2lkY19zdWJqZWN0GAYgASgJIjUKEkNyZWF0ZVVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciI9ChBMaXN0VXNlcnNSZXF1ZXN0EikKBHBhZ2UYASABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJhChFMaXN0VXNlcnNSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmZsaXAuaHViLnYxLlVzZXISKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIeCg5HZXRVc2VyUmVxdWVzdBIMCgR1c2VyGAEgASgJIjIKD0dldFVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciJHChBHcmFudFJvbGVSZXF1ZXN0EgwKBHVzZXIYASABKAkSJQoFZ3JhbnQYAiABKAsyFi5mbGlwLmh1Yi52MS5Sb2xlR3JhbnQiNAoRR3JhbnRSb2xlUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIiSAoRUmV2b2tlUm9sZVJlcXVlc3QSDAoEdXNlchgBIAEoCRIlCgVncmFudBgCIAEoCzIWLmZsaXAuaHViLnYxLlJvbGVHcmFudCI1ChJSZXZva2VSb2xlUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIiOAoWU2V0VXNlckRpc2FibGVkUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIjoKF1NldFVzZXJEaXNhYmxlZFJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5mbGlwLmh1Yi52MS5Vc2VyIiAKEFJlc2V0VG90cFJlcXVlc3QSDAoEdXNlchgBIAEoCSI0ChFSZXNldFRvdHBSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciI4ChZTZXRUb3RwUmVxdWlyZWRSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcmVxdWlyZWQYAiABKAgiOgoXU2V0VG90cFJlcXVpcmVkUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIqaAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhMKD1JPTEVfUkVTRUFSQ0hFUhACEg8KC1JPTEVfVklFV0VSEAMSFAoQUk9MRV9UUlVTVF9BRE1JThAEMoEGCgtBdXRoU2VydmljZRI+CgVMb2dpbhIZLmZsaXAuaHViLnYxLkxvZ2luUmVxdWVzdBoaLmZsaXAuaHViLnYxLkxvZ2luUmVzcG9uc2USRAoHUmVmcmVzaBIbLmZsaXAuaHViLnYxLlJlZnJlc2hSZXF1ZXN0GhwuZmxpcC5odWIudjEuUmVmcmVzaFJlc3BvbnNlEkEKBkxvZ291dBIaLmZsaXAuaHViLnYxLkxvZ291dFJlcXVlc3QaGy5mbGlwLmh1Yi52MS5Mb2dvdXRSZXNwb25zZRJoChNCZWdpblRvdHBFbnJvbGxtZW50EicuZmxpcC5odWIudjEuQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QaKC5mbGlwLmh1Yi52MS5CZWdpblRvdHBFbnJvbGxtZW50UmVzcG9uc2USbgoVQ29uZmlybVRvdHBFbnJvbGxtZW50EikuZmxpcC5odWIudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBoqLmZsaXAuaHViLnYxLkNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlElkKDkNyZWF0ZUFwaVRva2VuEiIuZmxpcC5odWIudjEuQ3JlYXRlQXBpVG9rZW5SZXF1ZXN0GiMuZmxpcC5odWIudjEuQ3JlYXRlQXBpVG9rZW5SZXNwb25zZRJWCg1MaXN0QXBpVG9rZW5zEiEuZmxpcC5odWIudjEuTGlzdEFwaVRva2Vuc1JlcXVlc3QaIi5mbGlwLmh1Yi52MS5MaXN0QXBpVG9rZW5zUmVzcG9uc2USWQoOUmV2b2tlQXBpVG9rZW4SIi5mbGlwLmh1Yi52MS5SZXZva2VBcGlUb2tlblJlcXVlc3QaIy5mbGlwLmh1Yi52MS5SZXZva2VBcGlUb2tlblJlc3BvbnNlEkEKBldob0FtSRIaLmZsaXAuaHViLnYxLldob0FtSVJlcXVlc3QaGy5mbGlwLmh1Yi52MS5XaG9BbUlSZXNwb25zZTKRBQoLVXNlclNlcnZpY2USTQoKQ3JlYXRlVXNlchIeLmZsaXAuaHViLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh8uZmxpcC5odWIudjEuQ3JlYXRlVXNlclJlc3BvbnNlEkoKCUxpc3RVc2VycxIdLmZsaXAuaHViLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHi5mbGlwLmh1Yi52MS5MaXN0VXNlcnNSZXNwb25zZRJECgdHZXRVc2VyEhsuZmxpcC5odWIudjEuR2V0VXNlclJlcXVlc3QaHC5mbGlwLmh1Yi52MS5HZXRVc2VyUmVzcG9uc2USSgoJR3JhbnRSb2xlEh0uZmxpcC5odWIudjEuR3JhbnRSb2xlUmVxdWVzdBoeLmZsaXAuaHViLnYxLkdyYW50Um9sZVJlc3BvbnNlEk0KClJldm9rZVJvbGUSHi5mbGlwLmh1Yi52MS5SZXZva2VSb2xlUmVxdWVzdBofLmZsaXAuaHViLnYxLlJldm9rZVJvbGVSZXNwb25zZRJcCg9TZXRVc2VyRGlzYWJsZWQSIy5mbGlwLmh1Yi52MS5TZXRVc2VyRGlzYWJsZWRSZXF1ZXN0GiQuZmxpcC5odWIudjEuU2V0VXNlckRpc2FibGVkUmVzcG9uc2USSgoJUmVzZXRUb3RwEh0uZmxpcC5odWIudjEuUmVzZXRUb3RwUmVxdWVzdBoeLmZsaXAuaHViLnYxLlJlc2V0VG90cFJlc3BvbnNlElwKD1NldFRvdHBSZXF1aXJlZBIjLmZsaXAuaHViLnYxLlNldFRvdHBSZXF1aXJlZFJlcXVlc3QaJC5mbGlwLmh1Yi52MS5TZXRUb3RwUmVxdWlyZWRSZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2h1Yi92MS91c2Vycy5wcm90bxILZmxpcC5odWIudjEiPgoJUm9sZUdyYW50Eh8KBHJvbGUYASABKA4yES5mbGlwLmh1Yi52MS5Sb2xlEhAKCHRydXN0X2lkGAIgASgJItwBCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkSJQoFcm9sZXMYBCADKAsyFi5mbGlwLmh1Yi52MS5Sb2xlR3JhbnQSEAoIZGlzYWJsZWQYBSABKAgSFQoNdG90cF9lbnJvbGxlZBgGIAEoCBIVCg10b3RwX3JlcXVpcmVkGAcgASgIEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9pZGNfc3ViamVjdBgJIAEoCSJCCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJItgBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmVmcmVzaF90b2tlbhgDIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBHVzZXIYBSABKAsyES5mbGlwLmh1Yi52MS5Vc2VyIicKDlJlZnJlc2hSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiuQEKD1JlZnJlc2hSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSOwoXYWNjZXNzX3Rva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImCg1Mb2dvdXRSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2UiHAoaQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QiSQobQmVnaW5Ub3RwRW5yb2xsbWVudFJlc3BvbnNlEhUKDXNlY3JldF9iYXNlMzIYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkiLAocQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBIMCgRjb2RlGAEgASgJIh8KHUNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlIjcKFUNyZWF0ZUFwaVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCHR0bF9kYXlzGAIgASgNIscBCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHcmV2b2tlZBgGIAEoCCJOChZDcmVhdGVBcGlUb2tlblJlc3BvbnNlEiQKBXRva2VuGAEgASgLMhUuZmxpcC5odWIudjEuQXBpVG9rZW4SDgoGc2VjcmV0GAIgASgJIhYKFExpc3RBcGlUb2tlbnNSZXF1ZXN0Ij4KFUxpc3RBcGlUb2tlbnNSZXNwb25zZRIlCgZ0b2tlbnMYASADKAsyFS5mbGlwLmh1Yi52MS5BcGlUb2tlbiIpChVSZXZva2VBcGlUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiGAoWUmV2b2tlQXBpVG9rZW5SZXNwb25zZSIPCg1XaG9BbUlSZXF1ZXN0IkYKDldob0FtSVJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5mbGlwLmh1Yi52MS5Vc2VyEhMKC2F1dGhfbWV0aG9kGAIgASgJIhkKF0dldFNpZ25Jbk9wdGlvbnNSZXF1ZXN0IkIKGEdldFNpZ25Jbk9wdGlvbnNSZXNwb25zZRImCgNzc28YASABKAsyGS5mbGlwLmh1Yi52MS5TaW5nbGVTaWduT24ijgEKDFNpbmdsZVNpZ25PbhIOCgZpc3N1ZXIYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEh4KFmF1dGhvcml6YXRpb25fZW5kcG9pbnQYAyABKAkSFgoOdG9rZW5fZW5kcG9pbnQYBCABKAkSDQoFc2NvcGUYBSABKAkSFAoMZGlzcGxheV9uYW1lGAYgASgJIpYBChFDcmVhdGVVc2VyUmVxdWVzdBINCgVlbWFpbBgBIAEoCRIMCgRuYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEiUKBXJvbGVzGAQgAygLMhYuZmxpcC5odWIudjEuUm9sZUdyYW50EhUKDXRvdHBfcmVxdWlyZWQYBSABKAgSFAoMb2lkY19zdWJqZWN0GAYgASgJIjUKEkNyZWF0ZVVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciI9ChBMaXN0VXNlcnNSZXF1ZXN0EikKBHBhZ2UYASABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJhChFMaXN0VXNlcnNSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmZsaXAuaHViLnYxLlVzZXISKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIeCg5HZXRVc2VyUmVxdWVzdBIMCgR1c2VyGAEgASgJIjIKD0dldFVzZXJSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciJHChBHcmFudFJvbGVSZXF1ZXN0EgwKBHVzZXIYASABKAkSJQoFZ3JhbnQYAiABKAsyFi5mbGlwLmh1Yi52MS5Sb2xlR3JhbnQiNAoRR3JhbnRSb2xlUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIiSAoRUmV2b2tlUm9sZVJlcXVlc3QSDAoEdXNlchgBIAEoCRIlCgVncmFudBgCIAEoCzIWLmZsaXAuaHViLnYxLlJvbGVHcmFudCI1ChJSZXZva2VSb2xlUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIiOAoWU2V0VXNlckRpc2FibGVkUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCGRpc2FibGVkGAIgASgIIjoKF1NldFVzZXJEaXNhYmxlZFJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5mbGlwLmh1Yi52MS5Vc2VyIiAKEFJlc2V0VG90cFJlcXVlc3QSDAoEdXNlchgBIAEoCSI0ChFSZXNldFRvdHBSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuZmxpcC5odWIudjEuVXNlciI4ChZTZXRUb3RwUmVxdWlyZWRSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcmVxdWlyZWQYAiABKAgiOgoXU2V0VG90cFJlcXVpcmVkUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmZsaXAuaHViLnYxLlVzZXIqaAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhMKD1JPTEVfUkVTRUFSQ0hFUhACEg8KC1JPTEVfVklFV0VSEAMSFAoQUk9MRV9UUlVTVF9BRE1JThAEMuIGCgtBdXRoU2VydmljZRI+CgVMb2dpbhIZLmZsaXAuaHViLnYxLkxvZ2luUmVxdWVzdBoaLmZsaXAuaHViLnYxLkxvZ2luUmVzcG9uc2USRAoHUmVmcmVzaBIbLmZsaXAuaHViLnYxLlJlZnJlc2hSZXF1ZXN0GhwuZmxpcC5odWIudjEuUmVmcmVzaFJlc3BvbnNlEkEKBkxvZ291dBIaLmZsaXAuaHViLnYxLkxvZ291dFJlcXVlc3QaGy5mbGlwLmh1Yi52MS5Mb2dvdXRSZXNwb25zZRJoChNCZWdpblRvdHBFbnJvbGxtZW50EicuZmxpcC5odWIudjEuQmVnaW5Ub3RwRW5yb2xsbWVudFJlcXVlc3QaKC5mbGlwLmh1Yi52MS5CZWdpblRvdHBFbnJvbGxtZW50UmVzcG9uc2USbgoVQ29uZmlybVRvdHBFbnJvbGxtZW50EikuZmxpcC5odWIudjEuQ29uZmlybVRvdHBFbnJvbGxtZW50UmVxdWVzdBoqLmZsaXAuaHViLnYxLkNvbmZpcm1Ub3RwRW5yb2xsbWVudFJlc3BvbnNlElkKDkNyZWF0ZUFwaVRva2VuEiIuZmxpcC5odWIudjEuQ3JlYXRlQXBpVG9rZW5SZXF1ZXN0GiMuZmxpcC5odWIudjEuQ3JlYXRlQXBpVG9rZW5SZXNwb25zZRJWCg1MaXN0QXBpVG9rZW5zEiEuZmxpcC5odWIudjEuTGlzdEFwaVRva2Vuc1JlcXVlc3QaIi5mbGlwLmh1Yi52MS5MaXN0QXBpVG9rZW5zUmVzcG9uc2USWQoOUmV2b2tlQXBpVG9rZW4SIi5mbGlwLmh1Yi52MS5SZXZva2VBcGlUb2tlblJlcXVlc3QaIy5mbGlwLmh1Yi52MS5SZXZva2VBcGlUb2tlblJlc3BvbnNlEkEKBldob0FtSRIaLmZsaXAuaHViLnYxLldob0FtSVJlcXVlc3QaGy5mbGlwLmh1Yi52MS5XaG9BbUlSZXNwb25zZRJfChBHZXRTaWduSW5PcHRpb25zEiQuZmxpcC5odWIudjEuR2V0U2lnbkluT3B0aW9uc1JlcXVlc3QaJS5mbGlwLmh1Yi52MS5HZXRTaWduSW5PcHRpb25zUmVzcG9uc2UykQUKC1VzZXJTZXJ2aWNlEk0KCkNyZWF0ZVVzZXISHi5mbGlwLmh1Yi52MS5DcmVhdGVVc2VyUmVxdWVzdBofLmZsaXAuaHViLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJKCglMaXN0VXNlcnMSHS5mbGlwLmh1Yi52MS5MaXN0VXNlcnNSZXF1ZXN0Gh4uZmxpcC5odWIudjEuTGlzdFVzZXJzUmVzcG9uc2USRAoHR2V0VXNlchIbLmZsaXAuaHViLnYxLkdldFVzZXJSZXF1ZXN0GhwuZmxpcC5odWIudjEuR2V0VXNlclJlc3BvbnNlEkoKCUdyYW50Um9sZRIdLmZsaXAuaHViLnYxLkdyYW50Um9sZVJlcXVlc3QaHi5mbGlwLmh1Yi52MS5HcmFudFJvbGVSZXNwb25zZRJNCgpSZXZva2VSb2xlEh4uZmxpcC5odWIudjEuUmV2b2tlUm9sZVJlcXVlc3QaHy5mbGlwLmh1Yi52MS5SZXZva2VSb2xlUmVzcG9uc2USXAoPU2V0VXNlckRpc2FibGVkEiMuZmxpcC5odWIudjEuU2V0VXNlckRpc2FibGVkUmVxdWVzdBokLmZsaXAuaHViLnYxLlNldFVzZXJEaXNhYmxlZFJlc3BvbnNlEkoKCVJlc2V0VG90cBIdLmZsaXAuaHViLnYxLlJlc2V0VG90cFJlcXVlc3QaHi5mbGlwLmh1Yi52MS5SZXNldFRvdHBSZXNwb25zZRJcCg9TZXRUb3RwUmVxdWlyZWQSIy5mbGlwLmh1Yi52MS5TZXRUb3RwUmVxdWlyZWRSZXF1ZXN0GiQuZmxpcC5odWIudjEuU2V0VG90cFJlcXVpcmVkUmVzcG9uc2ViBnByb3RvMw", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A role held by a user, with its scope.
@@ -535,6 +535,92 @@ export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
   messageDesc(file_flip_hub_v1_users, 20);
 
 /**
+ * Asks how to sign in.
+ *
+ * @generated from message flip.hub.v1.GetSignInOptionsRequest
+ */
+export type GetSignInOptionsRequest = Message<"flip.hub.v1.GetSignInOptionsRequest"> & {
+};
+
+/**
+ * Describes the message flip.hub.v1.GetSignInOptionsRequest.
+ * Use `create(GetSignInOptionsRequestSchema)` to create a new message.
+ */
+export const GetSignInOptionsRequestSchema: GenMessage<GetSignInOptionsRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_users, 21);
+
+/**
+ * How to sign in.
+ *
+ * @generated from message flip.hub.v1.GetSignInOptionsResponse
+ */
+export type GetSignInOptionsResponse = Message<"flip.hub.v1.GetSignInOptionsResponse"> & {
+  /**
+   * Absent when single sign-on is not offered to browsers.
+   *
+   * @generated from field: flip.hub.v1.SingleSignOn sso = 1;
+   */
+  sso?: SingleSignOn | undefined;
+};
+
+/**
+ * Describes the message flip.hub.v1.GetSignInOptionsResponse.
+ * Use `create(GetSignInOptionsResponseSchema)` to create a new message.
+ */
+export const GetSignInOptionsResponseSchema: GenMessage<GetSignInOptionsResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_users, 22);
+
+/**
+ * An OpenID Connect provider a browser signs in with (authorization code flow with PKCE, public client).
+ *
+ * @generated from message flip.hub.v1.SingleSignOn
+ */
+export type SingleSignOn = Message<"flip.hub.v1.SingleSignOn"> & {
+  /**
+   * @generated from field: string issuer = 1;
+   */
+  issuer: string;
+
+  /**
+   * The client id the provider knows the console by.
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string authorization_endpoint = 3;
+   */
+  authorizationEndpoint: string;
+
+  /**
+   * @generated from field: string token_endpoint = 4;
+   */
+  tokenEndpoint: string;
+
+  /**
+   * Scopes to ask for, space-separated, e.g. "openid email".
+   *
+   * @generated from field: string scope = 5;
+   */
+  scope: string;
+
+  /**
+   * What the sign-in button says, e.g. "Sign in with NHS login".
+   *
+   * @generated from field: string display_name = 6;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message flip.hub.v1.SingleSignOn.
+ * Use `create(SingleSignOnSchema)` to create a new message.
+ */
+export const SingleSignOnSchema: GenMessage<SingleSignOn> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_users, 23);
+
+/**
  * Creates a user.
  *
  * @generated from message flip.hub.v1.CreateUserRequest
@@ -578,7 +664,7 @@ export type CreateUserRequest = Message<"flip.hub.v1.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 21);
+  messageDesc(file_flip_hub_v1_users, 24);
 
 /**
  * The created user.
@@ -597,7 +683,7 @@ export type CreateUserResponse = Message<"flip.hub.v1.CreateUserResponse"> & {
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 22);
+  messageDesc(file_flip_hub_v1_users, 25);
 
 /**
  * Lists users.
@@ -616,7 +702,7 @@ export type ListUsersRequest = Message<"flip.hub.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 23);
+  messageDesc(file_flip_hub_v1_users, 26);
 
 /**
  * A page of users.
@@ -640,7 +726,7 @@ export type ListUsersResponse = Message<"flip.hub.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 24);
+  messageDesc(file_flip_hub_v1_users, 27);
 
 /**
  * Gets a user.
@@ -661,7 +747,7 @@ export type GetUserRequest = Message<"flip.hub.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 25);
+  messageDesc(file_flip_hub_v1_users, 28);
 
 /**
  * One user.
@@ -680,7 +766,7 @@ export type GetUserResponse = Message<"flip.hub.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 26);
+  messageDesc(file_flip_hub_v1_users, 29);
 
 /**
  * Grants a role.
@@ -704,7 +790,7 @@ export type GrantRoleRequest = Message<"flip.hub.v1.GrantRoleRequest"> & {
  * Use `create(GrantRoleRequestSchema)` to create a new message.
  */
 export const GrantRoleRequestSchema: GenMessage<GrantRoleRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 27);
+  messageDesc(file_flip_hub_v1_users, 30);
 
 /**
  * The user after the grant.
@@ -723,7 +809,7 @@ export type GrantRoleResponse = Message<"flip.hub.v1.GrantRoleResponse"> & {
  * Use `create(GrantRoleResponseSchema)` to create a new message.
  */
 export const GrantRoleResponseSchema: GenMessage<GrantRoleResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 28);
+  messageDesc(file_flip_hub_v1_users, 31);
 
 /**
  * Revokes a role.
@@ -747,7 +833,7 @@ export type RevokeRoleRequest = Message<"flip.hub.v1.RevokeRoleRequest"> & {
  * Use `create(RevokeRoleRequestSchema)` to create a new message.
  */
 export const RevokeRoleRequestSchema: GenMessage<RevokeRoleRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 29);
+  messageDesc(file_flip_hub_v1_users, 32);
 
 /**
  * The user after the revocation.
@@ -766,7 +852,7 @@ export type RevokeRoleResponse = Message<"flip.hub.v1.RevokeRoleResponse"> & {
  * Use `create(RevokeRoleResponseSchema)` to create a new message.
  */
 export const RevokeRoleResponseSchema: GenMessage<RevokeRoleResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 30);
+  messageDesc(file_flip_hub_v1_users, 33);
 
 /**
  * Enables or disables a user.
@@ -790,7 +876,7 @@ export type SetUserDisabledRequest = Message<"flip.hub.v1.SetUserDisabledRequest
  * Use `create(SetUserDisabledRequestSchema)` to create a new message.
  */
 export const SetUserDisabledRequestSchema: GenMessage<SetUserDisabledRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 31);
+  messageDesc(file_flip_hub_v1_users, 34);
 
 /**
  * The user after the change.
@@ -809,7 +895,7 @@ export type SetUserDisabledResponse = Message<"flip.hub.v1.SetUserDisabledRespon
  * Use `create(SetUserDisabledResponseSchema)` to create a new message.
  */
 export const SetUserDisabledResponseSchema: GenMessage<SetUserDisabledResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 32);
+  messageDesc(file_flip_hub_v1_users, 35);
 
 /**
  * Resets TOTP.
@@ -828,7 +914,7 @@ export type ResetTotpRequest = Message<"flip.hub.v1.ResetTotpRequest"> & {
  * Use `create(ResetTotpRequestSchema)` to create a new message.
  */
 export const ResetTotpRequestSchema: GenMessage<ResetTotpRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 33);
+  messageDesc(file_flip_hub_v1_users, 36);
 
 /**
  * The user after the reset.
@@ -847,7 +933,7 @@ export type ResetTotpResponse = Message<"flip.hub.v1.ResetTotpResponse"> & {
  * Use `create(ResetTotpResponseSchema)` to create a new message.
  */
 export const ResetTotpResponseSchema: GenMessage<ResetTotpResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 34);
+  messageDesc(file_flip_hub_v1_users, 37);
 
 /**
  * Requires or waives TOTP.
@@ -871,7 +957,7 @@ export type SetTotpRequiredRequest = Message<"flip.hub.v1.SetTotpRequiredRequest
  * Use `create(SetTotpRequiredRequestSchema)` to create a new message.
  */
 export const SetTotpRequiredRequestSchema: GenMessage<SetTotpRequiredRequest> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 35);
+  messageDesc(file_flip_hub_v1_users, 38);
 
 /**
  * The user after the change.
@@ -890,7 +976,7 @@ export type SetTotpRequiredResponse = Message<"flip.hub.v1.SetTotpRequiredRespon
  * Use `create(SetTotpRequiredResponseSchema)` to create a new message.
  */
 export const SetTotpRequiredResponseSchema: GenMessage<SetTotpRequiredResponse> = /*@__PURE__*/
-  messageDesc(file_flip_hub_v1_users, 36);
+  messageDesc(file_flip_hub_v1_users, 39);
 
 /**
  * Platform roles.
@@ -1038,6 +1124,18 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof WhoAmIRequestSchema;
     output: typeof WhoAmIResponseSchema;
+  },
+  /**
+   * Tells a sign-in page how people sign in here: with email and password always, and through single
+   * sign-on when the hub has a provider and a client id for browsers (FLIP_OIDC_CLIENT_ID).
+   * Who may call: anyone. Errors: UNAVAILABLE (the provider's discovery document cannot be read; try again).
+   *
+   * @generated from rpc flip.hub.v1.AuthService.GetSignInOptions
+   */
+  getSignInOptions: {
+    methodKind: "unary";
+    input: typeof GetSignInOptionsRequestSchema;
+    output: typeof GetSignInOptionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_hub_v1_users, 0);

@@ -1,0 +1,5 @@
+import { Page } from "../../ui/page.js";
+
+export function TrustsPage() {
+  return <Page title="Trusts">{null}</Page>;
+}

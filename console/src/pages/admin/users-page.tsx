@@ -1,0 +1,5 @@
+import { Page } from "../../ui/page.js";
+
+export function UsersPage() {
+  return <Page title="Users">{null}</Page>;
+}

@@ -1,0 +1,5 @@
+import { Page } from "../../ui/page.js";
+
+export function JobsPage() {
+  return <Page title="Training jobs">{null}</Page>;
+}

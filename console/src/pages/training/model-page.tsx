@@ -1,0 +1,5 @@
+import { Page } from "../../ui/page.js";
+
+export function ModelPage() {
+  return <Page title="Model">{null}</Page>;
+}

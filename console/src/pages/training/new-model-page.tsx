@@ -1,0 +1,5 @@
+import { Page } from "../../ui/page.js";
+
+export function NewModelPage() {
+  return <Page title="New model">{null}</Page>;
+}
