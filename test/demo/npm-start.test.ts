@@ -136,13 +136,18 @@ test.serial("a second npm start over a running one says why in one line and star
 });
 
 test.serial("npm start -- --reset starts from nothing: new accounts with their passwords, fresh databases", async (t) => {
+  const accountRows = (run: NpmStart) => run.stdout.filter((l) => /^ {2}\S.*\s\S+@(?:\S+\.)?flip\.demo\s+demo-\S+$/.test(l));
   const again = npmStart(["--no-study", "--no-training", "--exit"], await demoEnv());
   t.is((await again.exited).code, 0);
-  t.false(again.stdout.some((l) => l.startsWith("Demo accounts")), "a later run keeps the accounts and does not print passwords");
+  t.true(again.stdout.some((l) => /^Demo accounts: sign in at http:\/\/127\.0\.0\.1:\d+\/ or with/.test(l)), "a later run prints the console's address and the same accounts");
+  t.is(accountRows(again).length, 4, again.stdout.join("\n"));
 
   const reset = npmStart(["--no-study", "--no-training", "--exit", "--reset"], await demoEnv());
   t.is((await reset.exited).code, 0, [...reset.stdout, ...reset.stderr].slice(-10).join("\n"));
   t.true(reset.stdout.some((l) => l.startsWith(`• --reset: removed the demo's databases, PACSs, accounts and keys from ${demoDir}`)));
-  t.true(reset.stdout.some((l) => l.startsWith("Demo accounts")), "new accounts, passwords shown once");
+  t.true(reset.stdout.some((l) => l.startsWith("Demo accounts (new)")), "new accounts");
+  t.is(accountRows(reset).length, 4);
+  const passwords = (run: NpmStart) => accountRows(run).map((l) => l.trim().split(/\s+/).at(-1));
+  t.notDeepEqual(passwords(reset), passwords(again), "with new passwords");
   t.true(reset.stdout.some((l) => /^ {2}north: filling its PACS with \d+ synthetic studies/.test(l)), "a fresh PACS");
 });

@@ -30,6 +30,7 @@ const WITHOUT_STRINGS = [
   "flip.hub.v1.AuthService/BeginTotpEnrollment",
   "flip.hub.v1.AuthService/ListApiTokens",
   "flip.hub.v1.AuthService/WhoAmI",
+  "flip.hub.v1.AuthService/GetSignInOptions",
   "flip.hub.v1.AuditService/VerifyAuditChain",
   "flip.hub.v1.AdminService/GetDeploymentMode",
   "flip.hub.v1.AdminService/SetDeploymentMode",

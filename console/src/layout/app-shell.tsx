@@ -2,6 +2,7 @@ import { Navigate, NavLink, Outlet, useLocation, useNavigate } from "react-route
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
 import { roleLabel, homePath, isAdmin, isResearcher, isTrustAdmin } from "../session/roles.js";
 import { useClient, useSessionState, useSessionStore } from "../session/session-context.js";
+import { useEvery } from "../ui/use-every.js";
 import { useLoad } from "../ui/use-load.js";
 import { Page } from "../ui/page.js";
 
@@ -87,10 +88,11 @@ function UserMenu() {
   );
 }
 
-/** While an admin has the hub in deployment mode, everyone sees it: new work waits. */
+/** While an admin has the hub in deployment mode, everyone sees it (read again every 30 s): new work waits. */
 function DeploymentBanner() {
   const admin = useClient(AdminService);
   const mode = useLoad((signal) => admin.getDeploymentMode({}, { signal }), []);
+  useEvery(30_000, mode.reload);
   if (!mode.data?.enabled) return null;
   return (
     <div className="banner" role="status">

@@ -1,13 +1,10 @@
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuthService, type User } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { hubUrl } from "../api/hub-url.js";
 import { refreshSso } from "./sso.js";
-import { loadTokens, saveTokens, type SessionTokens } from "./tokens.js";
-
-/** Refresh this long before the access token expires, so no call goes out with one about to lapse. */
-const REFRESH_AHEAD_MS = 60_000;
+import { loadTokens, refreshTimeFor, saveTokens, TOKENS_KEY, type SessionTokens } from "./tokens.js";
 
 export type SessionState =
   | { status: "signed-out"; reason?: string }
@@ -19,9 +16,11 @@ export class TotpRequiredError extends Error {
 }
 
 /**
- * The tab's session: tokens in sessionStorage, renewed ahead of expiry, and the signed-in user. Every
- * console client goes through `transport`, which adds the bearer token and, when the hub says the
- * token is no good, refreshes once and retries; when that fails the tab is signed out with the reason.
+ * The browser's session: tokens in localStorage, shared by the console's tabs and renewed ahead of expiry,
+ * and the signed-in user. Every console client goes through `transport`, which adds the bearer token and,
+ * when the hub says the token is no good, refreshes once and retries; when that fails the tab is signed
+ * out with the reason. Refresh tokens rotate and a reused one ends the session, so tabs renew one at a
+ * time (a Web Lock) and take the tokens another tab already renewed.
  */
 export class SessionStore {
   readonly transport: Transport;
@@ -33,10 +32,14 @@ export class SessionStore {
   #refreshing: Promise<boolean> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly storage: Storage = window.sessionStorage) {
+  constructor(private readonly storage: Storage = window.localStorage) {
     this.#tokens = loadTokens(storage);
+    this.#schedule();
     this.publicTransport = createConnectTransport({ baseUrl: hubUrl, useBinaryFormat: true });
     this.transport = createConnectTransport({ baseUrl: hubUrl, useBinaryFormat: true, interceptors: [this.#bearer] });
+    window.addEventListener("storage", (e) => {
+      if (e.key === TOKENS_KEY || e.key === null) this.#adoptOtherTab();
+    });
   }
 
   get state(): SessionState {
@@ -49,7 +52,7 @@ export class SessionStore {
     return () => this.#listeners.delete(listener);
   };
 
-  /** On page load: resumes a session kept in this tab, if it is still good. */
+  /** On page load: resumes the session this browser keeps, if it is still good. */
   async resume(): Promise<void> {
     if (!this.#tokens) return this.#set({ status: "signed-out" });
     await this.#loadUser().catch((e: unknown) => this.#end(e instanceof ConnectError && e.code === Code.Unauthenticated ? "Your session has ended; sign in again." : undefined));
@@ -58,12 +61,7 @@ export class SessionStore {
   async signInWithPassword(email: string, password: string, totpCode: string): Promise<void> {
     try {
       const r = await createClient(AuthService, this.publicTransport).login({ email, password, totpCode });
-      this.#store({
-        kind: "password",
-        accessToken: r.accessToken,
-        accessExpiresAt: r.accessTokenExpiresAt ? timestampMs(r.accessTokenExpiresAt) : Date.now() + 300_000,
-        refreshToken: r.refreshToken,
-      });
+      this.#store(passwordTokens(r));
     } catch (e) {
       if (e instanceof ConnectError && e.metadata.get("flip-totp-required") === "true") throw new TotpRequiredError(e.rawMessage);
       throw e;
@@ -98,29 +96,34 @@ export class SessionStore {
   /** A current access token, refreshed first when it is about to expire; undefined when signed out. */
   async accessToken(): Promise<string | undefined> {
     if (!this.#tokens) return undefined;
-    if (this.#tokens.accessExpiresAt - Date.now() < REFRESH_AHEAD_MS) await this.refresh();
+    if (Date.now() >= this.#tokens.refreshAt) await this.refresh();
     return this.#tokens?.accessToken;
   }
 
   /** Renews the access token; false (and signed out, with the reason) when the session cannot be renewed. */
   refresh(): Promise<boolean> {
-    return (this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined)));
+    const stale = this.#tokens?.accessToken;
+    const once = () => this.#refresh(stale);
+    // Web Locks exist in secure contexts (https, localhost); elsewhere two tabs may rarely refresh at once.
+    const locked = navigator.locks ? navigator.locks.request("flip.session.refresh", once) : once();
+    return (this.#refreshing ??= locked.finally(() => (this.#refreshing = undefined)));
   }
 
-  async #refresh(): Promise<boolean> {
-    const tokens = this.#tokens;
+  /** Renews `stale` unless another tab already did (then its tokens are taken). */
+  async #refresh(stale: string | undefined): Promise<boolean> {
+    const shared = loadTokens(this.storage);
+    if (shared && shared.accessToken !== stale && Date.now() < shared.refreshAt) {
+      this.#tokens = shared;
+      this.#schedule();
+      return true;
+    }
+    const tokens = shared ?? this.#tokens;
     if (!tokens) return false;
     try {
       if (tokens.kind === "sso") {
         this.#store(await refreshSso(tokens));
       } else {
-        const r = await createClient(AuthService, this.publicTransport).refresh({ refreshToken: tokens.refreshToken });
-        this.#store({
-          kind: "password",
-          accessToken: r.accessToken,
-          accessExpiresAt: r.accessTokenExpiresAt ? timestampMs(r.accessTokenExpiresAt) : Date.now() + 300_000,
-          refreshToken: r.refreshToken,
-        });
+        this.#store(passwordTokens(await createClient(AuthService, this.publicTransport).refresh({ refreshToken: tokens.refreshToken })));
       }
       return true;
     } catch (e) {
@@ -154,12 +157,23 @@ export class SessionStore {
   #store(tokens: SessionTokens | undefined): void {
     this.#tokens = tokens;
     saveTokens(this.storage, tokens);
+    this.#schedule();
+  }
+
+  /** Renews in the background too, so a tab left open keeps its session while it streams. */
+  #schedule(): void {
     clearTimeout(this.#timer);
-    // Renew in the background too, so a tab left open keeps its session while it streams.
-    if (tokens && (tokens.refreshToken || tokens.kind === "password")) {
-      const wait = Math.max(5_000, tokens.accessExpiresAt - Date.now() - REFRESH_AHEAD_MS);
-      this.#timer = setTimeout(() => void this.refresh(), wait);
-    }
+    const tokens = this.#tokens;
+    if (tokens?.refreshToken) this.#timer = setTimeout(() => void this.refresh(), Math.max(1_000, tokens.refreshAt - Date.now()));
+  }
+
+  /** Another tab signed in, renewed the tokens, or signed out. */
+  #adoptOtherTab(): void {
+    const tokens = loadTokens(this.storage);
+    this.#tokens = tokens;
+    this.#schedule();
+    if (!tokens && this.#state.status === "signed-in") this.#set({ status: "signed-out", reason: "You signed out in another tab." });
+    else if (tokens && this.#state.status === "signed-out") void this.#loadUser().catch(() => undefined);
   }
 
   #end(reason: string | undefined): void {
@@ -171,4 +185,10 @@ export class SessionStore {
     this.#state = state;
     for (const l of this.#listeners) l();
   }
+}
+
+/** The hub's own session tokens (Login and Refresh answer the same fields). */
+function passwordTokens(r: { accessToken: string; accessTokenExpiresAt?: Timestamp; refreshToken: string }): SessionTokens {
+  const accessExpiresAt = r.accessTokenExpiresAt ? timestampMs(r.accessTokenExpiresAt) : Date.now() + 300_000;
+  return { kind: "password", accessToken: r.accessToken, accessExpiresAt, refreshAt: refreshTimeFor(accessExpiresAt), refreshToken: r.refreshToken };
 }

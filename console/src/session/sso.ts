@@ -1,5 +1,5 @@
 import type { SingleSignOn } from "@flip/gen/flip/hub/v1/users_pb.js";
-import type { SessionTokens } from "./tokens.js";
+import { refreshTimeFor, type SessionTokens } from "./tokens.js";
 
 /**
  * Single sign-on in the browser: OpenID Connect's authorization code flow with PKCE (RFC 7636), the
@@ -72,10 +72,12 @@ async function postTokenRequest(tokenEndpoint: string, form: Record<string, stri
 }
 
 function tokensFrom(body: TokenResponse, sso: { tokenEndpoint: string; clientId: string }): SessionTokens {
+  const accessExpiresAt = Date.now() + (body.expires_in ?? 300) * 1000;
   return {
     kind: "sso",
     accessToken: body.access_token!,
-    accessExpiresAt: Date.now() + (body.expires_in ?? 300) * 1000,
+    accessExpiresAt,
+    refreshAt: refreshTimeFor(accessExpiresAt),
     refreshToken: body.refresh_token ?? "",
     sso,
   };

@@ -182,7 +182,7 @@ FLIP is running.
 
 Try it (another terminal):
   export FLIP_HUB_URL=${hub.url}
-  ./tools/bin/flip login --email researcher@flip.demo     # password printed on the first run
+  ./tools/bin/flip login --email researcher@flip.demo     # its password is in the table above
   ./tools/bin/flip trust list
   ./tools/bin/flip project list
   ./tools/bin/flip job list                               # the demo's training job; flip job watch <id>${

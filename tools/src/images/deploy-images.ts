@@ -89,7 +89,7 @@ const GROUPS: ImageGroup[] = [
 ];
 
 /** What the service images copy from the repository root. */
-const SERVICE_CONTEXT = ["package.json", "package-lock.json", "gen", "services", "tools/package.json", "tools/src/cli", "tools/src/omop", SERVICES_DOCKERFILE, "deploy/images/bin"];
+const SERVICE_CONTEXT = ["package.json", "package-lock.json", "gen", "console", "services", "tools/package.json", "tools/src/cli", "tools/src/omop", SERVICES_DOCKERFILE, "deploy/images/bin"];
 
 /**
  * The service images' build context, without what .dockerignore keeps out of it (tests, their fixtures,
@@ -100,7 +100,8 @@ async function serviceContextFiles(repoRoot: string): Promise<string[]> {
   for (const entry of SERVICE_CONTEXT) {
     files.push(...((await stat(path.join(repoRoot, entry))).isDirectory() ? await listFiles(repoRoot, entry) : [entry]));
   }
-  const ignored = (f: string) => f.endsWith(".test.ts") || f.split("/").some((part) => part === "node_modules" || part === "fixtures");
+  const ignored = (f: string) =>
+    f.endsWith(".test.ts") || f.startsWith("console/dist/") || f === "console/.build.lock" || f.split("/").some((part) => part === "node_modules" || part === "fixtures");
   return files.filter((f) => !ignored(f)).sort();
 }
 

@@ -1,5 +1,125 @@
-import { Page } from "../../ui/page.js";
+import { useState } from "react";
+import { Link, useNavigate } from "react-router";
+import { ProjectService, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { errorText, invalidField } from "../../api/errors.js";
+import { isAdmin } from "../../session/roles.js";
+import { useClient, useUser } from "../../session/session-context.js";
+import { DataTable } from "../../ui/data-table.js";
+import { Field } from "../../ui/field.js";
+import { formatTime, personLabel } from "../../ui/format.js";
+import { ErrorMessage, Loading, Page, Panel } from "../../ui/page.js";
+import { useLoad } from "../../ui/use-load.js";
+import { DecisionBadge, ProjectStatusBadge } from "./project-words.js";
+import "./projects.css";
 
+const PAGE = 50;
+const MAX_PAGE = 500;
+
+/** The projects the person may see (one ListProjects call, grown by "Show more"), and a form to start one. */
 export function ProjectsPage() {
-  return <Page title="Projects">{null}</Page>;
+  const projects = useClient(ProjectService);
+  const admin = isAdmin(useUser());
+  const [limit, setLimit] = useState(PAGE);
+  const list = useLoad((signal) => projects.listProjects({ page: { pageSize: limit } }, { signal }), [limit]);
+  return (
+    <Page title="Projects" subtitle={admin ? "Every project (you are an Admin), with each trust's decision." : "Projects you own or belong to, with each trust's decision."}>
+      <div className="projects-layout">
+        <Panel title={admin ? "All projects" : "Your projects"} id="project-list">
+          <ErrorMessage error={list.error} prefix="Could not list the projects" />
+          {list.data ? (
+            <>
+              <DataTable<Project>
+                caption="Projects"
+                rows={list.data.projects}
+                rowKey={(p) => p.id}
+                empty="No projects yet. Start one with the form “New project”."
+                columns={[
+                  {
+                    header: "Name",
+                    width: "30%",
+                    cell: (p) => (
+                      <>
+                        <Link to={`/projects/${p.id}`}>{p.name}</Link>
+                        <div>
+                          <ProjectStatusBadge status={p.status} />
+                        </div>
+                      </>
+                    ),
+                  },
+                  { header: "Owner", width: "30%", cell: (p) => personLabel(p.owner, p.ownerId || "—") },
+                  { header: "Trusts", width: "40%", cell: (p) => <Decisions project={p} /> },
+                  { header: "Created", width: "11rem", cell: (p) => formatTime(p.createdAt) },
+                ]}
+              />
+              {list.data.page?.nextPageToken && limit < MAX_PAGE ? (
+                <button type="button" className="button button-small projects-more" disabled={list.loading} onClick={() => setLimit((l) => Math.min(MAX_PAGE, l + PAGE))}>
+                  Show more projects
+                </button>
+              ) : null}
+            </>
+          ) : list.error ? null : (
+            <Loading label="Loading projects…" minHeight="12rem" />
+          )}
+        </Panel>
+        <NewProjectForm />
+      </div>
+    </Page>
+  );
+}
+
+/** The trusts a project is staged at, each with its decision in words. */
+function Decisions({ project }: { project: Project }) {
+  if (project.decisions.length === 0) return <span className="projects-muted">not staged</span>;
+  return (
+    <ul className="projects-decisions" aria-label={`Decisions on ${project.name}`}>
+      {project.decisions.map((d) => (
+        <li key={d.trustId}>
+          <span>{d.trustCode}</span> <DecisionBadge state={d.state} />
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function NewProjectForm() {
+  const projects = useClient(ProjectService);
+  const navigate = useNavigate();
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const field = invalidField(error);
+  const fieldError = (f: string) => (field === f ? errorText(error) : undefined);
+  return (
+    <Panel title="New project">
+      <form
+        className="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(undefined);
+          projects.createProject({ name: name.trim(), description: description.trim(), idempotencyKey: crypto.randomUUID() }).then(
+            ({ project }) => navigate(`/projects/${project!.id}`),
+            (err: unknown) => {
+              setError(err);
+              setBusy(false);
+            },
+          );
+        }}
+      >
+        <Field label="Name" hint="Unique among live projects." error={fieldError("name")}>
+          {(p) => <input {...p} required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />}
+        </Field>
+        <Field label="Description" hint="What the study is for; the trusts' governance teams read it." error={fieldError("description")}>
+          {(p) => <textarea {...p} rows={4} maxLength={4000} value={description} onChange={(e) => setDescription(e.target.value)} />}
+        </Field>
+        {field === "name" || field === "description" ? null : <ErrorMessage error={error} prefix="Could not create the project" />}
+        <div>
+          <button type="submit" className="button button-primary" disabled={busy}>
+            {busy ? "Creating…" : "Create project"}
+          </button>
+        </div>
+      </form>
+    </Panel>
+  );
 }

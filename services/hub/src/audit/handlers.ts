@@ -13,7 +13,7 @@ export function registerAuditHandlers(router: ConnectRouter, { db, log }: HubDep
       answer(log, ctx, async () => {
         const page = readPage(req.page);
         const em = db.em();
-        const entries = await listAuditEntries(em, { actionPrefix: req.actionPrefix, target: req.target, actor: req.actor }, page);
+        const entries = await listAuditEntries(em, { actionPrefix: req.actionPrefix, target: req.target, actor: req.actor, newestFirst: req.newestFirst, beforeSeq: req.beforeSeq }, page);
         const people = await loadPeople(em, entries.map((e) => e.actor));
         return {
           entries: entries.map((e) => ({

@@ -12,7 +12,7 @@ test("every policy names an RPC that exists", (t) => {
   t.deepEqual(stale, []);
 });
 
-test("only sign-in and token refresh are open to anonymous callers", (t) => {
+test("only sign-in (and how to sign in) and token refresh are open to anonymous callers", (t) => {
   const open = Object.entries(policies).filter(([, p]) => p === "public").map(([rpc]) => rpc).sort();
-  t.deepEqual(open, ["flip.hub.v1.AuthService/Login", "flip.hub.v1.AuthService/Logout", "flip.hub.v1.AuthService/Refresh"]);
+  t.deepEqual(open, ["flip.hub.v1.AuthService/GetSignInOptions", "flip.hub.v1.AuthService/Login", "flip.hub.v1.AuthService/Logout", "flip.hub.v1.AuthService/Refresh"]);
 });

@@ -47,6 +47,7 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.TrustService/RotateTrustKey": admin,
   "flip.hub.v1.TrustService/DisableTrust": admin,
   "flip.hub.v1.TrustService/EnableTrust": admin,
+  "flip.hub.v1.TrustService/ListTrustActivity": signedIn,
 
   "flip.hub.v1.TaskService/CreateEchoTask": admin,
   "flip.hub.v1.TaskService/CreateEchoTasks": admin,
@@ -91,6 +92,7 @@ export const policies: Readonly<Record<string, Policy>> = {
   "flip.hub.v1.CohortService/GetCohortQuery": signedIn,
   "flip.hub.v1.CohortService/WatchCohortQuery": signedIn,
   "flip.hub.v1.CohortService/ListCohortQueries": signedIn,
+  "flip.hub.v1.CohortService/CheckCohortQuery": signedIn,
 
   "flip.hub.v1.ImagingService/GetImagingStatus": signedIn,
   "flip.hub.v1.ImagingService/ImportImaging": signedIn,

@@ -4,12 +4,13 @@ import { nextPageToken, readPage } from "../domain/paging.js";
 import { answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
 import { createCallOf, createOnce } from "../rpc/idempotency-keys.js";
 import { reconcileCohortQuery } from "./answers.js";
+import { checkCohortSql } from "./check.js";
 import { listProjectCohortQueries, visibleCohortQuery } from "./queries.js";
 import { submitCohortQuery } from "./submit.js";
 import { cohortQueriesToProto, cohortQueryToProto } from "./to-proto.js";
 import { watchCohortQuery } from "./watch.js";
 
-/** flip.hub.v1.CohortService: thin handlers over the cohort domain (submit.ts, queries.ts, watch.ts). */
+/** flip.hub.v1.CohortService: thin handlers over the cohort domain (submit.ts, queries.ts, watch.ts, check.ts). */
 export function registerCohortHandlers(router: ConnectRouter, deps: HubDeps): void {
   const { db, config, log } = deps;
   router.service(CohortService, {
@@ -47,5 +48,6 @@ export function registerCohortHandlers(router: ConnectRouter, deps: HubDeps): vo
           page: { nextPageToken: nextPageToken(page, queries.length) },
         };
       }),
+    checkCohortQuery: (req, ctx) => answer(log, ctx, async () => ({ problems: await checkCohortSql(req.sql) })),
   });
 }

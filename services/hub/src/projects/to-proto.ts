@@ -89,6 +89,7 @@ function toMessage(p: Project, members: readonly ProjectMember[], decisions: rea
         freezeState: FREEZE[d.freezeState],
         reason: d.reason ?? "",
         decider: people.of(d.decidedBy),
+        stagedAt: timestampFromDate(d.stagedAt),
       }))
       .sort((a, b) => a.trustCode.localeCompare(b.trustCode)),
   });

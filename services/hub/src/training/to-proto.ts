@@ -17,7 +17,7 @@ import {
 } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { loadPeople, type People } from "../identity/people.js";
 import type { JobEventKindName } from "./events.js";
-import { isEnded, type JobRow, type JobStateName, type ModelRow, type RoundRow } from "./rows.js";
+import { isEnded, uuidArray, type JobRow, type JobStateName, type ModelRow, type RoundRow } from "./rows.js";
 
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(new Date(d)) : undefined);
 
@@ -63,6 +63,7 @@ const STATE: Record<JobStateName, JobState> = {
 };
 
 interface ParticipantRow {
+  job_id: string;
   trust_id: string;
   code: string;
   gpu_indices: number[];
@@ -74,14 +75,79 @@ interface ParticipantRow {
   has_update: boolean;
 }
 
+type RoundSummaryRow = RoundRow & { updates: number; missed: number };
+
+/** What a page of jobs needs besides their rows, each part read for the whole page at once. */
+interface JobPageParts {
+  people: People;
+  modelNames: Map<string, string>;
+  queuePositions: Map<string, number>;
+  participants: Map<string, ParticipantRow[]>;
+  rounds: Map<string, RoundSummaryRow[]>;
+}
+
+function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const r of rows) {
+    const list = out.get(key(r));
+    if (list) list.push(r);
+    else out.set(key(r), [r]);
+  }
+  return out;
+}
+
 /**
- * Jobs as the API shows them (see jobToProto). The creators of a whole page are looked up in one query;
- * each job's model, queue position, participants and rounds still take their own queries.
+ * Reads the parts of a page of jobs in at most five statements whatever the page's size: their creators,
+ * model names, queue positions (only when one is queued), each trust's part in its current round, and
+ * their rounds. The rows' own state and round are the snapshot every part is read against.
  */
+async function loadJobPageParts(em: EntityManager, rows: readonly JobRow[]): Promise<JobPageParts> {
+  const ids = uuidArray(rows.map((j) => j.id));
+  const queued = rows.filter((j) => j.state === "queued");
+  const [people, models, positions, parts, rounds] = await Promise.all([
+    loadPeople(em, rows.map((j) => j.created_by)),
+    em.execute<{ id: string; name: string }[]>("select id, name from model where id = any(?::uuid[])", [uuidArray([...new Set(rows.map((j) => j.model_id))])]),
+    queued.length
+      ? em.execute<{ id: string; n: number }[]>(
+          `select q.id, (select count(*)::int from job j where j.state = 'queued' and j.queue_seq <= q.seq) as n
+           from unnest(?::uuid[], ?::bigint[]) as q(id, seq)`,
+          [uuidArray(queued.map((j) => j.id)), `{${queued.map((j) => j.queue_seq).join(",")}}`],
+        )
+      : Promise.resolve([]),
+    em.execute<ParticipantRow[]>(
+      `select jt.job_id, jt.trust_id, tr.code, jt.gpu_indices, jt.updates, jt.missed, jt.last_miss_reason, t.state as task_state, t.progress,
+              exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = q.round and u.trust_id = jt.trust_id) as has_update
+       from unnest(?::uuid[], ?::int[]) as q(job_id, round)
+       join job_trust jt on jt.job_id = q.job_id
+       join trust tr on tr.id = jt.trust_id
+       left join lateral (select t.state, t.progress from job_task x join task t on t.id = x.task_id
+                          where x.job_id = jt.job_id and x.trust_id = jt.trust_id and x.round = q.round and x.action = 'round'
+                          order by t.created_at desc limit 1) t on true
+       order by jt.job_id, tr.code`,
+      [ids, `{${rows.map((j) => j.current_round).join(",")}}`],
+    ),
+    em.execute<RoundSummaryRow[]>(
+      `select r.*, (select count(*)::int from job_update u where u.job_id = r.job_id and u.round = r.round) as updates,
+              (select count(*)::int from job_task x join task t on t.id = x.task_id
+                where x.job_id = r.job_id and x.round = r.round and x.action = 'round' and t.state in ('failed', 'expired', 'cancelled')) as missed
+       from job_round r where r.job_id = any(?::uuid[]) order by r.job_id, r.round`,
+      [ids],
+    ),
+  ]);
+  return {
+    people,
+    modelNames: new Map(models.map((m) => [m.id, m.name])),
+    queuePositions: new Map(positions.map((p) => [p.id, p.n])),
+    participants: groupBy(parts, (p) => p.job_id),
+    rounds: groupBy(rounds, (r) => r.job_id),
+  };
+}
+
+/** Jobs as the API shows them (see jobToProto), in a fixed number of statements per page (see loadJobPageParts). */
 export async function jobsToProto(em: EntityManager, rows: readonly JobRow[]): Promise<Job[]> {
   if (rows.length === 0) return [];
-  const people = await loadPeople(em, rows.map((j) => j.created_by));
-  return await Promise.all(rows.map((j) => jobMessage(em, j, people)));
+  const parts = await loadJobPageParts(em, rows);
+  return rows.map((j) => jobMessage(j, parts));
 }
 
 /** A job as the API shows it: its state, queue position, each trust's part in the current round, its rounds, and who created it. */
@@ -90,30 +156,7 @@ export async function jobToProto(em: EntityManager, j: JobRow): Promise<Job> {
   return message!;
 }
 
-async function jobMessage(em: EntityManager, j: JobRow, people: People): Promise<Job> {
-  const [model] = await em.execute<{ name: string }[]>("select name from model where id = ?", [j.model_id]);
-  let queuePosition = 0;
-  if (j.state === "queued") {
-    const [pos] = await em.execute<{ n: number }[]>("select count(*)::int as n from job where state = 'queued' and queue_seq <= ?", [j.queue_seq]);
-    queuePosition = pos?.n ?? 0;
-  }
-  const parts = await em.execute<ParticipantRow[]>(
-    `select jt.trust_id, tr.code, jt.gpu_indices, jt.updates, jt.missed, jt.last_miss_reason, t.state as task_state, t.progress,
-            exists (select 1 from job_update u where u.job_id = jt.job_id and u.round = ? and u.trust_id = jt.trust_id) as has_update
-     from job_trust jt join trust tr on tr.id = jt.trust_id
-     left join lateral (select t.state, t.progress from job_task x join task t on t.id = x.task_id
-                        where x.job_id = jt.job_id and x.trust_id = jt.trust_id and x.round = ? and x.action = 'round'
-                        order by t.created_at desc limit 1) t on true
-     where jt.job_id = ? order by tr.code`,
-    [j.current_round, j.current_round, j.id],
-  );
-  const rounds = await em.execute<(RoundRow & { updates: number; missed: number })[]>(
-    `select r.*, (select count(*)::int from job_update u where u.job_id = r.job_id and u.round = r.round) as updates,
-            (select count(*)::int from job_task x join task t on t.id = x.task_id
-              where x.job_id = r.job_id and x.round = r.round and x.action = 'round' and t.state in ('failed', 'expired', 'cancelled')) as missed
-     from job_round r where r.job_id = ? order by r.round`,
-    [j.id],
-  );
+function jobMessage(j: JobRow, page: JobPageParts): Job {
   const participantState = (p: ParticipantRow): ParticipantState => {
     if (isEnded(j.state)) return ParticipantState.DONE;
     if (p.has_update) return ParticipantState.UPDATE_RECEIVED;
@@ -131,7 +174,7 @@ async function jobMessage(em: EntityManager, j: JobRow, people: People): Promise
   return create(JobSchema, {
     id: j.id,
     modelId: j.model_id,
-    modelName: model?.name ?? "",
+    modelName: page.modelNames.get(j.model_id) ?? "",
     projectId: j.project_id,
     kind: j.kind === "evaluate" ? JobKind.EVALUATE : JobKind.TRAIN,
     state: STATE[j.state],
@@ -141,15 +184,15 @@ async function jobMessage(em: EntityManager, j: JobRow, people: People): Promise
     gpusPerTrust: j.gpus_per_trust,
     minUpdates: j.min_updates,
     roundTimeoutSeconds: j.round_timeout_s,
-    queuePosition,
+    queuePosition: page.queuePositions.get(j.id) ?? 0,
     endReason: j.end_reason ?? "",
     createdAt: ts(j.created_at),
     startedAt: ts(j.started_at),
     endedAt: ts(j.ended_at),
     createdBy: j.created_by,
-    creator: people.of(j.created_by),
+    creator: page.people.of(j.created_by),
     globalWeightsArtifactId: j.global_weights_artifact_id ?? "",
-    participants: parts.map((p) => ({
+    participants: (page.participants.get(j.id) ?? []).map((p) => ({
       trustId: p.trust_id,
       trustCode: p.code,
       gpuIndices: p.gpu_indices,
@@ -159,7 +202,7 @@ async function jobMessage(em: EntityManager, j: JobRow, people: People): Promise
       lastMissReason: p.last_miss_reason ?? "",
       progress: p.has_update ? 1 : p.task_state === "running" ? Number(p.progress ?? 0) : 0,
     })),
-    roundHistory: rounds.map((r) => ({
+    roundHistory: (page.rounds.get(j.id) ?? []).map((r) => ({
       round: r.round,
       state: r.state,
       updates: r.updates,

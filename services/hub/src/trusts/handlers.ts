@@ -1,7 +1,12 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
-import { actorFor, answer, type HubDeps } from "../rpc/hub-context.js";
+import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { taskKindNames, taskKindName } from "@flip/shared/link/task-kinds.js";
+import { actorFor, answer, callerOf, type HubDeps } from "../rpc/hub-context.js";
+import { InvalidInputError } from "../domain/errors.js";
 import { nextPageToken, readPage } from "../domain/paging.js";
+import { listTrustActivity } from "./activity.js";
+import { trustActivityToProto } from "./activity-to-proto.js";
 import { findTrust, listTrusts, registerTrust, rotateTrustKey, setTrustDisabled } from "./registry.js";
 import { TrustLink } from "../link/entities.js";
 import { trustToProto } from "./to-proto.js";
@@ -37,5 +42,16 @@ export function registerTrustHandlers(router: ConnectRouter, { db, config, log }
     disableTrust: (req, ctx) =>
       answer(log, ctx, async () => ({ trust: view(await setTrustDisabled(db.em(), actorFor(ctx), req.trust, true, req.reason)) })),
     enableTrust: (req, ctx) => answer(log, ctx, async () => ({ trust: view(await setTrustDisabled(db.em(), actorFor(ctx), req.trust, false)) })),
+    listTrustActivity: (req, ctx) =>
+      answer(log, ctx, async () => {
+        const page = readPage(req.page);
+        const kinds = req.kinds.map((k, i) => {
+          const name = taskKindName(k);
+          if (k === TaskKind.UNSPECIFIED || !taskKindNames.includes(name)) throw new InvalidInputError(`kinds[${i}]`, "must be a task kind other than UNSPECIFIED");
+          return name;
+        });
+        const activity = await listTrustActivity(db.em(), callerOf(ctx), req.trust, kinds, page);
+        return { entries: trustActivityToProto(activity), page: { nextPageToken: nextPageToken(page, activity.rows.length) } };
+      }),
   });
 }

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/audit.proto.
  */
 export const file_flip_hub_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChdmbGlwL2h1Yi92MS9hdWRpdC5wcm90bxILZmxpcC5odWIudjEi6AEKCkF1ZGl0RW50cnkSCwoDc2VxGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEhMKC2JlZm9yZV9qc29uGAYgASgJEhIKCmFmdGVyX2pzb24YByABKAkSDAoEaGFzaBgIIAEoCRIRCglwcmV2X2hhc2gYCSABKAkSLAoMYWN0b3JfcGVyc29uGAogASgLMhYuZmxpcC5odWIudjEuUGVyc29uUmVmInoKF0xpc3RBdWRpdEVudHJpZXNSZXF1ZXN0EhUKDWFjdGlvbl9wcmVmaXgYASABKAkSDgoGdGFyZ2V0GAIgASgJEg0KBWFjdG9yGAMgASgJEikKBHBhZ2UYBCABKAsyGy5mbGlwLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJwChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLmZsaXAuaHViLnYxLkF1ZGl0RW50cnkSKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSIZChdWZXJpZnlBdWRpdENoYWluUmVxdWVzdCJqChhWZXJpZnlBdWRpdENoYWluUmVzcG9uc2USCgoCb2sYASABKAgSFwoPZW50cmllc19jaGVja2VkGAIgASgEEhgKEGZpcnN0X2Jyb2tlbl9zZXEYAyABKAQSDwoHcHJvYmxlbRgEIAEoCTLQAQoMQXVkaXRTZXJ2aWNlEl8KEExpc3RBdWRpdEVudHJpZXMSJC5mbGlwLmh1Yi52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBolLmZsaXAuaHViLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJfChBWZXJpZnlBdWRpdENoYWluEiQuZmxpcC5odWIudjEuVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QaJS5mbGlwLmh1Yi52MS5WZXJpZnlBdWRpdENoYWluUmVzcG9uc2ViBnByb3RvMw", [file_flip_common_v1_common, file_flip_hub_v1_people, file_google_protobuf_timestamp]);
+  fileDesc("ChdmbGlwL2h1Yi92MS9hdWRpdC5wcm90bxILZmxpcC5odWIudjEi6AEKCkF1ZGl0RW50cnkSCwoDc2VxGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIOCgZhY3Rpb24YBCABKAkSDgoGdGFyZ2V0GAUgASgJEhMKC2JlZm9yZV9qc29uGAYgASgJEhIKCmFmdGVyX2pzb24YByABKAkSDAoEaGFzaBgIIAEoCRIRCglwcmV2X2hhc2gYCSABKAkSLAoMYWN0b3JfcGVyc29uGAogASgLMhYuZmxpcC5odWIudjEuUGVyc29uUmVmIqQBChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBIVCg1hY3Rpb25fcHJlZml4GAEgASgJEg4KBnRhcmdldBgCIAEoCRINCgVhY3RvchgDIAEoCRIpCgRwYWdlGAQgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QSFAoMbmV3ZXN0X2ZpcnN0GAUgASgIEhIKCmJlZm9yZV9zZXEYBiABKAQicAoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEigKB2VudHJpZXMYASADKAsyFy5mbGlwLmh1Yi52MS5BdWRpdEVudHJ5EioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiGQoXVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QiagoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEhcKD2VudHJpZXNfY2hlY2tlZBgCIAEoBBIYChBmaXJzdF9icm9rZW5fc2VxGAMgASgEEg8KB3Byb2JsZW0YBCABKAky0AEKDEF1ZGl0U2VydmljZRJfChBMaXN0QXVkaXRFbnRyaWVzEiQuZmxpcC5odWIudjEuTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QaJS5mbGlwLmh1Yi52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USXwoQVmVyaWZ5QXVkaXRDaGFpbhIkLmZsaXAuaHViLnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GiUuZmxpcC5odWIudjEuVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlYgZwcm90bzM", [file_flip_common_v1_common, file_flip_hub_v1_people, file_google_protobuf_timestamp]);
 
 /**
  * One audit entry.
@@ -122,6 +122,21 @@ export type ListAuditEntriesRequest = Message<"flip.hub.v1.ListAuditEntriesReque
    * @generated from field: flip.common.v1.PageRequest page = 4;
    */
   page?: PageRequest | undefined;
+
+  /**
+   * Newest first instead of chain order.
+   *
+   * @generated from field: bool newest_first = 5;
+   */
+  newestFirst: boolean;
+
+  /**
+   * Only entries before this seq (0: no limit). Newest-first paging passes the first page's top seq + 1 with
+   * every later page, so entries appended meanwhile do not shift the pages.
+   *
+   * @generated from field: uint64 before_seq = 6;
+   */
+  beforeSeq: bigint;
 };
 
 /**
@@ -213,7 +228,7 @@ export const VerifyAuditChainResponseSchema: GenMessage<VerifyAuditChainResponse
  */
 export const AuditService: GenService<{
   /**
-   * Lists audit entries in chain order (oldest first), filtered by action prefix, target and actor. Every
+   * Lists audit entries in chain order (oldest first, or newest first), filtered by action prefix, target and actor. Every
    * entry committed before the call is chained first, so it is listed.
    * Who may call: Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT.
    *

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/cohorts.proto.
  */
 export const file_flip_hub_v1_cohorts: GenFile = /*@__PURE__*/
-  fileDesc("ChlmbGlwL2h1Yi92MS9jb2hvcnRzLnByb3RvEgtmbGlwLmh1Yi52MSKPAgoRVHJ1c3RDb2hvcnRBbnN3ZXISEAoIdHJ1c3RfaWQYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLmZsaXAuaHViLnYxLlRydXN0QW5zd2VyU3RhdGUSFAoMcmVjb3JkX2NvdW50GAQgASgEEiwKB2NvbHVtbnMYBSADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRINCgVlcnJvchgGIAEoCRIvCgthbnN3ZXJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdGFza19pZBgIIAEoCRIRCgl0aHJlc2hvbGQYCSABKA0i6wEKC0NvaG9ydFF1ZXJ5EgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRILCgNzcWwYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgdhbnN3ZXJzGAcgAygLMh4uZmxpcC5odWIudjEuVHJ1c3RDb2hvcnRBbnN3ZXISGgoSdG90YWxfcmVjb3JkX2NvdW50GAggASgEEhAKCGNvbXBsZXRlGAkgASgIImIKGFN1Ym1pdENvaG9ydFF1ZXJ5UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSCwoDc3FsGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJEChlTdWJtaXRDb2hvcnRRdWVyeVJlc3BvbnNlEicKBXF1ZXJ5GAEgASgLMhguZmxpcC5odWIudjEuQ29ob3J0UXVlcnkiKQoVR2V0Q29ob3J0UXVlcnlSZXF1ZXN0EhAKCHF1ZXJ5X2lkGAEgASgJIkEKFkdldENvaG9ydFF1ZXJ5UmVzcG9uc2USJwoFcXVlcnkYASABKAsyGC5mbGlwLmh1Yi52MS5Db2hvcnRRdWVyeSIrChdXYXRjaENvaG9ydFF1ZXJ5UmVxdWVzdBIQCghxdWVyeV9pZBgBIAEoCSJDChhXYXRjaENvaG9ydFF1ZXJ5UmVzcG9uc2USJwoFcXVlcnkYASABKAsyGC5mbGlwLmh1Yi52MS5Db2hvcnRRdWVyeSJZChhMaXN0Q29ob3J0UXVlcmllc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIpCgRwYWdlGAIgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QicgoZTGlzdENvaG9ydFF1ZXJpZXNSZXNwb25zZRIpCgdxdWVyaWVzGAEgAygLMhguZmxpcC5odWIudjEuQ29ob3J0UXVlcnkSKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSrwAQoQVHJ1c3RBbnN3ZXJTdGF0ZRIiCh5UUlVTVF9BTlNXRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIeChpUUlVTVF9BTlNXRVJfU1RBVEVfUEVORElORxABEhkKFVRSVVNUX0FOU1dFUl9TVEFURV9PSxACEiEKHVRSVVNUX0FOU1dFUl9TVEFURV9TVVBQUkVTU0VEEAMSHAoYVFJVU1RfQU5TV0VSX1NUQVRFX0VNUFRZEAQSHAoYVFJVU1RfQU5TV0VSX1NUQVRFX0VSUk9SEAUSHgoaVFJVU1RfQU5TV0VSX1NUQVRFX09GRkxJTkUQBjKVAwoNQ29ob3J0U2VydmljZRJiChFTdWJtaXRDb2hvcnRRdWVyeRIlLmZsaXAuaHViLnYxLlN1Ym1pdENvaG9ydFF1ZXJ5UmVxdWVzdBomLmZsaXAuaHViLnYxLlN1Ym1pdENvaG9ydFF1ZXJ5UmVzcG9uc2USWQoOR2V0Q29ob3J0UXVlcnkSIi5mbGlwLmh1Yi52MS5HZXRDb2hvcnRRdWVyeVJlcXVlc3QaIy5mbGlwLmh1Yi52MS5HZXRDb2hvcnRRdWVyeVJlc3BvbnNlEmEKEFdhdGNoQ29ob3J0UXVlcnkSJC5mbGlwLmh1Yi52MS5XYXRjaENvaG9ydFF1ZXJ5UmVxdWVzdBolLmZsaXAuaHViLnYxLldhdGNoQ29ob3J0UXVlcnlSZXNwb25zZTABEmIKEUxpc3RDb2hvcnRRdWVyaWVzEiUuZmxpcC5odWIudjEuTGlzdENvaG9ydFF1ZXJpZXNSZXF1ZXN0GiYuZmxpcC5odWIudjEuTGlzdENvaG9ydFF1ZXJpZXNSZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_flip_link_v1_tasks, file_google_protobuf_timestamp]);
+  fileDesc("ChlmbGlwL2h1Yi92MS9jb2hvcnRzLnByb3RvEgtmbGlwLmh1Yi52MSKPAgoRVHJ1c3RDb2hvcnRBbnN3ZXISEAoIdHJ1c3RfaWQYASABKAkSEgoKdHJ1c3RfY29kZRgCIAEoCRIsCgVzdGF0ZRgDIAEoDjIdLmZsaXAuaHViLnYxLlRydXN0QW5zd2VyU3RhdGUSFAoMcmVjb3JkX2NvdW50GAQgASgEEiwKB2NvbHVtbnMYBSADKAsyGy5mbGlwLmxpbmsudjEuQ29sdW1uU3VtbWFyeRINCgVlcnJvchgGIAEoCRIvCgthbnN3ZXJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdGFza19pZBgIIAEoCRIRCgl0aHJlc2hvbGQYCSABKA0i6wEKC0NvaG9ydFF1ZXJ5EgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRILCgNzcWwYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgdhbnN3ZXJzGAcgAygLMh4uZmxpcC5odWIudjEuVHJ1c3RDb2hvcnRBbnN3ZXISGgoSdG90YWxfcmVjb3JkX2NvdW50GAggASgEEhAKCGNvbXBsZXRlGAkgASgIImIKGFN1Ym1pdENvaG9ydFF1ZXJ5UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSCwoDc3FsGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJEChlTdWJtaXRDb2hvcnRRdWVyeVJlc3BvbnNlEicKBXF1ZXJ5GAEgASgLMhguZmxpcC5odWIudjEuQ29ob3J0UXVlcnkiKQoVR2V0Q29ob3J0UXVlcnlSZXF1ZXN0EhAKCHF1ZXJ5X2lkGAEgASgJIkEKFkdldENvaG9ydFF1ZXJ5UmVzcG9uc2USJwoFcXVlcnkYASABKAsyGC5mbGlwLmh1Yi52MS5Db2hvcnRRdWVyeSIrChdXYXRjaENvaG9ydFF1ZXJ5UmVxdWVzdBIQCghxdWVyeV9pZBgBIAEoCSJDChhXYXRjaENvaG9ydFF1ZXJ5UmVzcG9uc2USJwoFcXVlcnkYASABKAsyGC5mbGlwLmh1Yi52MS5Db2hvcnRRdWVyeSJZChhMaXN0Q29ob3J0UXVlcmllc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIpCgRwYWdlGAIgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QicgoZTGlzdENvaG9ydFF1ZXJpZXNSZXNwb25zZRIpCgdxdWVyaWVzGAEgAygLMhguZmxpcC5odWIudjEuQ29ob3J0UXVlcnkSKgoEcGFnZRgCIAEoCzIcLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSImChdDaGVja0NvaG9ydFF1ZXJ5UmVxdWVzdBILCgNzcWwYASABKAkiSwoSQ29ob3J0UXVlcnlQcm9ibGVtEgwKBHJ1bGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIWCg5yZWZ1c2VkX2J5X2h1YhgDIAEoCCJNChhDaGVja0NvaG9ydFF1ZXJ5UmVzcG9uc2USMQoIcHJvYmxlbXMYASADKAsyHy5mbGlwLmh1Yi52MS5Db2hvcnRRdWVyeVByb2JsZW0q8AEKEFRydXN0QW5zd2VyU3RhdGUSIgoeVFJVU1RfQU5TV0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASHgoaVFJVU1RfQU5TV0VSX1NUQVRFX1BFTkRJTkcQARIZChVUUlVTVF9BTlNXRVJfU1RBVEVfT0sQAhIhCh1UUlVTVF9BTlNXRVJfU1RBVEVfU1VQUFJFU1NFRBADEhwKGFRSVVNUX0FOU1dFUl9TVEFURV9FTVBUWRAEEhwKGFRSVVNUX0FOU1dFUl9TVEFURV9FUlJPUhAFEh4KGlRSVVNUX0FOU1dFUl9TVEFURV9PRkZMSU5FEAYy9gMKDUNvaG9ydFNlcnZpY2USYgoRU3VibWl0Q29ob3J0UXVlcnkSJS5mbGlwLmh1Yi52MS5TdWJtaXRDb2hvcnRRdWVyeVJlcXVlc3QaJi5mbGlwLmh1Yi52MS5TdWJtaXRDb2hvcnRRdWVyeVJlc3BvbnNlElkKDkdldENvaG9ydFF1ZXJ5EiIuZmxpcC5odWIudjEuR2V0Q29ob3J0UXVlcnlSZXF1ZXN0GiMuZmxpcC5odWIudjEuR2V0Q29ob3J0UXVlcnlSZXNwb25zZRJhChBXYXRjaENvaG9ydFF1ZXJ5EiQuZmxpcC5odWIudjEuV2F0Y2hDb2hvcnRRdWVyeVJlcXVlc3QaJS5mbGlwLmh1Yi52MS5XYXRjaENvaG9ydFF1ZXJ5UmVzcG9uc2UwARJiChFMaXN0Q29ob3J0UXVlcmllcxIlLmZsaXAuaHViLnYxLkxpc3RDb2hvcnRRdWVyaWVzUmVxdWVzdBomLmZsaXAuaHViLnYxLkxpc3RDb2hvcnRRdWVyaWVzUmVzcG9uc2USXwoQQ2hlY2tDb2hvcnRRdWVyeRIkLmZsaXAuaHViLnYxLkNoZWNrQ29ob3J0UXVlcnlSZXF1ZXN0GiUuZmxpcC5odWIudjEuQ2hlY2tDb2hvcnRRdWVyeVJlc3BvbnNlYgZwcm90bzM", [file_flip_common_v1_common, file_flip_link_v1_tasks, file_google_protobuf_timestamp]);
 
 /**
  * One trust's answer to a cohort query.
@@ -323,6 +323,81 @@ export const ListCohortQueriesResponseSchema: GenMessage<ListCohortQueriesRespon
   messageDesc(file_flip_hub_v1_cohorts, 9);
 
 /**
+ * Checks cohort SQL.
+ *
+ * @generated from message flip.hub.v1.CheckCohortQueryRequest
+ */
+export type CheckCohortQueryRequest = Message<"flip.hub.v1.CheckCohortQueryRequest"> & {
+  /**
+   * @generated from field: string sql = 1;
+   */
+  sql: string;
+};
+
+/**
+ * Describes the message flip.hub.v1.CheckCohortQueryRequest.
+ * Use `create(CheckCohortQueryRequestSchema)` to create a new message.
+ */
+export const CheckCohortQueryRequestSchema: GenMessage<CheckCohortQueryRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_cohorts, 10);
+
+/**
+ * One rule a cohort query breaks.
+ *
+ * @generated from message flip.hub.v1.CohortQueryProblem
+ */
+export type CohortQueryProblem = Message<"flip.hub.v1.CohortQueryProblem"> & {
+  /**
+   * The rule's stable id, as a trust names it when it refuses a query: "max_length", "parse_error",
+   * "single_statement", "select_only", "no_writes", "omop_schema_only", "function_not_allowed", ...
+   *
+   * @generated from field: string rule = 1;
+   */
+  rule: string;
+
+  /**
+   * What is wrong and what to change, for the person writing the query.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * True when the hub itself refuses the query (SubmitCohortQuery answers INVALID_ARGUMENT); false when
+   * only the trusts' default rules would refuse it (the query is sent and each trust answers with an error).
+   *
+   * @generated from field: bool refused_by_hub = 3;
+   */
+  refusedByHub: boolean;
+};
+
+/**
+ * Describes the message flip.hub.v1.CohortQueryProblem.
+ * Use `create(CohortQueryProblemSchema)` to create a new message.
+ */
+export const CohortQueryProblemSchema: GenMessage<CohortQueryProblem> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_cohorts, 11);
+
+/**
+ * The problems found, the hub's first; none when the default rules accept the query.
+ *
+ * @generated from message flip.hub.v1.CheckCohortQueryResponse
+ */
+export type CheckCohortQueryResponse = Message<"flip.hub.v1.CheckCohortQueryResponse"> & {
+  /**
+   * @generated from field: repeated flip.hub.v1.CohortQueryProblem problems = 1;
+   */
+  problems: CohortQueryProblem[];
+};
+
+/**
+ * Describes the message flip.hub.v1.CheckCohortQueryResponse.
+ * Use `create(CheckCohortQueryResponseSchema)` to create a new message.
+ */
+export const CheckCohortQueryResponseSchema: GenMessage<CheckCohortQueryResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_cohorts, 12);
+
+/**
  * One trust's answer, as the researcher sees it.
  *
  * @generated from enum flip.hub.v1.TrustAnswerState
@@ -430,6 +505,22 @@ export const CohortService: GenService<{
     methodKind: "unary";
     input: typeof ListCohortQueriesRequestSchema;
     output: typeof ListCohortQueriesResponseSchema;
+  },
+  /**
+   * Checks cohort SQL without running or storing it, for feedback while a person writes it: the hub's
+   * pre-check (what SubmitCohortQuery refuses) and the trusts' default validation rules. Advisory only:
+   * each trust checks a submitted query again and is the authority; a trust with stricter rules of its
+   * own may still refuse a query this finds no problem with.
+   * Who may call: any signed-in user. Errors: UNAUTHENTICATED, INVALID_ARGUMENT (sql over 100,000
+   * characters or holding control characters; a query over the trusts' own length limit is a problem
+   * in the answer, not an error).
+   *
+   * @generated from rpc flip.hub.v1.CohortService.CheckCohortQuery
+   */
+  checkCohortQuery: {
+    methodKind: "unary";
+    input: typeof CheckCohortQueryRequestSchema;
+    output: typeof CheckCohortQueryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_hub_v1_cohorts, 0);

@@ -6,6 +6,12 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { HealthSnapshot, PageRequest, PageResponse } from "../../common/v1/common_pb.js";
 import { file_flip_common_v1_common } from "../../common/v1/common_pb.js";
+import type { PersonRef } from "./people_pb.js";
+import { file_flip_hub_v1_people } from "./people_pb.js";
+import type { TrustDecision } from "./projects_pb.js";
+import { file_flip_hub_v1_projects } from "./projects_pb.js";
+import type { TaskKind } from "../../link/v1/tasks_pb.js";
+import { file_flip_link_v1_tasks } from "../../link/v1/tasks_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flip/hub/v1/trusts.proto.
  */
 export const file_flip_hub_v1_trusts: GenFile = /*@__PURE__*/
-  fileDesc("ChhmbGlwL2h1Yi92MS90cnVzdHMucHJvdG8SC2ZsaXAuaHViLnYxIvgCCgVUcnVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNvZGUYAyABKAkSDgoGcmVnaW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIEiwKC2xpbmtfc3RhdHVzGAYgASgOMhcuZmxpcC5odWIudjEuTGlua1N0YXR1cxIwCgxsYXN0X3NlZW5fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgJIAEoCRIuCgZoZWFsdGgYCiABKAsyHi5mbGlwLmNvbW1vbi52MS5IZWFsdGhTbmFwc2hvdBIvCgtkaXNhYmxlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoEbGluaxgMIAEoCzIWLmZsaXAuaHViLnYxLlRydXN0TGluayLqAQoJVHJ1c3RMaW5rEhQKDGh1Yl9pbnN0YW5jZRgBIAEoCRIwCgxjb25uZWN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2dhdGV3YXlfdmVyc2lvbhgDIAEoCRIPCgdnYXRld2F5GAQgASgJEhgKEHJlZnVzZWRfYXR0ZW1wdHMYBSABKA0SHAoUbGFzdF9yZWZ1c2VkX2dhdGV3YXkYBiABKAkSMwoPbGFzdF9yZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChRSZWdpc3RlclRydXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGNvZGUYAiABKAkSDgoGcmVnaW9uGAMgASgJIksKFVJlZ2lzdGVyVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiWAoRTGlzdFRydXN0c1JlcXVlc3QSKQoEcGFnZRgBIAEoCzIbLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0EhgKEGluY2x1ZGVfZGlzYWJsZWQYAiABKAgiZAoSTGlzdFRydXN0c1Jlc3BvbnNlEiIKBnRydXN0cxgBIAMoCzISLmZsaXAuaHViLnYxLlRydXN0EioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiIAoPR2V0VHJ1c3RSZXF1ZXN0Eg0KBXRydXN0GAEgASgJIjUKEEdldFRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCImChVSb3RhdGVUcnVzdEtleVJlcXVlc3QSDQoFdHJ1c3QYASABKAkiTAoWUm90YXRlVHJ1c3RLZXlSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiNAoTRGlzYWJsZVRydXN0UmVxdWVzdBINCgV0cnVzdBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOQoURGlzYWJsZVRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCIjChJFbmFibGVUcnVzdFJlcXVlc3QSDQoFdHJ1c3QYASABKAkiOAoTRW5hYmxlVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0KnsKCkxpbmtTdGF0dXMSGwoXTElOS19TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJMSU5LX1NUQVRVU19PTkxJTkUQARIXChNMSU5LX1NUQVRVU19PRkZMSU5FEAISHwobTElOS19TVEFUVVNfTkVWRVJfQ09OTkVDVEVEEAMygAQKDFRydXN0U2VydmljZRJWCg1SZWdpc3RlclRydXN0EiEuZmxpcC5odWIudjEuUmVnaXN0ZXJUcnVzdFJlcXVlc3QaIi5mbGlwLmh1Yi52MS5SZWdpc3RlclRydXN0UmVzcG9uc2USTQoKTGlzdFRydXN0cxIeLmZsaXAuaHViLnYxLkxpc3RUcnVzdHNSZXF1ZXN0Gh8uZmxpcC5odWIudjEuTGlzdFRydXN0c1Jlc3BvbnNlEkcKCEdldFRydXN0EhwuZmxpcC5odWIudjEuR2V0VHJ1c3RSZXF1ZXN0Gh0uZmxpcC5odWIudjEuR2V0VHJ1c3RSZXNwb25zZRJZCg5Sb3RhdGVUcnVzdEtleRIiLmZsaXAuaHViLnYxLlJvdGF0ZVRydXN0S2V5UmVxdWVzdBojLmZsaXAuaHViLnYxLlJvdGF0ZVRydXN0S2V5UmVzcG9uc2USUwoMRGlzYWJsZVRydXN0EiAuZmxpcC5odWIudjEuRGlzYWJsZVRydXN0UmVxdWVzdBohLmZsaXAuaHViLnYxLkRpc2FibGVUcnVzdFJlc3BvbnNlElAKC0VuYWJsZVRydXN0Eh8uZmxpcC5odWIudjEuRW5hYmxlVHJ1c3RSZXF1ZXN0GiAuZmxpcC5odWIudjEuRW5hYmxlVHJ1c3RSZXNwb25zZWIGcHJvdG8z", [file_flip_common_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChhmbGlwL2h1Yi92MS90cnVzdHMucHJvdG8SC2ZsaXAuaHViLnYxIvgCCgVUcnVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBGNvZGUYAyABKAkSDgoGcmVnaW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIEiwKC2xpbmtfc3RhdHVzGAYgASgOMhcuZmxpcC5odWIudjEuTGlua1N0YXR1cxIwCgxsYXN0X3NlZW5fYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgJIAEoCRIuCgZoZWFsdGgYCiABKAsyHi5mbGlwLmNvbW1vbi52MS5IZWFsdGhTbmFwc2hvdBIvCgtkaXNhYmxlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoEbGluaxgMIAEoCzIWLmZsaXAuaHViLnYxLlRydXN0TGluayLqAQoJVHJ1c3RMaW5rEhQKDGh1Yl9pbnN0YW5jZRgBIAEoCRIwCgxjb25uZWN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2dhdGV3YXlfdmVyc2lvbhgDIAEoCRIPCgdnYXRld2F5GAQgASgJEhgKEHJlZnVzZWRfYXR0ZW1wdHMYBSABKA0SHAoUbGFzdF9yZWZ1c2VkX2dhdGV3YXkYBiABKAkSMwoPbGFzdF9yZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChRSZWdpc3RlclRydXN0UmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGNvZGUYAiABKAkSDgoGcmVnaW9uGAMgASgJIksKFVJlZ2lzdGVyVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiWAoRTGlzdFRydXN0c1JlcXVlc3QSKQoEcGFnZRgBIAEoCzIbLmZsaXAuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0EhgKEGluY2x1ZGVfZGlzYWJsZWQYAiABKAgiZAoSTGlzdFRydXN0c1Jlc3BvbnNlEiIKBnRydXN0cxgBIAMoCzISLmZsaXAuaHViLnYxLlRydXN0EioKBHBhZ2UYAiABKAsyHC5mbGlwLmNvbW1vbi52MS5QYWdlUmVzcG9uc2UiIAoPR2V0VHJ1c3RSZXF1ZXN0Eg0KBXRydXN0GAEgASgJIjUKEEdldFRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCImChVSb3RhdGVUcnVzdEtleVJlcXVlc3QSDQoFdHJ1c3QYASABKAkiTAoWUm90YXRlVHJ1c3RLZXlSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0Eg8KB2FwaV9rZXkYAiABKAkiNAoTRGlzYWJsZVRydXN0UmVxdWVzdBINCgV0cnVzdBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOQoURGlzYWJsZVRydXN0UmVzcG9uc2USIQoFdHJ1c3QYASABKAsyEi5mbGlwLmh1Yi52MS5UcnVzdCIjChJFbmFibGVUcnVzdFJlcXVlc3QSDQoFdHJ1c3QYASABKAkiOAoTRW5hYmxlVHJ1c3RSZXNwb25zZRIhCgV0cnVzdBgBIAEoCzISLmZsaXAuaHViLnYxLlRydXN0InsKGExpc3RUcnVzdEFjdGl2aXR5UmVxdWVzdBINCgV0cnVzdBgBIAEoCRIlCgVraW5kcxgCIAMoDjIWLmZsaXAubGluay52MS5UYXNrS2luZBIpCgRwYWdlGAMgASgLMhsuZmxpcC5jb21tb24udjEuUGFnZVJlcXVlc3QidAoZTGlzdFRydXN0QWN0aXZpdHlSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhouZmxpcC5odWIudjEuVHJ1c3RBY3Rpdml0eRIqCgRwYWdlGAIgASgLMhwuZmxpcC5jb21tb24udjEuUGFnZVJlc3BvbnNlIrYFCg1UcnVzdEFjdGl2aXR5Eg8KB3Rhc2tfaWQYASABKAkSJAoEa2luZBgCIAEoDjIWLmZsaXAubGluay52MS5UYXNrS2luZBIwCgxyZXF1ZXN0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgdvdXRjb21lGAUgASgOMhwuZmxpcC5odWIudjEuQWN0aXZpdHlPdXRjb21lEhYKDm91dGNvbWVfZGV0YWlsGAYgASgJEhIKCnByb2plY3RfaWQYByABKAkSFAoMcHJvamVjdF9uYW1lGAggASgJEhQKDHJlcXVlc3RlZF9ieRgJIAEoCRIpCglyZXF1ZXN0ZXIYCiABKAsyFi5mbGlwLmh1Yi52MS5QZXJzb25SZWYSLAoIZGVjaXNpb24YCyABKAsyGi5mbGlwLmh1Yi52MS5UcnVzdERlY2lzaW9uEjgKDGNvaG9ydF9xdWVyeRgMIAEoCzIgLmZsaXAuaHViLnYxLkNvaG9ydFF1ZXJ5QWN0aXZpdHlIABI6Cg1mcmVlemVfY29ob3J0GA0gASgLMiEuZmxpcC5odWIudjEuRnJlZXplQ29ob3J0QWN0aXZpdHlIABIxCgh0cmFpbmluZxgOIAEoCzIdLmZsaXAuaHViLnYxLlRyYWluaW5nQWN0aXZpdHlIABI8Cg5pbWFnaW5nX2ltcG9ydBgPIAEoCzIiLmZsaXAuaHViLnYxLkltYWdpbmdJbXBvcnRBY3Rpdml0eUgAEjwKDmltYWdpbmdfZGVsZXRlGBAgASgLMiIuZmxpcC5odWIudjEuSW1hZ2luZ0RlbGV0ZUFjdGl2aXR5SABCCQoHZGV0YWlscyJdChNDb2hvcnRRdWVyeUFjdGl2aXR5EhAKCHF1ZXJ5X2lkGAEgASgJEgsKA3NxbBgCIAEoCRIUCgxyZWNvcmRfY291bnQYAyABKAQSEQoJdGhyZXNob2xkGAQgASgNIlMKFEZyZWV6ZUNvaG9ydEFjdGl2aXR5EhAKCHF1ZXJ5X2lkGAEgASgJEhQKDHBlcnNvbl9jb3VudBgCIAEoBBITCgtzdHVkeV9jb3VudBgDIAEoBCKIAQoQVHJhaW5pbmdBY3Rpdml0eRIOCgZqb2JfaWQYASABKAkSEAoIbW9kZWxfaWQYAiABKAkSEgoKbW9kZWxfbmFtZRgDIAEoCRINCgVyb3VuZBgEIAEoDRIMCgRzdG9wGAUgASgIEhAKCGV2YWx1YXRlGAYgASgIEg8KB3NhbXBsZXMYByABKAQimQEKFUltYWdpbmdJbXBvcnRBY3Rpdml0eRIZChFzdHVkaWVzX3JlcXVlc3RlZBgBIAEoBBIYChBzdHVkaWVzX2ltcG9ydGVkGAIgASgEEhYKDnN0dWRpZXNfZmFpbGVkGAMgASgEEhkKEXN0dWRpZXNfbm90X2ZvdW5kGAQgASgEEhgKEGNvbnZlcnRfdG9fbmlmdGkYBSABKAgiWAoVSW1hZ2luZ0RlbGV0ZUFjdGl2aXR5Eg4KBnJlYXNvbhgBIAEoCRIXCg9zdHVkaWVzX2RlbGV0ZWQYAiABKAQSFgoOaW1hZ2VzX2RlbGV0ZWQYAyABKAQqewoKTGlua1N0YXR1cxIbChdMSU5LX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkxJTktfU1RBVFVTX09OTElORRABEhcKE0xJTktfU1RBVFVTX09GRkxJTkUQAhIfChtMSU5LX1NUQVRVU19ORVZFUl9DT05ORUNURUQQAyrsAQoPQWN0aXZpdHlPdXRjb21lEiAKHEFDVElWSVRZX09VVENPTUVfVU5TUEVDSUZJRUQQABIgChxBQ1RJVklUWV9PVVRDT01FX0lOX1BST0dSRVNTEAESGQoVQUNUSVZJVFlfT1VUQ09NRV9ET05FEAISHwobQUNUSVZJVFlfT1VUQ09NRV9TVVBQUkVTU0VEEAMSHAoYQUNUSVZJVFlfT1VUQ09NRV9SRUZVU0VEEAQSGwoXQUNUSVZJVFlfT1VUQ09NRV9GQUlMRUQQBRIeChpBQ1RJVklUWV9PVVRDT01FX0NBTkNFTExFRBAGMuQECgxUcnVzdFNlcnZpY2USVgoNUmVnaXN0ZXJUcnVzdBIhLmZsaXAuaHViLnYxLlJlZ2lzdGVyVHJ1c3RSZXF1ZXN0GiIuZmxpcC5odWIudjEuUmVnaXN0ZXJUcnVzdFJlc3BvbnNlEk0KCkxpc3RUcnVzdHMSHi5mbGlwLmh1Yi52MS5MaXN0VHJ1c3RzUmVxdWVzdBofLmZsaXAuaHViLnYxLkxpc3RUcnVzdHNSZXNwb25zZRJHCghHZXRUcnVzdBIcLmZsaXAuaHViLnYxLkdldFRydXN0UmVxdWVzdBodLmZsaXAuaHViLnYxLkdldFRydXN0UmVzcG9uc2USWQoOUm90YXRlVHJ1c3RLZXkSIi5mbGlwLmh1Yi52MS5Sb3RhdGVUcnVzdEtleVJlcXVlc3QaIy5mbGlwLmh1Yi52MS5Sb3RhdGVUcnVzdEtleVJlc3BvbnNlElMKDERpc2FibGVUcnVzdBIgLmZsaXAuaHViLnYxLkRpc2FibGVUcnVzdFJlcXVlc3QaIS5mbGlwLmh1Yi52MS5EaXNhYmxlVHJ1c3RSZXNwb25zZRJQCgtFbmFibGVUcnVzdBIfLmZsaXAuaHViLnYxLkVuYWJsZVRydXN0UmVxdWVzdBogLmZsaXAuaHViLnYxLkVuYWJsZVRydXN0UmVzcG9uc2USYgoRTGlzdFRydXN0QWN0aXZpdHkSJS5mbGlwLmh1Yi52MS5MaXN0VHJ1c3RBY3Rpdml0eVJlcXVlc3QaJi5mbGlwLmh1Yi52MS5MaXN0VHJ1c3RBY3Rpdml0eVJlc3BvbnNlYgZwcm90bzM", [file_flip_common_v1_common, file_flip_hub_v1_people, file_flip_hub_v1_projects, file_flip_link_v1_tasks, file_google_protobuf_timestamp]);
 
 /**
  * A registered trust as the hub sees it.
@@ -427,6 +433,393 @@ export const EnableTrustResponseSchema: GenMessage<EnableTrustResponse> = /*@__P
   messageDesc(file_flip_hub_v1_trusts, 13);
 
 /**
+ * Lists a trust's ledger.
+ *
+ * @generated from message flip.hub.v1.ListTrustActivityRequest
+ */
+export type ListTrustActivityRequest = Message<"flip.hub.v1.ListTrustActivityRequest"> & {
+  /**
+   * A trust id (UUID) or code.
+   *
+   * @generated from field: string trust = 1;
+   */
+  trust: string;
+
+  /**
+   * Only work of these kinds; empty for all.
+   *
+   * @generated from field: repeated flip.link.v1.TaskKind kinds = 2;
+   */
+  kinds: TaskKind[];
+
+  /**
+   * @generated from field: flip.common.v1.PageRequest page = 3;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message flip.hub.v1.ListTrustActivityRequest.
+ * Use `create(ListTrustActivityRequestSchema)` to create a new message.
+ */
+export const ListTrustActivityRequestSchema: GenMessage<ListTrustActivityRequest> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 14);
+
+/**
+ * A page of the trust's ledger, newest first.
+ *
+ * @generated from message flip.hub.v1.ListTrustActivityResponse
+ */
+export type ListTrustActivityResponse = Message<"flip.hub.v1.ListTrustActivityResponse"> & {
+  /**
+   * @generated from field: repeated flip.hub.v1.TrustActivity entries = 1;
+   */
+  entries: TrustActivity[];
+
+  /**
+   * @generated from field: flip.common.v1.PageResponse page = 2;
+   */
+  page?: PageResponse | undefined;
+};
+
+/**
+ * Describes the message flip.hub.v1.ListTrustActivityResponse.
+ * Use `create(ListTrustActivityResponseSchema)` to create a new message.
+ */
+export const ListTrustActivityResponseSchema: GenMessage<ListTrustActivityResponse> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 15);
+
+/**
+ * One piece of work the hub sent to a trust, and what came of it.
+ *
+ * @generated from message flip.hub.v1.TrustActivity
+ */
+export type TrustActivity = Message<"flip.hub.v1.TrustActivity"> & {
+  /**
+   * The task that carried it (TaskService.GetTask has its full record).
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: flip.link.v1.TaskKind kind = 2;
+   */
+  kind: TaskKind;
+
+  /**
+   * When the hub asked.
+   *
+   * @generated from field: google.protobuf.Timestamp requested_at = 3;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * When it finished; unset while IN_PROGRESS.
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 4;
+   */
+  endedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: flip.hub.v1.ActivityOutcome outcome = 5;
+   */
+  outcome: ActivityOutcome;
+
+  /**
+   * For REFUSED: the rule the trust applied, e.g. "invalid_query: only SELECT statements are allowed",
+   * "denied_by_policy". For FAILED and CANCELLED: a category ("query_timeout", "unavailable",
+   * "internal_error", ...) or the hub's reason. Empty otherwise.
+   *
+   * @generated from field: string outcome_detail = 6;
+   */
+  outcomeDetail: string;
+
+  /**
+   * The project it was for; empty for diagnostics.
+   *
+   * @generated from field: string project_id = 7;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: string project_name = 8;
+   */
+  projectName: string;
+
+  /**
+   * Who asked, as the hub names its callers: "user:<id>", "bootstrap-admin", or "system" for work the
+   * hub starts by itself (the import that follows a frozen cohort). For training, the person who
+   * started the job.
+   *
+   * @generated from field: string requested_by = 9;
+   */
+  requestedBy: string;
+
+  /**
+   * The user behind requested_by; absent when it names none or the user no longer exists.
+   *
+   * @generated from field: flip.hub.v1.PersonRef requester = 10;
+   */
+  requester?: PersonRef | undefined;
+
+  /**
+   * The trust's decision on the project in force when the hub asked (as the audit log recorded it);
+   * absent before the project was staged (cohort discovery) and for diagnostics. Only state, decided_as,
+   * decided_by, decider, decided_at and reason are set.
+   *
+   * @generated from field: flip.hub.v1.TrustDecision decision = 11;
+   */
+  decision?: TrustDecision | undefined;
+
+  /**
+   * What the work was, by kind; unset for diagnostics.
+   *
+   * @generated from oneof flip.hub.v1.TrustActivity.details
+   */
+  details: {
+    /**
+     * @generated from field: flip.hub.v1.CohortQueryActivity cohort_query = 12;
+     */
+    value: CohortQueryActivity;
+    case: "cohortQuery";
+  } | {
+    /**
+     * @generated from field: flip.hub.v1.FreezeCohortActivity freeze_cohort = 13;
+     */
+    value: FreezeCohortActivity;
+    case: "freezeCohort";
+  } | {
+    /**
+     * @generated from field: flip.hub.v1.TrainingActivity training = 14;
+     */
+    value: TrainingActivity;
+    case: "training";
+  } | {
+    /**
+     * @generated from field: flip.hub.v1.ImagingImportActivity imaging_import = 15;
+     */
+    value: ImagingImportActivity;
+    case: "imagingImport";
+  } | {
+    /**
+     * @generated from field: flip.hub.v1.ImagingDeleteActivity imaging_delete = 16;
+     */
+    value: ImagingDeleteActivity;
+    case: "imagingDelete";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message flip.hub.v1.TrustActivity.
+ * Use `create(TrustActivitySchema)` to create a new message.
+ */
+export const TrustActivitySchema: GenMessage<TrustActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 16);
+
+/**
+ * A cohort query the trust answered with aggregates.
+ *
+ * @generated from message flip.hub.v1.CohortQueryActivity
+ */
+export type CohortQueryActivity = Message<"flip.hub.v1.CohortQueryActivity"> & {
+  /**
+   * @generated from field: string query_id = 1;
+   */
+  queryId: string;
+
+  /**
+   * The SQL the trust ran (the researcher's text, not data).
+   *
+   * @generated from field: string sql = 2;
+   */
+  sql: string;
+
+  /**
+   * The record count the trust reported; 0 unless DONE.
+   *
+   * @generated from field: uint64 record_count = 3;
+   */
+  recordCount: bigint;
+
+  /**
+   * The threshold the trust applied; 0 until it answered.
+   *
+   * @generated from field: uint32 threshold = 4;
+   */
+  threshold: number;
+};
+
+/**
+ * Describes the message flip.hub.v1.CohortQueryActivity.
+ * Use `create(CohortQueryActivitySchema)` to create a new message.
+ */
+export const CohortQueryActivitySchema: GenMessage<CohortQueryActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 17);
+
+/**
+ * The approved cohort, frozen at the trust.
+ *
+ * @generated from message flip.hub.v1.FreezeCohortActivity
+ */
+export type FreezeCohortActivity = Message<"flip.hub.v1.FreezeCohortActivity"> & {
+  /**
+   * @generated from field: string query_id = 1;
+   */
+  queryId: string;
+
+  /**
+   * Persons and imaging studies frozen, as the trust reported them; 0 unless DONE.
+   *
+   * @generated from field: uint64 person_count = 2;
+   */
+  personCount: bigint;
+
+  /**
+   * @generated from field: uint64 study_count = 3;
+   */
+  studyCount: bigint;
+};
+
+/**
+ * Describes the message flip.hub.v1.FreezeCohortActivity.
+ * Use `create(FreezeCohortActivitySchema)` to create a new message.
+ */
+export const FreezeCohortActivitySchema: GenMessage<FreezeCohortActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 18);
+
+/**
+ * One round of a training job at the trust, or the end of the job there.
+ *
+ * @generated from message flip.hub.v1.TrainingActivity
+ */
+export type TrainingActivity = Message<"flip.hub.v1.TrainingActivity"> & {
+  /**
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * @generated from field: string model_id = 2;
+   */
+  modelId: string;
+
+  /**
+   * The model's name; empty when the model is gone.
+   *
+   * @generated from field: string model_name = 3;
+   */
+  modelName: string;
+
+  /**
+   * The round (from 1); 0 for the end of the job.
+   *
+   * @generated from field: uint32 round = 4;
+   */
+  round: number;
+
+  /**
+   * True for the end of the job: the trust stopped and removed the job's workload.
+   *
+   * @generated from field: bool stop = 5;
+   */
+  stop: boolean;
+
+  /**
+   * True for an evaluation job (metrics only, no update).
+   *
+   * @generated from field: bool evaluate = 6;
+   */
+  evaluate: boolean;
+
+  /**
+   * Training samples behind the trust's update, as it reported them; 0 unless DONE.
+   *
+   * @generated from field: uint64 samples = 7;
+   */
+  samples: bigint;
+};
+
+/**
+ * Describes the message flip.hub.v1.TrainingActivity.
+ * Use `create(TrainingActivitySchema)` to create a new message.
+ */
+export const TrainingActivitySchema: GenMessage<TrainingActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 19);
+
+/**
+ * An import of the project's frozen cohort's studies into the trust's research store.
+ *
+ * @generated from message flip.hub.v1.ImagingImportActivity
+ */
+export type ImagingImportActivity = Message<"flip.hub.v1.ImagingImportActivity"> & {
+  /**
+   * Counts as the trust reported them when it finished; 0 while IN_PROGRESS.
+   *
+   * @generated from field: uint64 studies_requested = 1;
+   */
+  studiesRequested: bigint;
+
+  /**
+   * @generated from field: uint64 studies_imported = 2;
+   */
+  studiesImported: bigint;
+
+  /**
+   * @generated from field: uint64 studies_failed = 3;
+   */
+  studiesFailed: bigint;
+
+  /**
+   * @generated from field: uint64 studies_not_found = 4;
+   */
+  studiesNotFound: bigint;
+
+  /**
+   * @generated from field: bool convert_to_nifti = 5;
+   */
+  convertToNifti: boolean;
+};
+
+/**
+ * Describes the message flip.hub.v1.ImagingImportActivity.
+ * Use `create(ImagingImportActivitySchema)` to create a new message.
+ */
+export const ImagingImportActivitySchema: GenMessage<ImagingImportActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 20);
+
+/**
+ * A deletion of the project's research copies at the trust.
+ *
+ * @generated from message flip.hub.v1.ImagingDeleteActivity
+ */
+export type ImagingDeleteActivity = Message<"flip.hub.v1.ImagingDeleteActivity"> & {
+  /**
+   * Why: "project deleted", "approval withdrawn".
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: uint64 studies_deleted = 2;
+   */
+  studiesDeleted: bigint;
+
+  /**
+   * @generated from field: uint64 images_deleted = 3;
+   */
+  imagesDeleted: bigint;
+};
+
+/**
+ * Describes the message flip.hub.v1.ImagingDeleteActivity.
+ * Use `create(ImagingDeleteActivitySchema)` to create a new message.
+ */
+export const ImagingDeleteActivitySchema: GenMessage<ImagingDeleteActivity> = /*@__PURE__*/
+  messageDesc(file_flip_hub_v1_trusts, 21);
+
+/**
  * Whether a trust's gateway is connected.
  *
  * @generated from enum flip.hub.v1.LinkStatus
@@ -460,6 +853,66 @@ export enum LinkStatus {
  */
 export const LinkStatusSchema: GenEnum<LinkStatus> = /*@__PURE__*/
   enumDesc(file_flip_hub_v1_trusts, 0);
+
+/**
+ * What came of a piece of work at a trust.
+ *
+ * @generated from enum flip.hub.v1.ActivityOutcome
+ */
+export enum ActivityOutcome {
+  /**
+   * @generated from enum value: ACTIVITY_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting to be sent, sent, or running.
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_IN_PROGRESS = 1;
+   */
+  IN_PROGRESS = 1,
+
+  /**
+   * Done: the query answered, the cohort frozen, the round trained, the studies imported or deleted.
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_DONE = 2;
+   */
+  DONE = 2,
+
+  /**
+   * Done, but the trust withheld the count: fewer than its threshold, or none (it does not say which).
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_SUPPRESSED = 3;
+   */
+  SUPPRESSED = 3,
+
+  /**
+   * The trust refused the work by one of its rules: a query validation rule or its policy.
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_REFUSED = 4;
+   */
+  REFUSED = 4,
+
+  /**
+   * The trust reported an error, or the work did not finish before its deadline.
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_FAILED = 5;
+   */
+  FAILED = 5,
+
+  /**
+   * Cancelled at the hub before it finished (e.g. its job was aborted).
+   *
+   * @generated from enum value: ACTIVITY_OUTCOME_CANCELLED = 6;
+   */
+  CANCELLED = 6,
+}
+
+/**
+ * Describes the enum flip.hub.v1.ActivityOutcome.
+ */
+export const ActivityOutcomeSchema: GenEnum<ActivityOutcome> = /*@__PURE__*/
+  enumDesc(file_flip_hub_v1_trusts, 1);
 
 /**
  * The trust registry: hospitals that take part, their keys and their link status.
@@ -534,6 +987,21 @@ export const TrustService: GenService<{
     methodKind: "unary";
     input: typeof EnableTrustRequestSchema;
     output: typeof EnableTrustResponseSchema;
+  },
+  /**
+   * Lists the trust's ledger, newest first: each piece of work the hub sent it (cohort queries, cohort
+   * freezes, training rounds, imaging imports and deletions, diagnostics), what came of it, the project
+   * it was for, who asked, and the trust's decision in force when it was sent. Outcomes and counts only,
+   * as the trust itself reported them: never row data, column summaries or the trust's raw messages.
+   * Who may call: that trust's Trust Admin, Admin. Errors: UNAUTHENTICATED, PERMISSION_DENIED,
+   * INVALID_ARGUMENT (a bad page token or kind), NOT_FOUND (trust).
+   *
+   * @generated from rpc flip.hub.v1.TrustService.ListTrustActivity
+   */
+  listTrustActivity: {
+    methodKind: "unary";
+    input: typeof ListTrustActivityRequestSchema;
+    output: typeof ListTrustActivityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flip_hub_v1_trusts, 0);
