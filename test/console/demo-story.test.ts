@@ -3,7 +3,8 @@
  * PostgreSQL and data-access services, gateways, the Docker engine for training): the researcher creates a
  * project, asks both trusts for a cohort and stages the project; each trust's governance officer decides in
  * their approvals queue; the researcher uploads a model, trains it across both trusts and watches its charts
- * fill, then downloads the weights; the admin checks trusts, users, the audit chain and deployment mode.
+ * fill, downloads the weights, and aborts a second job; the admin registers a trust and rotates its key,
+ * creates a user, verifies the audit chain and switches deployment mode.
  * Every main page is saved as a screenshot in test-artifacts/console/.
  */
 import { statSync } from "node:fs";
@@ -16,10 +17,10 @@ import { freePort } from "@flip/shared/postgres/embedded.js";
 import { npmStart, type NpmStart } from "../demo/npm-start-process.js";
 import { TRAINING_COHORT_SQL } from "../../tools/src/demo/training.js";
 import { laptopPage, launchBrowser, screenshot, signIn } from "./browser.js";
-import { createUser, auditActions, setDeploymentMode, trustRows, verifyAuditChain } from "./steps/admin.js";
+import { auditActions, createUser, registerTrust, rotateTrustKey, setDeploymentMode, trustRows, verifyAuditChain } from "./steps/admin.js";
 import { decide, ledgerEntries, pendingProjects, waitForFrozen } from "./steps/approvals.js";
-import { checkProblems, createProject, decisionStates, runCohortQuery, stageAt } from "./steps/projects.js";
-import { createModel, downloadWeights, startJob, waitForJobEnd } from "./steps/training.js";
+import { addMember, checkProblems, createProject, decisionStates, runCohortQuery, stageAt } from "./steps/projects.js";
+import { abortJob, createModel, downloadWeights, startJob, waitForJobEnd } from "./steps/training.js";
 
 interface Ctx {
   demo: NpmStart;
@@ -133,7 +134,7 @@ test.serial("each trust's governance officer approves the project from their que
   t.true(states.every((s) => s.freeze.startsWith("frozen")), JSON.stringify(states));
 });
 
-test.serial("the researcher uploads a model, trains it across both trusts, watches its charts fill, and downloads the weights", async (t) => {
+test.serial("the researcher uploads a model, trains it across both trusts, watches its charts fill, downloads the weights, and aborts a second job", async (t) => {
   t.timeout(480_000);
   const page = await as(t, RESEARCHER);
   const workload = path.join(root, "workloads", "train-numpy");
@@ -158,21 +159,39 @@ test.serial("the researcher uploads a model, trains it across both trusts, watch
   const weights = await downloadWeights(page, jobId);
   t.is(weights.name, `${jobId}.safetensors`);
   t.true(weights.size > 8 && statSync(weights.path).size === weights.size, "the global weights were downloaded whole (checksum checked by the page)");
+
+  // A second, long job, aborted with a reason while it runs.
+  const longJob = await startJob(page, modelId, { trusts: ["north", "south"], rounds: 50 });
+  await abortJob(page, longJob, "wrong learning rate (console story)");
+  const aborted = await waitForJobEnd(page, longJob, 120_000);
+  t.is(aborted.state, "aborted");
+  t.true(aborted.rounds < 50);
+
   await page.goto(`${t.context.url}/jobs`);
   await page.getByRole("link", { name: "hypertension-risk-logreg" }).first().waitFor();
   await screenshot(page, "jobs");
 });
 
-test.serial("the admin sees both trusts online, the users, a verified audit chain and deployment mode", async (t) => {
+test.serial("the admin sees both trusts online, registers a trust and rotates its key, creates a user who joins the project, verifies the audit chain and switches deployment mode", async (t) => {
   t.timeout(180_000);
   const page = await as(t, ADMIN);
   const trusts = await trustRows(page);
   t.deepEqual(trusts.filter((r) => r.online).map((r) => r.code).sort(), ["north", "south"]);
+  const firstKey = await registerTrust(page, { name: "East Hospital", code: "east", region: "east" });
+  const rotatedKey = await rotateTrustKey(page, "east");
+  t.true(firstKey.startsWith("flip_trust_") && rotatedKey.startsWith("flip_trust_") && rotatedKey !== firstKey, "each key is shown once, and rotating gives a new one");
+  t.deepEqual((await trustRows(page)).find((r) => r.code === "east"), { code: "east", online: false, lastSeen: "never" });
   await screenshot(page, "admin-trusts");
 
   const password = await createUser(page, { email: "new.researcher@flip.demo", name: "New Researcher", role: "Researcher" });
   t.true(password.length >= 12, "a generated password is shown once");
   await screenshot(page, "admin-users");
+  // The new colleague joins the project, and signs in with the password they were given.
+  await addMember(await as(t, RESEARCHER), t.context.story.projectId!, "new.researcher@flip.demo");
+  t.context.passwords.set("new.researcher@flip.demo", password);
+  const colleague = await as(t, "new.researcher@flip.demo");
+  await colleague.goto(`${t.context.url}/projects`);
+  await colleague.getByRole("link", { name: t.context.story.projectName }).waitFor();
 
   const chain = await verifyAuditChain(page);
   t.true(chain.ok);

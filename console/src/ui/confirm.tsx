@@ -1,4 +1,4 @@
-import { useEffect, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, type ReactNode } from "react";
 
 /**
  * A modal question (the native <dialog>: focus is trapped, Escape cancels). `children` is the body, e.g.
@@ -24,6 +24,8 @@ export function ConfirmDialog({
   children?: ReactNode;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Unique per dialog: a page may hold several, and each is named by its own title.
+  const titleId = useId();
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -31,7 +33,7 @@ export function ConfirmDialog({
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} className="dialog" aria-labelledby="dialog-title" onCancel={(e) => (e.preventDefault(), onCancel())}>
+    <dialog ref={ref} className="dialog" aria-labelledby={titleId} onCancel={(e) => (e.preventDefault(), onCancel())}>
       <form
         method="dialog"
         onSubmit={(e) => {
@@ -39,7 +41,7 @@ export function ConfirmDialog({
           onConfirm();
         }}
       >
-        <h2 id="dialog-title">{title}</h2>
+        <h2 id={titleId}>{title}</h2>
         {children}
         <div className="dialog-actions">
           <button type="button" className="button" onClick={onCancel}>

@@ -36,6 +36,22 @@ export async function trustRows(page: Page): Promise<{ code: string; online: boo
   return rows;
 }
 
+/** Registers a trust on /admin/trusts; returns its API key from the shown-once dialog, which it closes. */
+export async function registerTrust(page: Page, trust: { name: string; code: string; region?: string }): Promise<string> {
+  await open(page, "/admin/trusts");
+  await page.getByRole("button", { name: "Register a trust", exact: true }).click();
+  const form = page.getByRole("region", { name: "Register a trust" });
+  await form.getByLabel("Name", { exact: true }).fill(trust.name);
+  await form.getByLabel("Code", { exact: true }).fill(trust.code);
+  if (trust.region) await form.getByLabel("Region (optional)").fill(trust.region);
+  await form.getByRole("button", { name: "Register trust" }).click();
+  const shown = page.getByRole("dialog", { name: /^API key for the new trust / });
+  const key = await text(shown.getByLabel(`API key (${trust.code})`, { exact: true }));
+  await shown.getByRole("button", { name: "Done, I have stored it" }).click();
+  await shown.waitFor({ state: "hidden", timeout: UI_MS });
+  return key;
+}
+
 /** Rotates the trust's API key on /admin/trusts (confirming); returns the key from the shown-once dialog, which it closes. */
 export async function rotateTrustKey(page: Page, code: string): Promise<string> {
   await open(page, "/admin/trusts");

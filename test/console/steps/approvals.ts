@@ -66,20 +66,6 @@ export async function waitForFrozen(page: Page, trustCode: string, projectName: 
   throw new Error(`${trustCode} did not freeze the cohort of "${projectName}": ${shown}`);
 }
 
-/** Withdraws the trust's approval of the project on /approvals with `reason`; returns the decision then shown ("withdrawn"). */
-export async function withdrawApproval(page: Page, trustCode: string, projectName: string, reason: string): Promise<string> {
-  await openApprovals(page);
-  const row = decidedRow(page, trustCode, projectName);
-  await row.getByRole("button", { name: `Withdraw approval of ${projectName} for ${trustCode}`, exact: true }).click();
-  const dialog = page.getByRole("dialog", { name: `Withdraw ${trustCode}'s approval of "${projectName}"?`, exact: true });
-  await dialog.getByLabel(/^Reason/).fill(reason);
-  await dialog.getByRole("button", { name: "Withdraw approval", exact: true }).click();
-  await dialog.waitFor({ state: "hidden", timeout: UI_MS });
-  const decision = row.getByRole("cell").nth(1);
-  await decision.filter({ hasText: "withdrawn" }).waitFor({ timeout: UI_MS });
-  return await text(decision);
-}
-
 /** The first page of the trust's ledger on /ledger, newest first: the kind of work, its project ("" for none) and its outcome as shown. */
 export async function ledgerEntries(page: Page, trustCode: string): Promise<{ kind: string; project: string; outcome: string }[]> {
   await page.goto(new URL(`/ledger?trust=${encodeURIComponent(trustCode)}`, page.url()).href);

@@ -14,6 +14,7 @@ import { useEvery } from "../../ui/use-every.js";
 import { useLoad } from "../../ui/use-load.js";
 import { AnswerBadge } from "../cohorts/answer-words.js";
 import { ProjectModels } from "../training/project-models.js";
+import { ProjectImaging } from "./project-imaging.js";
 import { DecisionBadge, FreezeBadge, ProjectStatusBadge } from "./project-words.js";
 import "./projects.css";
 
@@ -76,6 +77,7 @@ export function ProjectPage() {
         <MembersPanel project={project} canEdit={canEdit} onChanged={loaded.reload} />
       </div>
       <CohortQueriesAndTrusts project={project} canEdit={canEdit} onChanged={loaded.reload} />
+      <ProjectImaging projectId={project.id} canEdit={canEdit} />
       <ProjectModels projectId={project.id} canEdit={canEdit} />
     </Page>
   );
