@@ -139,6 +139,11 @@ test.serial("the researcher uploads a model, trains it across both trusts, watch
   const page = await as(t, RESEARCHER);
   const workload = path.join(root, "workloads", "train-numpy");
   const files = (await readdir(workload)).filter((f) => f.endsWith(".py") || f.endsWith(".md")).map((f) => path.join(workload, f));
+  // A form refused by its own checks says why beside the field, and takes the person there.
+  await page.goto(`${t.context.url}/projects/${t.context.story.projectId}/models/new`);
+  await page.getByRole("button", { name: "Create model" }).click();
+  await page.getByText("Give the model a name.").waitFor();
+  t.is(await page.locator(":focus").getAttribute("aria-invalid"), "true", "the first field with a problem has the focus");
   const modelId = await createModel(page, t.context.story.projectId!, {
     name: "hypertension-risk-logreg",
     image: "flip/train-numpy:1",

@@ -12,7 +12,7 @@ import { isEndedJob, newIdempotencyKey } from "./job-labels.js";
 import { JobsTable } from "./jobs-table.js";
 import { mayRunJobs } from "./model-access.js";
 import { useEvery } from "../../ui/use-every.js";
-import { useFocusFirstInvalid } from "../../ui/use-focus-first-invalid.js";
+import { useFormProblems } from "../../ui/use-form-problems.js";
 import "./training.css";
 
 /** A model: what it is, its config and files, its jobs, and (for those who may) a form to start one. */
@@ -179,10 +179,8 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
   const [rounds, setRounds] = useState("3");
   const [minUpdates, setMinUpdates] = useState(0);
   const [timeoutMin, setTimeoutMin] = useState("60");
-  const [errors, setErrors] = useState<Partial<Record<JobField, string>>>({});
-  const [formError, setFormError] = useState<unknown>();
+  const form = useFormProblems<JobField>();
   const [busy, setBusy] = useState(false);
-  const { formRef, refused } = useFocusFirstInvalid();
   const evaluate = kind === JobKind.EVALUATE;
   const trusts = ready.filter((d) => chosen.has(d.trustCode)).map((d) => d.trustCode);
   const idempotencyKey = useMemo(() => newIdempotencyKey(), [model.id, chosen, kind, rounds, minUpdates, timeoutMin]);
@@ -191,17 +189,12 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
     ev.preventDefault();
     const r = Number(rounds);
     const t = Number(timeoutMin);
-    const problems: Partial<Record<JobField, string>> = {
+    const fine = form.check({
       trusts: trusts.length ? undefined : "Choose at least one trust.",
       rounds: evaluate || (Number.isInteger(r) && r >= 1 && r <= 1000) ? undefined : "A whole number from 1 to 1000.",
       timeout: Number.isFinite(t) && t * 60 >= 10 && t <= 7 * 24 * 60 ? undefined : "From 1 minute to 7 days (10080 minutes).",
-    };
-    setErrors(problems);
-    setFormError(undefined);
-    if (Object.values(problems).some(Boolean)) {
-      refused();
-      return;
-    }
+    });
+    if (!fine) return;
     setBusy(true);
     try {
       const { job } = await jobs.createJob({
@@ -217,9 +210,7 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
     } catch (e) {
       const named = invalidField(e);
       const field = named ? HUB_JOB_FIELDS[named] : undefined;
-      if (field && named) setErrors((old) => ({ ...old, [field]: errorText(e).slice(named.length).replace(/^:\s*/, "") }));
-      else setFormError(e);
-      refused();
+      form.refuse(e, field && named ? { field, message: errorText(e).slice(named.length).replace(/^:\s*/, "") } : undefined);
       setBusy(false);
     }
   };
@@ -227,9 +218,9 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
   const action = evaluate ? "Start evaluation" : "Start training";
   return (
     <Panel title="Start training">
-      <form ref={formRef} className="form training-start" onSubmit={(e) => void submit(e)} noValidate>
+      <form ref={form.formRef} className="form training-start" onSubmit={(e) => void submit(e)} noValidate>
         {project.decisions.length === 0 ? <p className="notice">The project is not staged at any trust yet, so no trust can train it.</p> : null}
-        <fieldset aria-describedby={errors.trusts ? "training-trusts-error" : undefined}>
+        <fieldset aria-describedby={form.problems.trusts ? "training-trusts-error" : undefined}>
           <legend>Trusts</legend>
           {project.decisions.map((d) => {
             const why = notReady(d);
@@ -258,9 +249,9 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
               </div>
             );
           })}
-          {errors.trusts ? (
+          {form.problems.trusts ? (
             <p id="training-trusts-error" className="field-error">
-              {errors.trusts}
+              {form.problems.trusts}
             </p>
           ) : null}
         </fieldset>
@@ -276,10 +267,10 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
           </label>
         </fieldset>
         <div className="form-row">
-          <Field label="Rounds" error={errors.rounds} hint={evaluate ? "An evaluation has one round." : "1 to 1000"}>
+          <Field label="Rounds" error={form.problems.rounds} hint={evaluate ? "An evaluation has one round." : "1 to 1000"}>
             {(p) => <input {...p} type="number" min={1} max={1000} step={1} className="training-number" disabled={evaluate} value={evaluate ? "1" : rounds} onChange={(e) => setRounds(e.target.value)} />}
           </Field>
-          <Field label="Updates needed per round" error={errors.minUpdates} hint="A round closes once this many trusts sent theirs.">
+          <Field label="Updates needed per round" error={form.problems.minUpdates} hint="A round closes once this many trusts sent theirs.">
             {(p) => (
               <select {...p} value={minUpdates > trusts.length ? 0 : minUpdates} onChange={(e) => setMinUpdates(Number(e.target.value))}>
                 <option value={0}>All chosen trusts ({trusts.length})</option>
@@ -291,7 +282,7 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
               </select>
             )}
           </Field>
-          <Field label="Round timeout (minutes)" error={errors.timeout} hint="How long a round waits for updates.">
+          <Field label="Round timeout (minutes)" error={form.problems.timeout} hint="How long a round waits for updates.">
             {(p) => <input {...p} type="number" min={1} max={10080} step={1} className="training-number" value={timeoutMin} onChange={(e) => setTimeoutMin(e.target.value)} />}
           </Field>
         </div>
@@ -300,7 +291,7 @@ function StartJobPanel({ model, project, liveJob }: { model: Model; project: Pro
             This model has a {liveJob.state === JobState.QUEUED ? "queued" : "running"} job (<Link to={`/jobs/${liveJob.id}`}>open it</Link>); a new one can start once it ends.
           </p>
         ) : null}
-        <ErrorMessage error={formError} prefix="The job was not started" />
+        <ErrorMessage error={form.formError} prefix="The job was not started" />
         <div className="form-row">
           <button type="submit" className="button button-primary" disabled={busy || Boolean(liveJob) || ready.length === 0}>
             {busy ? "Starting…" : action}

@@ -10,7 +10,7 @@ import { formatBytes } from "../../ui/format.js";
 import { ErrorMessage, LiveStatus, Page } from "../../ui/page.js";
 import { useLoad } from "../../ui/use-load.js";
 import { newIdempotencyKey } from "./job-labels.js";
-import { useFocusFirstInvalid } from "../../ui/use-focus-first-invalid.js";
+import { useFormProblems } from "../../ui/use-form-problems.js";
 import "./training.css";
 
 /** The hub's limits (services/hub/src/training/models.ts), checked here before anything is sent. */
@@ -74,32 +74,25 @@ export function NewModelPage() {
   const [config, setConfig] = useState("{}");
   const [files, setFiles] = useState<File[]>([]);
   const [weights, setWeights] = useState<File>();
-  const [errors, setErrors] = useState<Partial<Record<FieldName, string>>>({});
-  const [formError, setFormError] = useState<unknown>();
+  const form = useFormProblems<FieldName>();
   const [busy, setBusy] = useState(false);
-  const { formRef, refused } = useFocusFirstInvalid();
   // One key per distinct request: a retry of the same form (a lost answer) cannot create a second model.
   const idempotencyKey = useMemo(() => newIdempotencyKey(), [name, description, image, config, files, weights]);
 
   const filesBytes = totalSize(files);
   const filesProblem = filesBytes > MAX_FILES_BYTES ? `${formatBytes(filesBytes)} chosen; at most ${formatBytes(MAX_FILES_BYTES)}. Put data in the trust's cohort, not in the model.` : undefined;
   const weightsProblem = weights && weights.size > MAX_WEIGHTS_BYTES ? `${formatBytes(weights.size)}; at most ${formatBytes(MAX_WEIGHTS_BYTES)}.` : undefined;
-  const clearError = (f: FieldName) => setErrors((e) => (e[f] ? { ...e, [f]: undefined } : e));
+  const clearError = (f: FieldName) => form.setProblems((e) => (e[f] ? { ...e, [f]: undefined } : e));
 
   const submit = async (ev: FormEvent) => {
     ev.preventDefault();
-    const problems: Partial<Record<FieldName, string>> = {
+    const fine = form.check({
       name: name.trim() ? undefined : "Give the model a name.",
       config: configProblem(config),
       files: filesProblem,
       weights: weightsProblem,
-    };
-    setErrors(problems);
-    setFormError(undefined);
-    if (Object.values(problems).some(Boolean)) {
-      refused();
-      return;
-    }
+    });
+    if (!fine) return;
     setBusy(true);
     try {
       const content = await Promise.all(files.map(async (f) => ({ path: f.name, content: new Uint8Array(await f.arrayBuffer()) })));
@@ -107,10 +100,7 @@ export function NewModelPage() {
       const { model } = await models.createModel({ projectId, name: name.trim(), description: description.trim(), image: image.trim(), configJson: config, files: content, initialWeights, idempotencyKey });
       navigate(`/models/${model!.id}`);
     } catch (e) {
-      const named = fieldOfHubError(e);
-      if (named) setErrors((old) => ({ ...old, [named.field]: named.message }));
-      else setFormError(e);
-      refused();
+      form.refuse(e, fieldOfHubError(e));
       setBusy(false);
     }
   };
@@ -126,11 +116,11 @@ export function NewModelPage() {
       }
     >
       <ErrorMessage error={project.error} prefix="Could not load the project" />
-      <form ref={formRef} className="form" onSubmit={(e) => void submit(e)} noValidate aria-describedby="new-model-lead">
+      <form ref={form.formRef} className="form" onSubmit={(e) => void submit(e)} noValidate aria-describedby="new-model-lead">
         <p id="new-model-lead" className="hint">
           A model is a workload image every trust has, your files (handed to the workload read-only), and a config. Training runs at the trusts; only weights leave them.
         </p>
-        <Field label="Name" error={errors.name}>
+        <Field label="Name" error={form.problems.name}>
           {(p) => (
             <input
               {...p}
@@ -145,7 +135,7 @@ export function NewModelPage() {
             />
           )}
         </Field>
-        <Field label="Description" hint="What it predicts, from what (optional)." error={errors.description}>
+        <Field label="Description" hint="What it predicts, from what (optional)." error={form.problems.description}>
           {(p) => (
             <textarea
               {...p}
@@ -160,7 +150,7 @@ export function NewModelPage() {
             />
           )}
         </Field>
-        <Field label="Workload image" hint="A container image present at every trust, e.g. flip/train-numpy:1 or flip/train-torch:1." error={errors.image}>
+        <Field label="Workload image" hint="A container image present at every trust, e.g. flip/train-numpy:1 or flip/train-torch:1." error={form.problems.image}>
           {(p) => (
             <>
               <input
@@ -183,7 +173,7 @@ export function NewModelPage() {
             </>
           )}
         </Field>
-        <Field label="Config (JSON)" hint="Handed to the workload as it is, e.g. epochs and learning rate; empty means {}." error={errors.config}>
+        <Field label="Config (JSON)" hint="Handed to the workload as it is, e.g. epochs and learning rate; empty means {}." error={form.problems.config}>
           {(p) => (
             <textarea
               {...p}
@@ -195,11 +185,11 @@ export function NewModelPage() {
                 setConfig(e.target.value);
                 clearError("config");
               }}
-              onBlur={() => setErrors((old) => ({ ...old, config: configProblem(config) }))}
+              onBlur={() => form.setProblems((old) => ({ ...old, config: configProblem(config) }))}
             />
           )}
         </Field>
-        <Field label="Files" hint={`Your training code and notes (at most ${formatBytes(MAX_FILES_BYTES)} in all); each keeps its name.`} error={errors.files ?? filesProblem}>
+        <Field label="Files" hint={`Your training code and notes (at most ${formatBytes(MAX_FILES_BYTES)} in all); each keeps its name.`} error={form.problems.files ?? filesProblem}>
           {(p) => (
             <input
               {...p}
@@ -226,7 +216,7 @@ export function NewModelPage() {
             </p>
           </div>
         ) : null}
-        <Field label="Initial weights (optional)" hint={`A .safetensors file (at most ${formatBytes(MAX_WEIGHTS_BYTES)}); without one the workload initialises the weights.`} error={errors.weights ?? weightsProblem}>
+        <Field label="Initial weights (optional)" hint={`A .safetensors file (at most ${formatBytes(MAX_WEIGHTS_BYTES)}); without one the workload initialises the weights.`} error={form.problems.weights ?? weightsProblem}>
           {(p) => (
             <input
               {...p}
@@ -239,7 +229,7 @@ export function NewModelPage() {
             />
           )}
         </Field>
-        <ErrorMessage error={formError} prefix="The model was not created" />
+        <ErrorMessage error={form.formError} prefix="The model was not created" />
         <div className="form-row">
           <button type="submit" className="button button-primary" disabled={busy}>
             {busy ? "Creating model…" : "Create model"}
