@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import test from "ava";
@@ -88,4 +90,34 @@ test("a store that is gone is unavailable, and says which store", async (t) => {
   t.notRegex(err.message, new RegExp(gone.password));
   const [file] = syntheticStudy({ accessionNumber: "GONE", patientId: "P5", patientName: "I^J", slices: 1 });
   await t.throwsAsync(s.storeInstance(file!), { instanceOf: ResearchStoreUnavailableError });
+});
+
+test("a store Orthanc 1.10 refuses because another store was creating the same storage directory is sent again once", async (t) => {
+  // The race is rare and timing-bound, so a small server answers as Orthanc does when it happens.
+  const posts: number[] = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      posts.push(posts.length + 1);
+      res.setHeader("content-type", "application/json");
+      if (posts.length === 1) {
+        res.statusCode = 500;
+        res.end(JSON.stringify({ HttpError: "Internal Server Error", HttpStatus: 500, Message: "Unable to create a subdirectory or a file in the file storage", Method: "POST", OrthancError: "Unable to create a subdirectory or a file in the file storage", OrthancStatus: 14 }));
+      } else if (posts.length === 2) {
+        res.end(JSON.stringify({ ID: "11111111-22222222-33333333-44444444-55555555", ParentSeries: "s", ParentStudy: "st", Status: "Success" }));
+      } else {
+        res.statusCode = 500;
+        res.end(JSON.stringify({ HttpError: "Internal Server Error", HttpStatus: 500, Message: "Unable to create a subdirectory or a file in the file storage" }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => server.close());
+  const s = orthancResearchStore({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, username: "u", password: "p" });
+  const stored = await s.storeInstance(new Uint8Array([1, 2, 3]));
+  t.is(stored.instanceId, "11111111-22222222-33333333-44444444-55555555");
+  t.is(posts.length, 2);
+  // Only once: a store that keeps failing is unavailable, as any other 500.
+  await t.throwsAsync(s.storeInstance(new Uint8Array([1, 2, 3])), { instanceOf: ResearchStoreUnavailableError });
+  t.is(posts.length, 4);
 });

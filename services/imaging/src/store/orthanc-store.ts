@@ -15,6 +15,9 @@ import {
   type StoredInstance,
 } from "./research-store.js";
 
+
+/** Orthanc's words when two stores race to create one storage subdirectory (see storeInstance). */
+const STORAGE_DIRECTORY_RACE = "Unable to create a subdirectory or a file in the file storage";
 export interface OrthancResearchStoreOptions {
   /** REST root, e.g. http://research-store:8042. */
   url: string;
@@ -76,7 +79,16 @@ class OrthancResearchStore implements ResearchStore {
 
   async storeInstance(part10: Uint8Array, signal?: AbortSignal): Promise<StoredInstance> {
     const what = "store an instance";
-    const res = await this.#send("POST", "/instances", what, { body: part10, headers: { "content-type": "application/dicom" }, signal });
+    const send = () => this.#send("POST", "/instances", what, { body: part10, headers: { "content-type": "application/dicom" }, signal });
+    let res: http.IncomingMessage;
+    try {
+      res = await send();
+    } catch (e) {
+      // Orthanc 1.10 (Debian 12) refuses a store when another store creates the same storage subdirectory at
+      // that moment; the directory then exists, so the same (idempotent) store succeeds at once.
+      if (!(e instanceof ResearchStoreUnavailableError) || !e.message.includes(STORAGE_DIRECTORY_RACE)) throw e;
+      res = await send();
+    }
     const answer = (await this.#json(res, what)) as OrthancInstanceAnswer;
     if (!answer.ID || !answer.ParentSeries || !answer.ParentStudy) {
       throw new ResearchStoreRequestError(`${this.description}: storing an instance answered without its ids`);
