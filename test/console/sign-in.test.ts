@@ -5,6 +5,7 @@
  */
 import anyTest, { type TestFn } from "ava";
 import type { Browser, Page } from "playwright-core";
+import { TrustService } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { base32Decode } from "@flip/hub/identity/base32.js";
 import { startTestIssuer, type TestIssuer } from "@flip/hub/identity/test-issuer.js";
@@ -85,6 +86,33 @@ test.serial("a researcher signs in with a password, stays signed in on reload, a
   await page.getByRole("heading", { name: "Sign in to FLIP" }).waitFor();
   t.pass();
   await page.context().close();
+});
+
+test.serial("each role's navigation offers what the hub lets it read: a Viewer reads projects and jobs but is not offered a new project", async (t) => {
+  const { trust } = await t.context.hub.client(TrustService, t.context.admin).registerTrust({ name: "nav hospital", code: "nav-trust", region: "test" });
+  await t.context.hub.user(t.context.admin, "vera@trust.test", [{ role: Role.VIEWER }]);
+  await t.context.hub.user(t.context.admin, "tara@trust.test", [{ role: Role.TRUST_ADMIN, trust: trust!.id }]);
+  const navOf = async (page: Page) => {
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await nav.waitFor();
+    return (await nav.getByRole("link").allTextContents()).map((l) => l.trim());
+  };
+
+  const viewer = await newPage(t);
+  await signIn(viewer, t.context.url, "vera@trust.test", PASSWORD);
+  await viewer.getByRole("heading", { level: 1, name: "Projects" }).waitFor();
+  t.deepEqual(await navOf(viewer), ["Projects", "Training jobs"]);
+  await viewer.getByRole("region", { name: "All projects" }).waitFor();
+  t.is(await viewer.getByRole("region", { name: "New project" }).count(), 0, "the hub would refuse a Viewer's new project, so none is offered");
+  await viewer.context().close();
+
+  const trustAdmin = await newPage(t);
+  await signIn(trustAdmin, t.context.url, "tara@trust.test", PASSWORD);
+  await trustAdmin.getByRole("heading", { level: 1, name: "Approvals" }).waitFor();
+  t.deepEqual(await navOf(trustAdmin), ["Training jobs", "Approvals", "Trust ledger"]);
+  await trustAdmin.getByRole("link", { name: "Training jobs" }).click();
+  await trustAdmin.getByRole("heading", { level: 1, name: "Training jobs" }).waitFor();
+  await trustAdmin.context().close();
 });
 
 test.serial("an account that must use TOTP enrols in the console first; sign-in then asks for the code", async (t) => {

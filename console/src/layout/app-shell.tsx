@@ -1,6 +1,6 @@
 import { Navigate, NavLink, Outlet, useLocation, useNavigate } from "react-router";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
-import { roleLabel, homePath, isAdmin, isResearcher, isTrustAdmin } from "../session/roles.js";
+import { roleLabel, homePath, isAdmin, isResearcher, isTrustAdmin, isViewer } from "../session/roles.js";
 import { useClient, useSessionState, useSessionStore } from "../session/session-context.js";
 import { useEvery } from "../ui/use-every.js";
 import { useLoad } from "../ui/use-load.js";
@@ -42,6 +42,9 @@ function MainNav() {
   const state = useSessionState();
   if (state.status !== "signed-in") return null;
   const u = state.user;
+  // What each role may read, as the hub decides it: projects for Researchers, Viewers and Admins; jobs also
+  // for Trust Admins (those of projects staged at their trust).
+  const readsProjects = isResearcher(u) || isViewer(u) || isAdmin(u);
   const link = (to: string, label: string) => (
     <li>
       <NavLink to={to}>{label}</NavLink>
@@ -50,8 +53,8 @@ function MainNav() {
   return (
     <nav aria-label="Main">
       <ul className="nav">
-        {isResearcher(u) || isAdmin(u) ? link("/projects", "Projects") : null}
-        {isResearcher(u) || isAdmin(u) ? link("/jobs", "Training jobs") : null}
+        {readsProjects ? link("/projects", "Projects") : null}
+        {readsProjects || isTrustAdmin(u) ? link("/jobs", "Training jobs") : null}
         {isTrustAdmin(u) ? link("/approvals", "Approvals") : null}
         {isTrustAdmin(u) ? link("/ledger", "Trust ledger") : null}
         {isAdmin(u) ? link("/admin/trusts", "Trusts") : null}

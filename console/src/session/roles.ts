@@ -2,6 +2,10 @@ import { Role, type User } from "@flip/gen/flip/hub/v1/users_pb.js";
 
 export const isAdmin = (u: User): boolean => u.roles.some((r) => r.role === Role.ADMIN);
 export const isResearcher = (u: User): boolean => u.roles.some((r) => r.role === Role.RESEARCHER);
+/** Reads every project and job (the role a new account gets when none is given). */
+export const isViewer = (u: User): boolean => u.roles.some((r) => r.role === Role.VIEWER);
+/** May start a project, as the hub decides it (createProject in services/hub/src/projects/projects.ts). */
+export const mayCreateProjects = (u: User): boolean => isAdmin(u) || isResearcher(u);
 /** Trusts (as the role names them) whose projects this user decides on. */
 export const trustAdminOf = (u: User): string[] => u.roles.filter((r) => r.role === Role.TRUST_ADMIN).map((r) => r.trustId);
 export const isTrustAdmin = (u: User): boolean => trustAdminOf(u).length > 0;

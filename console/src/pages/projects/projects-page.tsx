@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { ProjectService, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { errorText, invalidField } from "../../api/errors.js";
-import { isAdmin } from "../../session/roles.js";
+import { isAdmin, isViewer, mayCreateProjects } from "../../session/roles.js";
 import { useClient, useUser } from "../../session/session-context.js";
 import { DataTable } from "../../ui/data-table.js";
 import { Field } from "../../ui/field.js";
@@ -18,13 +18,15 @@ const MAX_PAGE = 500;
 /** The projects the person may see (one ListProjects call, grown by "Show more"), and a form to start one. */
 export function ProjectsPage() {
   const projects = useClient(ProjectService);
-  const admin = isAdmin(useUser());
+  const user = useUser();
+  const admin = isAdmin(user);
+  const seesAll = admin || isViewer(user);
   const [limit, setLimit] = useState(PAGE);
   const list = useLoad((signal) => projects.listProjects({ page: { pageSize: limit } }, { signal }), [limit]);
   return (
-    <Page title="Projects" subtitle={admin ? "Every project (you are an Admin), with each trust's decision." : "Projects you own or belong to, with each trust's decision."}>
-      <div className="projects-layout">
-        <Panel title={admin ? "All projects" : "Your projects"} id="project-list">
+    <Page title="Projects" subtitle={seesAll ? `Every project (you are ${admin ? "an Admin" : "a Viewer"}), with each trust's decision.` : "Projects you own or belong to, with each trust's decision."}>
+      <div className={mayCreateProjects(user) ? "projects-layout" : "projects-layout projects-layout-list-only"}>
+        <Panel title={seesAll ? "All projects" : "Your projects"} id="project-list">
           <ErrorMessage error={list.error} prefix="Could not list the projects" />
           {list.data ? (
             <>
@@ -32,7 +34,7 @@ export function ProjectsPage() {
                 caption="Projects"
                 rows={list.data.projects}
                 rowKey={(p) => p.id}
-                empty="No projects yet. Start one with the form “New project”."
+                empty={mayCreateProjects(user) ? "No projects yet. Start one with the form “New project”." : "No projects yet."}
                 columns={[
                   {
                     header: "Name",
@@ -61,7 +63,7 @@ export function ProjectsPage() {
             <Loading label="Loading projects…" minHeight="12rem" />
           )}
         </Panel>
-        <NewProjectForm />
+        {mayCreateProjects(user) ? <NewProjectForm /> : null}
       </div>
     </Page>
   );
