@@ -13,6 +13,7 @@ import { TaskErrorCode, TaskErrorSchema } from "@flip/gen/flip/link/v1/link_pb.j
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import { countQueries } from "@flip/shared/testing/query-counter.js";
+import { runCliCaptured } from "../../tools/src/cli/run-captured.js";
 import { startTestHub, type TestHub } from "../support/test-hub.js";
 
 /**
@@ -236,6 +237,32 @@ test.serial("the ledger filters by kind and pages through every entry once, in o
   } while (pageToken);
   t.is(pages, 2);
   t.deepEqual(walked, all);
+});
+
+test.serial("flip trust ledger prints the same ledger for the Trust Admin, as a table or as pure JSON, filtered by kind", async (t) => {
+  const flip = (argv: string[], token = t.context.nora) => runCliCaptured(argv, { FLIP_HUB_URL: t.context.t.hub.url, FLIP_TOKEN: token, FLIP_CONFIG_DIR: "/nonexistent" });
+  const rpc = (await ledger(t.context, t.context.nora, "north")).entries;
+
+  const json = await flip(["trust", "ledger", "north", "--json"]);
+  t.is(json.code, 0, json.err);
+  const printed = (JSON.parse(json.out) as { entries: { taskId: string; outcome: string }[] }).entries;
+  t.deepEqual(printed.map((e) => e.taskId), rpc.map((e) => e.taskId), "every entry, newest first");
+
+  const text = await flip(["trust", "ledger", "north", "--kind", "cohort-query,freeze-cohort"]);
+  t.is(text.code, 0, text.err);
+  const [header, ...rows] = text.out.trim().split("\n");
+  t.regex(header!, /^REQUESTED\s+KIND\s+WORK\s+PROJECT\s+ASKED BY\s+OUTCOME\s+RESULT\s+DECISION$/);
+  t.is(rows.length, 3);
+  t.regex(rows[0]!, /freeze-cohort .*Ledger study .*nora@north\.test .*done .*117 persons, 3 studies .*approved by nora@north\.test/);
+  t.regex(rows[1]!, /cohort-query .*Refused study .*alice@uni\.test .*refused .*invalid_query: select_only/);
+  t.regex(rows[2]!, /cohort-query .*Ledger study .*alice@uni\.test .*done .*120 records +-$/, "discovery ran before any decision");
+
+  const bad = await flip(["trust", "ledger", "north", "--kind", "cohort"]);
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--kind: "cohort" is not a kind of work; use one or more of .*cohort-query/);
+  const refused = await flip(["trust", "ledger", "north"], t.context.sam);
+  t.not(refused.code, 0);
+  t.regex(refused.err, /permission|trust admin/i, "another trust's Trust Admin is refused, saying why");
 });
 
 test.serial("a page of the ledger costs the same statements for 1 entry as for 6", async (t) => {

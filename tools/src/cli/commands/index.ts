@@ -1,5 +1,6 @@
 import type { CliCommand } from "../command.js";
 import { trustLogCommands } from "./trust-log.js";
+import { trustLedgerCommands } from "./trust-ledger.js";
 import { hubCommands } from "./hub.js";
 import { trustCommands } from "./trust.js";
 import { projectCommands } from "./project.js";
@@ -21,6 +22,7 @@ export const allCommands: CliCommand[] = [
   ...userCommands,
   ...tokenCommands,
   ...trustCommands,
+  ...trustLedgerCommands,
   ...gatewayCommands,
   ...trustLogCommands,
   ...taskCommands,
