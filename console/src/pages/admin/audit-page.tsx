@@ -7,7 +7,7 @@ import { Field } from "../../ui/field.js";
 import { formatCount, formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, LiveStatus, Loading, Page, Panel } from "../../ui/page.js";
 import { useLoad } from "../../ui/use-load.js";
-import { PagerControls, usePager } from "./pager.js";
+import { PagerControls, usePager } from "../../ui/pager.js";
 import "./admin.css";
 
 const PAGE_SIZE = 50;

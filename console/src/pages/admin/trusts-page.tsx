@@ -9,7 +9,7 @@ import { Field } from "../../ui/field.js";
 import { formatAgo, formatBytes, formatTime } from "../../ui/format.js";
 import { Badge, ErrorMessage, Loading, Page, Panel, type Tone } from "../../ui/page.js";
 import { useLoad } from "../../ui/use-load.js";
-import { PagerControls, usePager } from "./pager.js";
+import { PagerControls, usePager } from "../../ui/pager.js";
 import { ShownOnceDialog } from "./shown-once-dialog.js";
 import { useEvery, useNow } from "../../ui/use-every.js";
 import "./admin.css";

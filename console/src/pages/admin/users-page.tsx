@@ -10,7 +10,7 @@ import { Field } from "../../ui/field.js";
 import { formatTime } from "../../ui/format.js";
 import { Badge, ErrorMessage, LiveStatus, Loading, Page, Panel } from "../../ui/page.js";
 import { useLoad } from "../../ui/use-load.js";
-import { PagerControls, usePager } from "./pager.js";
+import { PagerControls, usePager } from "../../ui/pager.js";
 import { ShownOnceDialog } from "./shown-once-dialog.js";
 import "./admin.css";
 

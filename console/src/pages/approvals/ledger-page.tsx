@@ -1,4 +1,3 @@
-import { useState } from "react";
 import { useSearchParams } from "react-router";
 import { TrustService, ActivityOutcome, type TrustActivity } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
@@ -8,6 +7,7 @@ import { DataTable, type Column } from "../../ui/data-table.js";
 import { Field } from "../../ui/field.js";
 import { formatAgo, formatCount, formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, Loading, Page, Panel } from "../../ui/page.js";
+import { PagerControls, usePager } from "../../ui/pager.js";
 import { useLoad } from "../../ui/use-load.js";
 import { DecisionBadge, kindWords, LEDGER_KINDS, OutcomeBadge } from "./approval-words.js";
 import { useEvery } from "../../ui/use-every.js";
@@ -89,21 +89,17 @@ export function LedgerPage() {
 
 function TrustLedger({ trustCode, kind }: { trustCode: string; kind: TaskKind | undefined }) {
   const trusts = useClient(TrustService);
-  // Tokens of the pages shown so far, for the filter they were read with: the last is the page on screen
-  // ("" for the newest). Another trust or kind starts again from the newest page, keeping the old rows
-  // on screen until the new ones arrive.
-  const filter = `${trustCode}/${kind ?? ""}`;
-  const [paging, setPaging] = useState({ filter, tokens: [""] });
-  const tokens = paging.filter === filter ? paging.tokens : [""];
-  const setTokens = (change: (t: string[]) => string[]) => setPaging({ filter, tokens: change(tokens) });
-  const pageToken = tokens[tokens.length - 1]!;
+  // Another trust or kind starts again from the newest page, keeping the old rows on screen until the new
+  // ones arrive.
+  const pager = usePager(`${trustCode}/${kind ?? ""}`);
+  const pageToken = pager.token;
   const page = useLoad(
     (signal) => trusts.listTrustActivity({ trust: trustCode, kinds: kind === undefined ? [] : [kind], page: { pageSize: PAGE_SIZE, pageToken } }, { signal }),
     [trustCode, kind, pageToken],
   );
   const entries = page.data?.entries ?? [];
   const next = page.data?.page?.nextPageToken ?? "";
-  useEvery(IN_PROGRESS_POLL_MS, page.reload, tokens.length === 1 && entries.some((e) => e.outcome === ActivityOutcome.IN_PROGRESS));
+  useEvery(IN_PROGRESS_POLL_MS, page.reload, pager.number === 1 && entries.some((e) => e.outcome === ActivityOutcome.IN_PROGRESS));
   const what = kind === undefined ? "work" : kindWords(kind).toLowerCase();
   return (
     <Panel
@@ -121,23 +117,15 @@ function TrustLedger({ trustCode, kind }: { trustCode: string; kind: TaskKind | 
       ) : (
         <div className="approvals-ledger-table" aria-busy={page.loading}>
           <DataTable
-            caption={`Work the hub sent to ${trustCode}, newest first (page ${tokens.length})`}
+            caption={`Work the hub sent to ${trustCode}, newest first (page ${pager.number})`}
             columns={columns}
             rows={entries}
             rowKey={(e) => e.taskId}
-            empty={tokens.length === 1 ? `The hub has sent no ${what} to ${trustCode} yet.` : "No older entries."}
+            empty={pager.number === 1 ? `The hub has sent no ${what} to ${trustCode} yet.` : "No older entries."}
           />
         </div>
       )}
-      <nav className="approvals-ledger-pager" aria-label="Ledger pages">
-        <button type="button" className="button button-small" disabled={tokens.length === 1 || page.loading} onClick={() => setTokens((t) => t.slice(0, -1))}>
-          Newer
-        </button>
-        <span>Page {tokens.length}</span>
-        <button type="button" className="button button-small" disabled={!next || page.loading} onClick={() => setTokens((t) => [...t, next])}>
-          Older
-        </button>
-      </nav>
+      <PagerControls pager={pager} nextPageToken={next} label="Ledger" busy={page.loading} words={{ previous: "Newer", next: "Older" }} />
     </Panel>
   );
 }

@@ -10,6 +10,7 @@ import { DataTable } from "../../ui/data-table.js";
 import { Field } from "../../ui/field.js";
 import { formatCount, formatTime, personLabel } from "../../ui/format.js";
 import { Badge, ErrorMessage, Loading, Page, Panel } from "../../ui/page.js";
+import { ShowMoreButton, useShowMore } from "../../ui/show-more.js";
 import { useEvery } from "../../ui/use-every.js";
 import { useLoad } from "../../ui/use-load.js";
 import { AnswerBadge } from "../cohorts/answer-words.js";
@@ -142,7 +143,6 @@ function MembersPanel({ project, canEdit, onChanged }: { project: Project; canEd
 }
 
 const PAGE = 20;
-const MAX_PAGE = 500;
 
 /**
  * The project's cohort queries, and its trusts with each one's latest answer and decision: staging needs
@@ -150,17 +150,23 @@ const MAX_PAGE = 500;
  */
 function CohortQueriesAndTrusts({ project, canEdit, onChanged }: { project: Project; canEdit: boolean; onChanged: () => void }) {
   const cohorts = useClient(CohortService);
-  const [limit, setLimit] = useState(PAGE);
-  const list = useLoad((signal) => cohorts.listCohortQueries({ projectId: project.id, page: { pageSize: limit } }, { signal }), [project.id, limit, project.latestQueryId]);
-  useEvery(10_000, list.reload, list.data?.queries.some((q) => !q.complete) ?? false);
-  const queries = list.data?.queries ?? [];
+  const list = useShowMore(
+    async (page, signal) => {
+      const res = await cohorts.listCohortQueries({ projectId: project.id, page }, { signal });
+      return { rows: res.queries, nextPageToken: res.page?.nextPageToken ?? "" };
+    },
+    [project.id, project.latestQueryId],
+    PAGE,
+  );
+  useEvery(10_000, list.reload, list.rows?.some((q) => !q.complete) ?? false);
+  const queries = list.rows ?? [];
   const latest = queries.find((q) => q.id === project.latestQueryId);
   return (
     <>
       <TrustsPanel project={project} canEdit={canEdit} latest={latest} onChanged={onChanged} />
       <Panel title="Cohort queries">
         <ErrorMessage error={list.error} prefix="Could not list the cohort queries" />
-        {list.data ? (
+        {list.rows ? (
           <>
             <DataTable<CohortQuery>
               caption="Cohort queries of this project, newest first"
@@ -188,11 +194,7 @@ function CohortQueriesAndTrusts({ project, canEdit, onChanged }: { project: Proj
                 { header: "Answers", width: "32%", cell: (q) => <AnswersSummary query={q} /> },
               ]}
             />
-            {list.data.page?.nextPageToken && limit < MAX_PAGE ? (
-              <button type="button" className="button button-small projects-more" disabled={list.loading} onClick={() => setLimit((l) => Math.min(MAX_PAGE, l + PAGE))}>
-                Show more cohort queries
-              </button>
-            ) : null}
+            <ShowMoreButton list={list} label="Show more cohort queries" className="projects-more" />
           </>
         ) : list.error ? null : (
           <Loading label="Loading cohort queries…" />

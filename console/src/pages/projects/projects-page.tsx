@@ -8,31 +8,32 @@ import { DataTable } from "../../ui/data-table.js";
 import { Field } from "../../ui/field.js";
 import { formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, Loading, Page, Panel } from "../../ui/page.js";
-import { useLoad } from "../../ui/use-load.js";
+import { ShowMoreButton, useShowMore } from "../../ui/show-more.js";
 import { DecisionBadge, ProjectStatusBadge } from "./project-words.js";
 import "./projects.css";
 
 const PAGE = 50;
-const MAX_PAGE = 500;
 
-/** The projects the person may see (one ListProjects call, grown by "Show more"), and a form to start one. */
+/** The projects the person may see (the first 50, grown by "Show more" to the end of the list), and a form to start one. */
 export function ProjectsPage() {
   const projects = useClient(ProjectService);
   const user = useUser();
   const admin = isAdmin(user);
   const seesAll = admin || isViewer(user);
-  const [limit, setLimit] = useState(PAGE);
-  const list = useLoad((signal) => projects.listProjects({ page: { pageSize: limit } }, { signal }), [limit]);
+  const list = useShowMore(async (page, signal) => {
+    const res = await projects.listProjects({ page }, { signal });
+    return { rows: res.projects, nextPageToken: res.page?.nextPageToken ?? "" };
+  }, [], PAGE);
   return (
     <Page title="Projects" subtitle={seesAll ? `Every project (you are ${admin ? "an Admin" : "a Viewer"}), with each trust's decision.` : "Projects you own or belong to, with each trust's decision."}>
       <div className={mayCreateProjects(user) ? "projects-layout" : "projects-layout projects-layout-list-only"}>
         <Panel title={seesAll ? "All projects" : "Your projects"} id="project-list">
           <ErrorMessage error={list.error} prefix="Could not list the projects" />
-          {list.data ? (
+          {list.rows ? (
             <>
               <DataTable<Project>
                 caption="Projects"
-                rows={list.data.projects}
+                rows={list.rows}
                 rowKey={(p) => p.id}
                 empty={mayCreateProjects(user) ? "No projects yet. Start one with the form “New project”." : "No projects yet."}
                 columns={[
@@ -53,11 +54,7 @@ export function ProjectsPage() {
                   { header: "Created", width: "11rem", cell: (p) => formatTime(p.createdAt) },
                 ]}
               />
-              {list.data.page?.nextPageToken && limit < MAX_PAGE ? (
-                <button type="button" className="button button-small projects-more" disabled={list.loading} onClick={() => setLimit((l) => Math.min(MAX_PAGE, l + PAGE))}>
-                  Show more projects
-                </button>
-              ) : null}
+              <ShowMoreButton list={list} label="Show more projects" className="projects-more" />
             </>
           ) : list.error ? null : (
             <Loading label="Loading projects…" minHeight="12rem" />

@@ -1,19 +1,24 @@
-import { useState } from "react";
 import { Link } from "react-router";
 import { ModelService, type Model } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { useClient } from "../../session/session-context.js";
 import { DataTable } from "../../ui/data-table.js";
 import { formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, Loading, Panel } from "../../ui/page.js";
-import { useLoad } from "../../ui/use-load.js";
+import { ShowMoreButton, useShowMore } from "../../ui/show-more.js";
 
 const PAGE = 50;
 
-/** A project's models (one ListModels call, grown by "Show more"), with a way to add one for those who may. */
+/** A project's models (the first 50, grown by "Show more" to the end of the list), with a way to add one for those who may. */
 export function ProjectModels({ projectId, canEdit }: { projectId: string; canEdit: boolean }) {
   const models = useClient(ModelService);
-  const [limit, setLimit] = useState(PAGE);
-  const list = useLoad((signal) => models.listModels({ projectId, page: { pageSize: limit } }, { signal }), [projectId, limit]);
+  const list = useShowMore(
+    async (page, signal) => {
+      const res = await models.listModels({ projectId, page }, { signal });
+      return { rows: res.models, nextPageToken: res.page?.nextPageToken ?? "" };
+    },
+    [projectId],
+    PAGE,
+  );
   return (
     <Panel
       title="Models"
@@ -26,11 +31,11 @@ export function ProjectModels({ projectId, canEdit }: { projectId: string; canEd
       }
     >
       <ErrorMessage error={list.error} prefix="Could not list the models" />
-      {list.data ? (
+      {list.rows ? (
         <>
           <DataTable<Model>
             caption="Models of this project"
-            rows={list.data.models}
+            rows={list.rows}
             rowKey={(m) => m.id}
             empty={canEdit ? "No models yet. Add one with “New model”." : "No models yet."}
             columns={[
@@ -40,11 +45,7 @@ export function ProjectModels({ projectId, canEdit }: { projectId: string; canEd
               { header: "Created", cell: (m) => formatTime(m.createdAt), width: "18%" },
             ]}
           />
-          {list.data.page?.nextPageToken && limit < 500 ? (
-            <button type="button" className="button button-small" disabled={list.loading} onClick={() => setLimit((l) => Math.min(500, l + PAGE))}>
-              Show more models
-            </button>
-          ) : null}
+          <ShowMoreButton list={list} label="Show more models" />
         </>
       ) : list.error ? null : (
         <Loading label="Loading models…" />
