@@ -1,6 +1,7 @@
 import anyTest, { type TestFn } from "ava";
 import { Code } from "@connectrpc/connect";
 import { AdminService } from "@flip/gen/flip/hub/v1/admin_pb.js";
+import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { JobKind, JobService, JobState, ModelService, ParticipantState, type Job } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { TrainingAction } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { schedulePass } from "@flip/hub/training/scheduler.js";
@@ -236,6 +237,35 @@ test.serial("abort mid-round ends the job, cancels the round's tasks and tells t
     t.is((await admin(ctx).jobs.abortJob({ jobId: job!.id })).job!.state, JobState.ABORTED);
   } finally {
     ctx.behaviour.south!.block = undefined;
+  }
+});
+
+test.serial("deleting a model or a project aborts its live job, naming the deletion, and tells the trusts to stop", async (t) => {
+  const ctx = t.context;
+  ctx.behaviour.north!.block = (round) => round === 1;
+  try {
+    const deletedModel = await newModel(ctx, ["north"]);
+    const { job: first } = await admin(ctx).jobs.createJob({ modelId: deletedModel, trusts: ["north"], rounds: 2, roundTimeoutSeconds: 60 });
+    await admin(ctx).models.deleteModel({ modelId: deletedModel });
+    const { job: firstEnded } = await admin(ctx).jobs.getJob({ jobId: first!.id });
+    t.is(firstEnded!.state, JobState.ABORTED);
+    t.regex(firstEnded!.endReason, /model "m-.+" was deleted by bootstrap-admin/);
+
+    const modelId = await newModel(ctx, ["north"]);
+    const { model } = await admin(ctx).models.getModel({ modelId });
+    const { job } = await admin(ctx).jobs.createJob({ modelId, trusts: ["north"], rounds: 2, roundTimeoutSeconds: 60 });
+    await eventually(() => admin(ctx).jobs.getJob({ jobId: job!.id }), (r) => r.job!.participants.some((p) => p.state === ParticipantState.TRAINING), { what: "north training round 1" });
+    await ctx.t.client(ProjectService, BOOTSTRAP_TOKEN).deleteProject({ projectId: model!.projectId });
+    const [row] = await ctx.t.hub.db.em().execute<{ state: string; end_reason: string }[]>("select state, end_reason from job where id = ?", [job!.id]);
+    t.is(row!.state, "aborted", "ended in the deletion's own transaction");
+    t.regex(row!.end_reason, /project ".+" was deleted by bootstrap-admin/);
+    await eventually(
+      () => ctx.t.hub.db.em().execute<{ n: number }[]>("select count(*)::int as n from job_task jt join task t on t.id = jt.task_id where jt.job_id = ? and jt.action = 'stop' and t.state = 'succeeded'", [job!.id]),
+      (r) => r[0]!.n === 1,
+      { what: "north's STOP task answered" },
+    );
+  } finally {
+    ctx.behaviour.north!.block = undefined;
   }
 });
 

@@ -3,6 +3,8 @@ import { appendAudit } from "../audit/chain.js";
 import { actorOf, type Principal } from "../auth/principal.js";
 import { findUser } from "../identity/user-lookup.js";
 import { requestImagingDeletes } from "../imaging/requests.js";
+import { jobChanged } from "../training/events.js";
+import { abortLiveJobs } from "../training/jobs.js";
 import { ConcurrentChangeError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import { isUuid } from "../domain/ids.js";
 import { lockProject, modifiableProject } from "./access.js";
@@ -38,8 +40,9 @@ export async function updateProject(
 }
 
 /**
- * Soft-deletes a project at any state; idempotent. Every trust that imported its images is asked, in
- * the same transaction, to delete their research copies.
+ * Soft-deletes a project at any state; idempotent. In the same transaction its live training jobs are
+ * aborted (their trusts told to stop) and every trust that imported its images is asked to delete their
+ * research copies.
  */
 export async function deleteProject(em: EntityManager, caller: Principal, projectId: string): Promise<void> {
   await em.transactional(async (tx) => {
@@ -53,7 +56,9 @@ export async function deleteProject(em: EntityManager, caller: Principal, projec
     locked.deletedAt = new Date();
     await tx.flush();
     await appendAudit(tx, { actor: actorOf(caller), action: "project.deleted", target: `project:${projectId}`, before, after: projectAuditView(locked) });
+    const aborted = await abortLiveJobs(tx, { projectId }, `project "${locked.name}" was deleted by ${actorOf(caller)}`, actorOf(caller));
     await requestImagingDeletes(tx, projectId, "all", "project deleted", actorOf(caller));
+    for (const id of aborted) await jobChanged(tx, id);
   });
 }
 

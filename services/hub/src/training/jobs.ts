@@ -207,16 +207,26 @@ export async function listJobs(em: EntityManager, caller: Principal, modelId: st
   );
 }
 
+/**
+ * Aborts every live (queued or running) job of a model or of a project, in the caller's transaction, and
+ * returns their ids: call jobChanged for each once the change is made, so watchers see the end.
+ */
+export async function abortLiveJobs(tx: EntityManager, of: { modelId: string } | { projectId: string }, reason: string, actor: string): Promise<string[]> {
+  const [column, id] = "modelId" in of ? ["model_id", of.modelId] : ["project_id", of.projectId];
+  const live = await tx.execute<{ id: string }[]>(`select id from job where ${column} = ? and state in ('queued', 'running') order by created_at, id`, [id]);
+  for (const j of live) await endJob(tx, await lockJob(tx, j.id), "aborted", reason, actor);
+  return live.map((j) => j.id);
+}
+
 /** Soft-deletes a model and aborts its live job. Idempotent. */
 export async function deleteModel(em: EntityManager, caller: Principal, modelId: string): Promise<void> {
   const { model } = await visibleModel(em, caller, modelId);
   if (model.deleted_at) return;
   await modifiableModel(em, caller, modelId);
   await em.transactional(async (tx) => {
-    const live = await tx.execute<{ id: string }[]>("select id from job where model_id = ? and state in ('queued', 'running')", [model.id]);
-    for (const j of live) await endJob(tx, await lockJob(tx, j.id), "aborted", `model "${model.name}" was deleted by ${actorOf(caller)}`, actorOf(caller));
+    const aborted = await abortLiveJobs(tx, { modelId: model.id }, `model "${model.name}" was deleted by ${actorOf(caller)}`, actorOf(caller));
     await tx.execute("update model set deleted_at = ? where id = ? and deleted_at is null", [new Date(), model.id]);
     await appendAudit(tx, { actor: actorOf(caller), action: "model.deleted", target: `model:${model.id}`, before: { name: model.name } });
-    for (const j of live) await jobChanged(tx, j.id);
+    for (const id of aborted) await jobChanged(tx, id);
   });
 }
