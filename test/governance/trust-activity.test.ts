@@ -8,8 +8,9 @@ import { TaskService } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { JobService, ModelService } from "@flip/gen/flip/hub/v1/training_pb.js";
 import { ActivityOutcome, TrustService, type TrustActivity } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
-import { CohortOutcome, TaskKind, TaskOutputSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
+import { CohortOutcome, TaskKind, TaskOutputSchema, TaskSpecSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { TaskErrorCode, TaskErrorSchema } from "@flip/gen/flip/link/v1/link_pb.js";
+import { createTasks } from "@flip/hub/tasks/create-task.js";
 import { recordResult } from "@flip/hub/tasks/task-outcomes.js";
 import { eventually } from "@flip/shared/testing/eventually.js";
 import { countQueries } from "@flip/shared/testing/query-counter.js";
@@ -298,4 +299,20 @@ test.serial("after a withdrawal, earlier work still shows the approval it ran un
   t.is(imports!.outcomeDetail, "imaging: approval withdrawn", "the hub's reason, without who cancelled it");
   const project = (await t.context.t.client(ProjectService, t.context.nora).getProject({ projectId: t.context.studyId })).project!;
   t.is(project.decisions[0]!.state, DecisionState.WITHDRAWN, "while the project's decision is now withdrawn");
+});
+
+test.serial("an import declined by a gateway without an imaging service says so in the ledger, not just 'unsupported'", async (t) => {
+  const em = t.context.t.hub.db.em();
+  const spec = create(TaskSpecSchema, { kind: { case: "imagingImport", value: { projectId: t.context.refusedId, convertToNifti: false } } });
+  const [task] = await createTasks(em, [{ trustId: t.context.trusts.south!, projectId: t.context.refusedId, spec }], { actor: "system" });
+  await recordResult(em, t.context.trusts.south!, task!.id, {
+    case: "error",
+    value: create(TaskErrorSchema, { code: TaskErrorCode.UNSUPPORTED, message: "this gateway does not run imaging_import tasks", retryable: false }),
+  });
+  const entry = await eventually(
+    async () => (await ledger(t.context, t.context.sam, "south", { kinds: [TaskKind.IMAGING_IMPORT] })).entries.find((e) => e.taskId === task!.id),
+    (e) => e?.outcome === ActivityOutcome.FAILED,
+    { timeoutMs: 15_000, what: "the declined import in south's ledger" },
+  );
+  t.is(entry!.outcomeDetail, "unsupported: this trust runs no imaging service");
 });

@@ -15,6 +15,7 @@ import { useEvery } from "../../ui/use-every.js";
 import { useLoad } from "../../ui/use-load.js";
 import { AnswerBadge } from "../cohorts/answer-words.js";
 import { ProjectModels } from "../training/project-models.js";
+import { DeleteProjectButton, ProjectDetails } from "./project-details.js";
 import { ProjectImaging } from "./project-imaging.js";
 import { DecisionBadge, FreezeBadge, ProjectStatusBadge } from "./project-words.js";
 import "./projects.css";
@@ -50,31 +51,21 @@ export function ProjectPage() {
         </>
       }
       actions={
-        canEdit && unstaged ? (
-          <Link className="button button-primary" to={`/projects/${project.id}/cohorts/new`}>
-            New cohort query
-          </Link>
+        canEdit ? (
+          <>
+            {unstaged ? (
+              <Link className="button button-primary" to={`/projects/${project.id}/cohorts/new`}>
+                New cohort query
+              </Link>
+            ) : null}
+            <DeleteProjectButton project={project} />
+          </>
         ) : null
       }
     >
       <ErrorMessage error={loaded.error} prefix="Could not refresh the project" />
       <div className="grid-2">
-        <Panel title="Details">
-          <dl className="facts">
-            <dt>Name</dt>
-            <dd>{project.name}</dd>
-            <dt>Description</dt>
-            <dd>{project.description || "—"}</dd>
-            <dt>Owner</dt>
-            <dd>{personLabel(project.owner, project.ownerId || "—")}</dd>
-            <dt>Status</dt>
-            <dd>
-              <ProjectStatusBadge status={project.status} />
-            </dd>
-            <dt>Created</dt>
-            <dd>{formatTime(project.createdAt)}</dd>
-          </dl>
-        </Panel>
+        <ProjectDetails project={project} canEdit={canEdit} onChanged={loaded.reload} />
         <MembersPanel project={project} canEdit={canEdit} onChanged={loaded.reload} />
       </div>
       <CohortQueriesAndTrusts project={project} canEdit={canEdit} onChanged={loaded.reload} />

@@ -14,6 +14,8 @@ import type { Trust } from "./entities.js";
 
 /** Kinds whose INVALID error is a validator rule about the researcher's SQL, which may be shown as it is. */
 const SQL_KINDS = new Set(["cohort_query", "freeze_cohort"]);
+/** Kinds only a trust's imaging service carries out: a gateway without one declines them. */
+const IMAGING_KINDS = new Set(["imaging_import", "imaging_delete"]);
 
 const DECISION_OF_ACTION: Record<string, DecisionState> = {
   "project.trust_approved": DecisionState.APPROVED,
@@ -73,7 +75,9 @@ function outcomeOf(r: ActivityRow, output: TaskOutput | undefined, error: TaskEr
       if (error?.code === TaskErrorCode.INVALID) {
         return { outcome: ActivityOutcome.REFUSED, detail: SQL_KINDS.has(r.kind) ? redactTaskError(error, "failed") : "invalid_request" };
       }
-      if (error?.code === TaskErrorCode.UNSUPPORTED) return { outcome: ActivityOutcome.FAILED, detail: "unsupported" };
+      if (error?.code === TaskErrorCode.UNSUPPORTED) {
+        return { outcome: ActivityOutcome.FAILED, detail: IMAGING_KINDS.has(r.kind) ? "unsupported: this trust runs no imaging service" : "unsupported" };
+      }
       return { outcome: ActivityOutcome.FAILED, detail: redactTaskError(error, "failed") };
     }
   }

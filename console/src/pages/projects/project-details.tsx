@@ -1,0 +1,152 @@
+import { useState } from "react";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { useNavigate } from "react-router";
+import { ProjectService, ProjectStatus, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
+import { errorText, invalidField } from "../../api/errors.js";
+import { useClient } from "../../session/session-context.js";
+import { ConfirmDialog } from "../../ui/confirm.js";
+import { Field } from "../../ui/field.js";
+import { formatTime, personLabel } from "../../ui/format.js";
+import { ErrorMessage, Panel } from "../../ui/page.js";
+import { ProjectStatusBadge } from "./project-words.js";
+
+/**
+ * The project's details, and for its owner or an Admin an editor for name and description while the
+ * project is unstaged (staging makes it read-only at the hub). The edit carries the version it started
+ * from, so a change someone made meanwhile is refused rather than overwritten.
+ */
+export function ProjectDetails({ project, canEdit, onChanged }: { project: Project; canEdit: boolean; onChanged: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const editable = canEdit && project.status === ProjectStatus.UNSTAGED;
+  return (
+    <Panel
+      title="Details"
+      actions={
+        editable && !editing ? (
+          <button type="button" className="button button-small" onClick={() => setEditing(true)}>
+            Edit details
+          </button>
+        ) : null
+      }
+    >
+      {editing && editable ? (
+        <DetailsForm
+          project={project}
+          onDone={(reload) => {
+            setEditing(false);
+            if (reload) onChanged();
+          }}
+        />
+      ) : (
+        <dl className="facts">
+          <dt>Name</dt>
+          <dd>{project.name}</dd>
+          <dt>Description</dt>
+          <dd>{project.description || "—"}</dd>
+          <dt>Owner</dt>
+          <dd>{personLabel(project.owner, project.ownerId || "—")}</dd>
+          <dt>Status</dt>
+          <dd>
+            <ProjectStatusBadge status={project.status} />
+          </dd>
+          <dt>Created</dt>
+          <dd>{formatTime(project.createdAt)}</dd>
+        </dl>
+      )}
+      {canEdit && !editable ? <p className="hint">A staged project is read-only; unstage it to edit its details.</p> : null}
+    </Panel>
+  );
+}
+
+/** `onDone(reload)`: reload after a save, and after a cancel that followed a refusal (the project may have changed). */
+function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: boolean) => void }) {
+  const projects = useClient(ProjectService);
+  const [name, setName] = useState(project.name);
+  const [description, setDescription] = useState(project.description);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const field = invalidField(error);
+  const fieldError = (f: string) => (field === f ? errorText(error) : undefined);
+  return (
+    <form
+      className="form"
+      aria-label="Edit project details"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setBusy(true);
+        setError(undefined);
+        projects.updateProject({ projectId: project.id, name: name.trim(), description: description.trim(), expectedVersion: project.version }).then(
+          () => onDone(true),
+          (err: unknown) => {
+            setError(err);
+            setBusy(false);
+          },
+        );
+      }}
+    >
+      <Field label="Name" hint="Unique among live projects." error={fieldError("name")}>
+        {(p) => <input {...p} required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />}
+      </Field>
+      <Field label="Description" hint="What the study is for; the trusts' governance teams read it." error={fieldError("description")}>
+        {(p) => <textarea {...p} rows={4} maxLength={4000} value={description} onChange={(e) => setDescription(e.target.value)} />}
+      </Field>
+      {field === "name" || field === "description" ? null : <ErrorMessage error={changedMeanwhile(error) ?? error} prefix="Could not save the details" />}
+      <div className="form-row">
+        <button type="submit" className="button button-primary" disabled={busy}>
+          {busy ? "Saving…" : "Save details"}
+        </button>
+        <button type="button" className="button" disabled={busy} onClick={() => onDone(error !== undefined)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** The hub refused the edit because the project changed since it was read (its version moved on). */
+function changedMeanwhile(error: unknown): Error | undefined {
+  if (!(error instanceof ConnectError) || error.code !== Code.Aborted) return undefined;
+  return new Error("someone changed this project while you were editing it. Cancel to see their change, then edit again.");
+}
+
+/** "Delete project" for its owner or an Admin, behind a dialog that says what deleting does at the hub and the trusts. */
+export function DeleteProjectButton({ project }: { project: Project }) {
+  const projects = useClient(ProjectService);
+  const navigate = useNavigate();
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  return (
+    <>
+      <button type="button" className="button button-danger" onClick={() => setOpen(true)}>
+        Delete project
+      </button>
+      <ConfirmDialog
+        open={open}
+        title={`Delete “${project.name}”?`}
+        confirmLabel={busy ? "Deleting…" : "Delete project"}
+        danger
+        busy={busy}
+        onCancel={() => {
+          setOpen(false);
+          setError(undefined);
+        }}
+        onConfirm={() => {
+          setBusy(true);
+          setError(undefined);
+          projects.deleteProject({ projectId: project.id }).then(
+            () => navigate("/projects", { replace: true }),
+            (err: unknown) => {
+              setError(err);
+              setBusy(false);
+            },
+          );
+        }}
+      >
+        <p>The project, its cohort queries and models leave every list. Its live training jobs are aborted, and every trust that imported its images deletes those research copies.</p>
+        <p>The audit log keeps the project's history. This cannot be undone from the console.</p>
+        <ErrorMessage error={error} prefix="Could not delete the project" />
+      </ConfirmDialog>
+    </>
+  );
+}
