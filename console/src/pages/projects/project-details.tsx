@@ -63,6 +63,9 @@ function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: b
   const projects = useClient(ProjectService);
   const [name, setName] = useState(project.name);
   const [description, setDescription] = useState(project.description);
+  // The version the edit started from, kept if the page reads the project again meanwhile: a save then
+  // fails on someone else's change instead of overwriting it.
+  const [startedFrom] = useState(project.version);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const field = invalidField(error);
@@ -75,7 +78,7 @@ function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: b
         e.preventDefault();
         setBusy(true);
         setError(undefined);
-        projects.updateProject({ projectId: project.id, name: name.trim(), description: description.trim(), expectedVersion: project.version }).then(
+        projects.updateProject({ projectId: project.id, name: name.trim(), description: description.trim(), expectedVersion: startedFrom }).then(
           () => onDone(true),
           (err: unknown) => {
             setError(err);
