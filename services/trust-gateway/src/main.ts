@@ -38,14 +38,23 @@ try {
   log.fatal({ stateDir: e.stateDir, holderPid: e.pid }, e.message);
   process.exit(EXIT_STATE_DIR_IN_USE);
 }
+// Signals are handled from here on, before anything starts: a SIGTERM during start-up (a service manager
+// stopping it at once) stops what has started so far, in reverse order, and exits 0 — never the default
+// ungraceful death. Each part adds its own stop as it starts.
+const stops: (() => Promise<void>)[] = [];
+stopOnSignals(log, async () => {
+  for (const stop of stops.reverse()) await stop();
+});
 const metrics = await startMetrics(config.metrics, log);
+stops.push(() => metrics.close());
 const dataAccess = config.dataAccessUrl ? createDataAccessClient({ baseUrl: config.dataAccessUrl, internalKey: config.internalKey! }) : undefined;
 if (!dataAccess) log.warn("FLIP_DATA_ACCESS_URL is not set: this gateway takes no cohort tasks");
 const imaging = config.imagingUrl ? createImagingClient({ baseUrl: config.imagingUrl, internalKey: config.internalKey! }) : undefined;
 if (!imaging) log.info("FLIP_IMAGING_URL is not set: this gateway takes no imaging tasks and workloads see no images");
 const taskLog = new FileTaskLog(taskLogPath(config.stateDir));
 const training = config.training ? await startTraining({ ...config, training: config.training }, { log, taskLog, dataAccess, imaging }) : undefined;
-if (!training) log.info("FLIP_TRAINING is not on: this gateway takes no training tasks");
+if (training) stops.push(() => training.close());
+else log.info("FLIP_TRAINING is not on: this gateway takes no training tasks");
 const gateway = await startGateway(config, log, {
   handlers: trustTaskHandlers({ dataAccess, imaging, training: training?.workloads }),
   probes: [
@@ -54,6 +63,7 @@ const gateway = await startGateway(config, log, {
   ],
   taskLog,
 });
+stops.push(() => gateway.close());
 observeGateway(metrics.meter, gateway);
 // Rewritten every 5 s: a container health check treats a file older than 30 s as a stuck gateway.
 const healthFile = await keepHealthFile(
@@ -62,12 +72,7 @@ const healthFile = await keepHealthFile(
   5_000,
   log,
 );
-stopOnSignals(log, async () => {
-  await healthFile.stop();
-  await gateway.close();
-  await training?.close();
-  await metrics.close();
-});
+stops.push(() => healthFile.stop());
 try {
   await gateway.done;
 } catch (e) {
