@@ -2,10 +2,9 @@ import { useState } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useNavigate } from "react-router";
 import { ProjectService, ProjectStatus, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
-import { errorText, invalidField } from "../../api/errors.js";
 import { useClient } from "../../session/session-context.js";
 import { ConfirmDialog } from "../../ui/confirm.js";
-import { Field } from "../../ui/field.js";
+import { ProjectTextFields, type ProjectText } from "./project-fields.js";
 import { formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, Panel } from "../../ui/page.js";
 import { ProjectStatusBadge } from "./project-words.js";
@@ -61,15 +60,12 @@ export function ProjectDetails({ project, canEdit, onChanged }: { project: Proje
 /** `onDone(reload)`: reload after a save, and after a cancel that followed a refusal (the project may have changed). */
 function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: boolean) => void }) {
   const projects = useClient(ProjectService);
-  const [name, setName] = useState(project.name);
-  const [description, setDescription] = useState(project.description);
+  const [text, setText] = useState<ProjectText>({ name: project.name, description: project.description });
   // The version the edit started from, kept if the page reads the project again meanwhile: a save then
   // fails on someone else's change instead of overwriting it.
   const [startedFrom] = useState(project.version);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
-  const field = invalidField(error);
-  const fieldError = (f: string) => (field === f ? errorText(error) : undefined);
   return (
     <form
       className="form"
@@ -78,7 +74,7 @@ function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: b
         e.preventDefault();
         setBusy(true);
         setError(undefined);
-        projects.updateProject({ projectId: project.id, name: name.trim(), description: description.trim(), expectedVersion: startedFrom }).then(
+        projects.updateProject({ projectId: project.id, name: text.name.trim(), description: text.description.trim(), expectedVersion: startedFrom }).then(
           () => onDone(true),
           (err: unknown) => {
             setError(err);
@@ -87,13 +83,7 @@ function DetailsForm({ project, onDone }: { project: Project; onDone: (reload: b
         );
       }}
     >
-      <Field label="Name" hint="Unique among live projects." error={fieldError("name")}>
-        {(p) => <input {...p} required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />}
-      </Field>
-      <Field label="Description" hint="What the study is for; the trusts' governance teams read it." error={fieldError("description")}>
-        {(p) => <textarea {...p} rows={4} maxLength={4000} value={description} onChange={(e) => setDescription(e.target.value)} />}
-      </Field>
-      {field === "name" || field === "description" ? null : <ErrorMessage error={changedMeanwhile(error) ?? error} prefix="Could not save the details" />}
+      <ProjectTextFields value={text} onChange={setText} error={changedMeanwhile(error) ?? error} errorPrefix="Could not save the details" />
       <div className="form-row">
         <button type="submit" className="button button-primary" disabled={busy}>
           {busy ? "Saving…" : "Save details"}

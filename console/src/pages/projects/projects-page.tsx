@@ -1,11 +1,10 @@
 import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { ProjectService, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
-import { errorText, invalidField } from "../../api/errors.js";
 import { isAdmin, isViewer, mayCreateProjects } from "../../session/roles.js";
 import { useClient, useUser } from "../../session/session-context.js";
 import { DataTable } from "../../ui/data-table.js";
-import { Field } from "../../ui/field.js";
+import { ProjectTextFields, type ProjectText } from "./project-fields.js";
 import { formatTime, personLabel } from "../../ui/format.js";
 import { ErrorMessage, Loading, Page, Panel } from "../../ui/page.js";
 import { ShowMoreButton, useShowMore } from "../../ui/show-more.js";
@@ -83,12 +82,9 @@ function Decisions({ project }: { project: Project }) {
 function NewProjectForm() {
   const projects = useClient(ProjectService);
   const navigate = useNavigate();
-  const [name, setName] = useState("");
-  const [description, setDescription] = useState("");
+  const [text, setText] = useState<ProjectText>({ name: "", description: "" });
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
-  const field = invalidField(error);
-  const fieldError = (f: string) => (field === f ? errorText(error) : undefined);
   return (
     <Panel title="New project">
       <form
@@ -97,7 +93,7 @@ function NewProjectForm() {
           e.preventDefault();
           setBusy(true);
           setError(undefined);
-          projects.createProject({ name: name.trim(), description: description.trim(), idempotencyKey: crypto.randomUUID() }).then(
+          projects.createProject({ name: text.name.trim(), description: text.description.trim(), idempotencyKey: crypto.randomUUID() }).then(
             ({ project }) => navigate(`/projects/${project!.id}`),
             (err: unknown) => {
               setError(err);
@@ -106,13 +102,7 @@ function NewProjectForm() {
           );
         }}
       >
-        <Field label="Name" hint="Unique among live projects." error={fieldError("name")}>
-          {(p) => <input {...p} required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />}
-        </Field>
-        <Field label="Description" hint="What the study is for; the trusts' governance teams read it." error={fieldError("description")}>
-          {(p) => <textarea {...p} rows={4} maxLength={4000} value={description} onChange={(e) => setDescription(e.target.value)} />}
-        </Field>
-        {field === "name" || field === "description" ? null : <ErrorMessage error={error} prefix="Could not create the project" />}
+        <ProjectTextFields value={text} onChange={setText} error={error} errorPrefix="Could not create the project" />
         <div>
           <button type="submit" className="button button-primary" disabled={busy}>
             {busy ? "Creating…" : "Create project"}
