@@ -1,3 +1,4 @@
+import type { DescEnum } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { PersonRef } from "@flip/gen/flip/hub/v1/people_pb.js";
 
@@ -15,6 +16,11 @@ export function when(ts: Timestamp | undefined): string {
 /** The suffix of a proto enum name, e.g. LINK_STATUS_ONLINE → online. */
 export function enumLabel(name: string | undefined, prefix: string): string {
   return (name ?? "unknown").replace(prefix, "").toLowerCase().replaceAll("_", "-");
+}
+
+/** The label of an enum value by its number, e.g. (LinkStatusSchema, 1, "LINK_STATUS_") → online. */
+export function valueLabel(schema: DescEnum, value: number | undefined, prefix: string): string {
+  return enumLabel(value === undefined ? undefined : schema.value[value]?.name, prefix);
 }
 
 /**

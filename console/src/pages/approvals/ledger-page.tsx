@@ -92,10 +92,9 @@ function TrustLedger({ trustCode, kind }: { trustCode: string; kind: TaskKind | 
   // Another trust or kind starts again from the newest page, keeping the old rows on screen until the new
   // ones arrive.
   const pager = usePager(`${trustCode}/${kind ?? ""}`);
-  const pageToken = pager.token;
   const page = useLoad(
-    (signal) => trusts.listTrustActivity({ trust: trustCode, kinds: kind === undefined ? [] : [kind], page: { pageSize: PAGE_SIZE, pageToken } }, { signal }),
-    [trustCode, kind, pageToken],
+    (signal) => trusts.listTrustActivity({ trust: trustCode, kinds: kind === undefined ? [] : [kind], page: { pageSize: PAGE_SIZE, pageToken: pager.token } }, { signal }),
+    [trustCode, kind, pager.token],
   );
   const entries = page.data?.entries ?? [];
   const next = page.data?.page?.nextPageToken ?? "";

@@ -2,11 +2,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { toJson } from "@bufbuild/protobuf";
 import { CohortQuerySchema, CohortService, TrustAnswerState, TrustAnswerStateSchema, type CohortQuery, type TrustCohortAnswer } from "@flip/gen/flip/hub/v1/cohorts_pb.js";
 import { requireOption, stringOption, type CliCommand } from "../command.js";
-import { enumLabel, table } from "../format.js";
+import { table, valueLabel } from "../format.js";
 import { createOnce } from "../training/retry-once.js";
 import { oneId } from "./project.js";
 
-const stateLabel = (a: TrustCohortAnswer) => enumLabel(TrustAnswerStateSchema.values.find((v) => v.number === a.state)?.name, "TRUST_ANSWER_STATE_");
+const stateLabel = (a: TrustCohortAnswer) => valueLabel(TrustAnswerStateSchema, a.state, "TRUST_ANSWER_STATE_");
 
 function countCell(a: TrustCohortAnswer): string {
   switch (a.state) {

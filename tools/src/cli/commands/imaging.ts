@@ -5,7 +5,7 @@ import { createImagingClient } from "@flip/imaging/client.js";
 import { DecisionState, FreezeState, ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { ImagingService, ImagingState, ImagingStateSchema, TrustImagingStatusSchema, type TrustImagingStatus } from "@flip/gen/flip/hub/v1/imaging_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand, type CliContext } from "../command.js";
-import { enumLabel, table, when } from "../format.js";
+import { table, when, valueLabel } from "../format.js";
 import { INTERRUPTED_EXIT, interruptible, InterruptedError } from "../training/interrupt.js";
 import { parseDurationSeconds } from "./job.js";
 
@@ -13,7 +13,7 @@ import { parseDurationSeconds } from "./job.js";
 const WATCH_INTERVAL_S = 5;
 
 const stateLabel = (s: TrustImagingStatus) => {
-  const label = enumLabel(ImagingStateSchema.values.find((v) => v.number === s.state)?.name, "IMAGING_STATE_");
+  const label = valueLabel(ImagingStateSchema, s.state, "IMAGING_STATE_");
   return s.state === ImagingState.IMPORTING && s.counts?.waitingForWindow ? `${label} (waiting for the import window)` : label;
 };
 
@@ -92,7 +92,7 @@ async function localAccessions(ctx: CliContext, projectId: string, imagingUrl: s
   const internalKey = ctx.env.FLIP_TRUST_INTERNAL_KEY;
   if (!internalKey) throw new UsageError("set FLIP_TRUST_INTERNAL_KEY to the trust-internal key the imaging service was started with");
   const status = await createImagingClient({ baseUrl: imagingUrl, internalKey }).getImportStatus({ projectId });
-  const label = (state: number) => enumLabel(ImportStateSchema.values.find((v) => v.number === state)?.name, "IMPORT_STATE_");
+  const label = (state: number) => valueLabel(ImportStateSchema, state, "IMPORT_STATE_");
   const rows = status.accessions.filter((a) => !stateFilter || label(a.state) === stateFilter);
   ctx.print(
     rows.length === 0

@@ -1,10 +1,10 @@
 import { toJson } from "@bufbuild/protobuf";
 import { DecisionState, DecisionStateSchema, FreezeStateSchema, ProjectSchema, ProjectService, ProjectStatusSchema, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand } from "../command.js";
-import { enumLabel, personLabel, table, when } from "../format.js";
+import { personLabel, table, when, valueLabel } from "../format.js";
 import { createOnce } from "../training/retry-once.js";
 
-export const projectStatus = (p: Project) => enumLabel(ProjectStatusSchema.values.find((v) => v.number === p.status)?.name, "PROJECT_STATUS_");
+export const projectStatus = (p: Project) => valueLabel(ProjectStatusSchema, p.status, "PROJECT_STATUS_");
 
 export function describeProject(p: Project): string {
   const lines = [
@@ -20,10 +20,10 @@ export function describeProject(p: Project): string {
         ["TRUST", "DECISION", "BY", "AT", "FROZEN COHORT"],
         p.decisions.map((d) => [
           d.trustCode,
-          enumLabel(DecisionStateSchema.values.find((v) => v.number === d.state)?.name, "DECISION_STATE_"),
+          valueLabel(DecisionStateSchema, d.state, "DECISION_STATE_"),
           d.decidedBy ? personLabel(d.decider, d.decidedBy) : "-",
           when(d.decidedAt),
-          `${enumLabel(FreezeStateSchema.values.find((v) => v.number === d.freezeState)?.name, "FREEZE_STATE_")}${d.frozenPersonCount ? ` (${d.frozenPersonCount})` : ""}`,
+          `${valueLabel(FreezeStateSchema, d.freezeState, "FREEZE_STATE_")}${d.frozenPersonCount ? ` (${d.frozenPersonCount})` : ""}`,
         ]),
       ),
     );
@@ -156,7 +156,7 @@ projectCommands.push(
               items.map((i) => [
                 i.project?.id ?? "",
                 i.project?.name ?? "",
-                enumLabel(DecisionStateSchema.values.find((v) => v.number === i.decision?.state)?.name, "DECISION_STATE_"),
+                valueLabel(DecisionStateSchema, i.decision?.state, "DECISION_STATE_"),
                 String(i.cohortCount),
               ]),
             ),

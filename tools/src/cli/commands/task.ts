@@ -4,11 +4,11 @@ import { TaskErrorCodeSchema } from "@flip/gen/flip/link/v1/link_pb.js";
 import { TaskKindSchema } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { TaskSchema, TaskService, TaskState, TaskStateSchema, type Task } from "@flip/gen/flip/hub/v1/tasks_pb.js";
 import { stringOption, UsageError, type CliArgs, type CliCommand, type CliContext } from "../command.js";
-import { enumLabel, table, when } from "../format.js";
+import { table, when, valueLabel } from "../format.js";
 import { createOnce } from "../training/retry-once.js";
 
-const stateLabel = (s: TaskState) => enumLabel(TaskStateSchema.values.find((v) => v.number === s)?.name, "TASK_STATE_");
-const kindLabel = (t: Task) => enumLabel(TaskKindSchema.values.find((v) => v.number === t.kind)?.name, "TASK_KIND_");
+const stateLabel = (s: TaskState) => valueLabel(TaskStateSchema, s, "TASK_STATE_");
+const kindLabel = (t: Task) => valueLabel(TaskKindSchema, t.kind, "TASK_KIND_");
 const taskJson = (t: Task | undefined) => (t ? toJson(TaskSchema, t) : null);
 const FINAL = new Set([TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.EXPIRED]);
 
@@ -29,7 +29,7 @@ function oneTaskId(positionals: string[]): string {
 /** The outcome in a few words: the echo answer, the error, or the reason it ended. */
 function outcomeOf(t: Task): string {
   if (t.output?.kind.case === "echo") return `echo "${t.output.kind.value.message}" from ${t.output.kind.value.trustCode}`;
-  if (t.error) return `${enumLabel(TaskErrorCodeSchema.values.find((v) => v.number === t.error!.code)?.name, "TASK_ERROR_CODE_")}: ${t.error.message}`;
+  if (t.error) return `${valueLabel(TaskErrorCodeSchema, t.error!.code, "TASK_ERROR_CODE_")}: ${t.error.message}`;
   if (FINAL.has(t.state)) return t.endReason;
   if (t.state === TaskState.RUNNING && t.progress > 0) return `${Math.round(t.progress * 100)}% ${t.progressMessage}`.trim();
   return "";

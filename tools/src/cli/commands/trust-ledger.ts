@@ -3,7 +3,8 @@ import { DecisionStateSchema } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { ActivityOutcome, ActivityOutcomeSchema, TrustActivitySchema, TrustService, type TrustActivity } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { TaskKindSchema, type TaskKind } from "@flip/gen/flip/link/v1/tasks_pb.js";
 import { stringOption, UsageError, type CliCommand } from "../command.js";
-import { enumLabel, personLabel, table, when } from "../format.js";
+import { oneTrust } from "./trust.js";
+import { enumLabel, personLabel, table, when, valueLabel } from "../format.js";
 
 /** The kinds `--kind` accepts, by their labels (cohort-query, training, …). */
 const KINDS = new Map(TaskKindSchema.values.filter((v) => v.number !== 0).map((v) => [enumLabel(v.name, "TASK_KIND_"), v.number as TaskKind]));
@@ -17,7 +18,7 @@ function parseKinds(text: string): TaskKind[] {
   });
 }
 
-const outcomeLabel = (e: TrustActivity) => enumLabel(ActivityOutcomeSchema.values.find((v) => v.number === e.outcome)?.name, "ACTIVITY_OUTCOME_");
+const outcomeLabel = (e: TrustActivity) => valueLabel(ActivityOutcomeSchema, e.outcome, "ACTIVITY_OUTCOME_");
 
 /** What the work was beyond its kind, and what the trust reported: counts only, never data. */
 function workAndResult(e: TrustActivity): { work: string; result: string } {
@@ -45,7 +46,7 @@ function workAndResult(e: TrustActivity): { work: string; result: string } {
 function decisionLabel(e: TrustActivity): string {
   const d = e.decision;
   if (!d) return "-";
-  const state = enumLabel(DecisionStateSchema.values.find((v) => v.number === d.state)?.name, "DECISION_STATE_");
+  const state = valueLabel(DecisionStateSchema, d.state, "DECISION_STATE_");
   return `${state} by ${personLabel(d.decider, d.decidedBy || "-")} ${when(d.decidedAt)}`;
 }
 
@@ -57,8 +58,7 @@ export const trustLedgerCommands: CliCommand[] = [
     positionals: true,
     options: { kind: { type: "string" }, limit: { type: "string" } },
     async run(ctx, args) {
-      const [trust] = args.positionals;
-      if (!trust || args.positionals.length > 1) throw new UsageError("give exactly one trust code or id");
+      const trust = oneTrust(args.positionals);
       const limit = Number(stringOption(args, "limit", "100"));
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError("--limit must be 1 to 10000");
       const kinds = parseKinds(stringOption(args, "kind"));
@@ -78,7 +78,7 @@ export const trustLedgerCommands: CliCommand[] = [
                 const { work, result } = workAndResult(e);
                 return [
                   when(e.requestedAt),
-                  enumLabel(TaskKindSchema.values.find((v) => v.number === e.kind)?.name, "TASK_KIND_"),
+                  valueLabel(TaskKindSchema, e.kind, "TASK_KIND_"),
                   work || "-",
                   e.projectName || "-",
                   personLabel(e.requester, e.requestedBy || "-"),

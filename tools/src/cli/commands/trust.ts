@@ -3,16 +3,17 @@ import { LinkStatusSchema } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { toJson } from "@bufbuild/protobuf";
 import { TrustSchema } from "@flip/gen/flip/hub/v1/trusts_pb.js";
 import { requireOption, stringOption, UsageError, type CliCommand } from "../command.js";
-import { enumLabel, table, when } from "../format.js";
+import { table, when, valueLabel } from "../format.js";
 
 function status(t: Trust): string {
   if (t.disabled) return "disabled";
-  return enumLabel(LinkStatusSchema.values.find((v) => v.number === t.linkStatus)?.name, "LINK_STATUS_");
+  return valueLabel(LinkStatusSchema, t.linkStatus, "LINK_STATUS_");
 }
 
 const trustJson = (t: Trust | undefined) => (t ? toJson(TrustSchema, t) : null);
 
-function oneTrust(positionals: string[]): string {
+/** The one trust code or id a command names. */
+export function oneTrust(positionals: string[]): string {
   const [ref] = positionals;
   if (!ref || positionals.length > 1) throw new UsageError("give exactly one trust code or id");
   return ref;

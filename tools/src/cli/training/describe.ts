@@ -11,13 +11,13 @@ import {
   type MetricPoint,
   type Model,
 } from "@flip/gen/flip/hub/v1/training_pb.js";
-import { enumLabel, personLabel, table, when } from "../format.js";
+import { personLabel, table, when, valueLabel } from "../format.js";
 
-export const jobStateLabel = (s: JobState) => enumLabel(JobStateSchema.values.find((v) => v.number === s)?.name, "JOB_STATE_");
-export const jobKindLabel = (k: JobKind) => (k === JobKind.UNSPECIFIED ? "train" : enumLabel(JobKindSchema.values.find((v) => v.number === k)?.name, "JOB_KIND_"));
+export const jobStateLabel = (s: JobState) => valueLabel(JobStateSchema, s, "JOB_STATE_");
+export const jobKindLabel = (k: JobKind) => (k === JobKind.UNSPECIFIED ? "train" : valueLabel(JobKindSchema, k, "JOB_KIND_"));
 /** "waiting", "training", "update received", "missed", "done". */
 export const participantStateLabel = (s: ParticipantState) =>
-  enumLabel(ParticipantStateSchema.values.find((v) => v.number === s)?.name, "PARTICIPANT_STATE_").replaceAll("-", " ");
+  valueLabel(ParticipantStateSchema, s, "PARTICIPANT_STATE_").replaceAll("-", " ");
 
 export const isEnded = (s: JobState) => s === JobState.COMPLETED || s === JobState.FAILED || s === JobState.ABORTED;
 

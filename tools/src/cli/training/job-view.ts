@@ -5,7 +5,7 @@
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { JobEventKind, JobEventKindSchema, JobState, ParticipantState, type Job, type JobEvent, type MetricPoint, type WatchJobResponse } from "@flip/gen/flip/hub/v1/training_pb.js";
-import { enumLabel, table } from "../format.js";
+import { table, valueLabel } from "../format.js";
 import { bar, isEnded, jobHeadline, metricValue, participantStateLabel, participantStatus, percentLabel, secondsLabel } from "./describe.js";
 
 /**
@@ -24,7 +24,7 @@ function clock(e: JobEvent): string {
 export function eventLines(e: JobEvent, codes: ReadonlyMap<string, string> = new Map()): string[] {
   const trust = printable(e.details["trust"] || codes.get(e.trustId) || e.trustId);
   const message = printable(e.message);
-  const kind = enumLabel(JobEventKindSchema.values.find((v) => v.number === e.kind)?.name, "JOB_EVENT_KIND_").replaceAll("-", " ");
+  const kind = valueLabel(JobEventKindSchema, e.kind, "JOB_EVENT_KIND_").replaceAll("-", " ");
   const at = clock(e);
   switch (e.kind) {
     case JobEventKind.LOG:
