@@ -24,6 +24,7 @@ import { useLoad } from "../../ui/use-load.js";
 import { useStream, type StreamStatus } from "../../ui/use-stream.js";
 import { EventKindBadge, formatClock, isEndedJob, JobStateBadge, jobKindLabel, ordinal, ParticipantStateBadge, RoundStateBadge } from "./job-labels.js";
 import { JobMetrics } from "./job-metrics.js";
+import { laterJobView } from "./job-view-order.js";
 import { mayRunJobs } from "./model-access.js";
 import { useEvery } from "../../ui/use-every.js";
 import { WeightsDownload } from "./weights-download.js";
@@ -65,7 +66,7 @@ function useJobStream(jobId: string, onJob: (j: Job) => void, onEvent: () => voi
     if (newMetrics.length) setMetrics((old) => [...old, ...newMetrics]);
   }, []);
   useEffect(() => () => clearTimeout(pending.current.timer), []);
-  const status = useStream(
+  const stream = useStream(
     (signal) => jobs.watchJob({ jobId }, { signal }),
     (m: WatchJobResponse) => {
       const p = pending.current;
@@ -86,7 +87,15 @@ function useJobStream(jobId: string, onJob: (j: Job) => void, onEvent: () => voi
     },
     [jobId],
   );
-  return { events, metrics, status };
+  // The end is told in the same render as the last burst: "its full record" is never shown short of it.
+  const [endShown, setEndShown] = useState(false);
+  useEffect(() => {
+    if (!stream.ended) return;
+    clearTimeout(pending.current.timer);
+    flush();
+    setEndShown(true);
+  }, [stream.ended, flush]);
+  return { events, metrics, status: { ...stream, ended: endShown } };
 }
 
 function JobView({ jobId }: { jobId: string }) {
@@ -96,9 +105,11 @@ function JobView({ jobId }: { jobId: string }) {
   const projects = useClient(ProjectService);
   const loaded = useLoad((signal) => jobsClient.getJob({ jobId }, { signal }).then((r) => r.job!), [jobId]);
   const [job, setJob] = useState<Job>();
+  // Reads, the live stream and an abort all tell of the job; none may take the page back to an older view.
+  const showJob = useCallback((j: Job) => setJob((shown) => laterJobView(shown, j)), []);
   useEffect(() => {
-    if (loaded.data) setJob(loaded.data);
-  }, [loaded.data]);
+    if (loaded.data) showJob(loaded.data);
+  }, [loaded.data, showJob]);
 
   const refreshTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(refreshTimer.current), []);
@@ -109,7 +120,7 @@ function JobView({ jobId }: { jobId: string }) {
       reload();
     }, REFRESH_AFTER_EVENT_MS);
   }, [reload]);
-  const { events, metrics, status } = useJobStream(jobId, setJob, onEvent);
+  const { events, metrics, status } = useJobStream(jobId, showJob, onEvent);
   const ended = job ? isEndedJob(job.state) : false;
   useEvery(REFRESH_EVERY_MS, reload, Boolean(job) && !ended);
 
@@ -152,7 +163,7 @@ function JobView({ jobId }: { jobId: string }) {
       actions={
         <div className="training-actions">
           <WeightsDownload job={job} />
-          {canAbort ? <AbortJob job={job} onAborted={setJob} /> : null}
+          {canAbort ? <AbortJob job={job} onAborted={showJob} /> : null}
         </div>
       }
     >
@@ -179,10 +190,10 @@ function JobView({ jobId }: { jobId: string }) {
 }
 
 function liveWords(job: Job, status: StreamStatus): string {
-  if (status.ended || (isEndedJob(job.state) && !status.live)) return "The job has ended: this is its full record.";
+  if (status.ended) return "The job has ended: this is its full record.";
   if (status.live) return "Live: events and metrics appear as they arrive.";
   if (status.error) return "";
-  return "Connecting to the job's live stream…";
+  return isEndedJob(job.state) ? "Reading the record of this ended job…" : "Connecting to the job's live stream…";
 }
 
 /** The hub names who ended a job as an actor ("aborted by user:<id>: …"); the creator and the viewer are named by email. */
