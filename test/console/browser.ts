@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { CONSOLE_DIST, ensureConsoleBuilt } from "../../tools/src/console/build-console.js";
+import { startTestHub, type TestHub } from "../support/test-hub.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -13,6 +15,12 @@ export function chromiumPath(): string {
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new Error(`no Chromium found (looked at ${candidates.join(", ")}): install Debian's chromium (apt-get install chromium) or set FLIP_CHROMIUM`);
   return found;
+}
+
+/** A test hub serving the console as built now (built first when its sources changed), with `env` on top. */
+export async function startConsoleHub(env: Record<string, string> = {}): Promise<TestHub> {
+  await ensureConsoleBuilt();
+  return await startTestHub({ FLIP_CONSOLE_DIR: CONSOLE_DIST, ...env });
 }
 
 /** Headless Chromium; --no-sandbox because tests may run as root (CI does). */

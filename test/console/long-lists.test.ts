@@ -7,17 +7,15 @@ import type { Browser } from "playwright-core";
 import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
 import { HUB_MAX_PAGE_SIZE, readFirstRows } from "../../console/src/ui/first-rows.js";
-import { CONSOLE_DIST, ensureConsoleBuilt } from "../../tools/src/console/build-console.js";
-import { PASSWORD, startTestHub, type TestHub } from "../support/test-hub.js";
-import { laptopPage, launchBrowser, signIn } from "./browser.js";
+import { PASSWORD, type TestHub } from "../support/test-hub.js";
+import { laptopPage, launchBrowser, startConsoleHub, signIn } from "./browser.js";
 
 const PROJECTS = HUB_MAX_PAGE_SIZE + 20;
 
 const test = anyTest as TestFn<{ hub: TestHub; browser: Browser; researcher: string; errors: string[] }>;
 
 test.before(async (t) => {
-  await ensureConsoleBuilt();
-  const hub = await startTestHub({ FLIP_CONSOLE_DIR: CONSOLE_DIST });
+  const hub = await startConsoleHub();
   const admin = (await hub.firstAdmin()).token;
   const researcher = (await hub.user(admin, "rhea@uni.test", [{ role: Role.RESEARCHER }])).token;
   await hub.user(admin, "vic@uni.test", [{ role: Role.VIEWER }]);

@@ -6,15 +6,13 @@ import anyTest, { type TestFn } from "ava";
 import type { Browser, Page } from "playwright-core";
 import { ProjectService } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { Role } from "@flip/gen/flip/hub/v1/users_pb.js";
-import { CONSOLE_DIST, ensureConsoleBuilt } from "../../tools/src/console/build-console.js";
-import { PASSWORD, startTestHub, type TestHub } from "../support/test-hub.js";
-import { laptopPage, launchBrowser, signIn } from "./browser.js";
+import { PASSWORD, type TestHub } from "../support/test-hub.js";
+import { laptopPage, launchBrowser, startConsoleHub, signIn } from "./browser.js";
 
 const test = anyTest as TestFn<{ hub: TestHub; browser: Browser; owner: string; errors: string[] }>;
 
 test.before(async (t) => {
-  await ensureConsoleBuilt();
-  const hub = await startTestHub({ FLIP_CONSOLE_DIR: CONSOLE_DIST });
+  const hub = await startConsoleHub();
   const admin = (await hub.firstAdmin()).token;
   const owner = (await hub.user(admin, "olga@uni.test", [{ role: Role.RESEARCHER }])).token;
   await hub.user(admin, "max@uni.test", [{ role: Role.RESEARCHER }]);

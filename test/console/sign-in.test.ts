@@ -10,17 +10,14 @@ import { AuthService, Role, UserService } from "@flip/gen/flip/hub/v1/users_pb.j
 import { base32Decode } from "@flip/hub/identity/base32.js";
 import { startTestIssuer, type TestIssuer } from "@flip/hub/identity/test-issuer.js";
 import { totpCode } from "@flip/hub/identity/totp.js";
-import { CONSOLE_DIST, ensureConsoleBuilt } from "../../tools/src/console/build-console.js";
-import { PASSWORD, startTestHub, type TestHub } from "../support/test-hub.js";
-import { laptopPage, launchBrowser, screenshot, signIn, signOut } from "./browser.js";
+import { PASSWORD, type TestHub } from "../support/test-hub.js";
+import { laptopPage, launchBrowser, startConsoleHub, screenshot, signIn, signOut } from "./browser.js";
 
 const test = anyTest as TestFn<{ hub: TestHub; issuer: TestIssuer; browser: Browser; admin: string; url: string; errors: string[] }>;
 
 test.before(async (t) => {
-  await ensureConsoleBuilt();
   const issuer = await startTestIssuer();
-  const hub = await startTestHub({
-    FLIP_CONSOLE_DIR: CONSOLE_DIST,
+  const hub = await startConsoleHub({
     FLIP_OIDC_ISSUER: issuer.issuer,
     FLIP_OIDC_AUDIENCE: issuer.audience,
     FLIP_OIDC_CLIENT_ID: issuer.browserClientId,

@@ -1,4 +1,5 @@
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { ErrorMessage } from "./page.js";
 
 /**
  * A modal question (the native <dialog>: focus is trapped, Escape cancels). `children` is the body, e.g.
@@ -53,5 +54,63 @@ export function ConfirmDialog({
         </div>
       </form>
     </dialog>
+  );
+}
+
+/**
+ * A button that asks first: it opens a dialog, and confirming runs `action` (which leads on, e.g. navigates,
+ * when it succeeds). While it runs the dialog is busy; a failure shows in the dialog under `errorPrefix`,
+ * so the person can try again or cancel.
+ */
+export function ConfirmedActionButton({
+  label,
+  tone,
+  title,
+  confirmLabel,
+  busyLabel,
+  errorPrefix,
+  action,
+  children,
+}: {
+  label: string;
+  tone: "primary" | "danger";
+  title: string;
+  confirmLabel: string;
+  busyLabel?: string;
+  errorPrefix: string;
+  action: () => Promise<unknown>;
+  children?: ReactNode;
+}) {
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  return (
+    <>
+      <button type="button" className={`button button-${tone}`} onClick={() => setOpen(true)}>
+        {label}
+      </button>
+      <ConfirmDialog
+        open={open}
+        title={title}
+        confirmLabel={busy && busyLabel ? busyLabel : confirmLabel}
+        danger={tone === "danger"}
+        busy={busy}
+        onCancel={() => {
+          setOpen(false);
+          setError(undefined);
+        }}
+        onConfirm={() => {
+          setBusy(true);
+          setError(undefined);
+          action().catch((e: unknown) => {
+            setError(e);
+            setBusy(false);
+          });
+        }}
+      >
+        {children}
+        <ErrorMessage error={error} prefix={errorPrefix} />
+      </ConfirmDialog>
+    </>
   );
 }

@@ -4,7 +4,7 @@ import { CohortService, TrustAnswerState, type CohortQuery, type TrustCohortAnsw
 import { ProjectService, ProjectStatus } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { isAdmin } from "../../session/roles.js";
 import { useClient, useUser } from "../../session/session-context.js";
-import { ConfirmDialog } from "../../ui/confirm.js";
+import { ConfirmedActionButton } from "../../ui/confirm.js";
 import { formatCount, formatTime } from "../../ui/format.js";
 import { ErrorMessage, LiveStatus, Loading, Page, Panel } from "../../ui/page.js";
 import { useLoad } from "../../ui/use-load.js";
@@ -166,35 +166,16 @@ function waitingWords(s: TrustAnswerState): string {
 function StageAction({ projectId, trusts }: { projectId: string; trusts: string[] }) {
   const projects = useClient(ProjectService);
   const navigate = useNavigate();
-  const [open, setOpen] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
   return (
-    <>
-      <button type="button" className="button button-primary" onClick={() => setOpen(true)}>
-        Stage at trusts that answered
-      </button>
-      <ConfirmDialog
-        open={open}
-        title={`Stage the project at ${trusts.join(", ")}?`}
-        confirmLabel={`Stage at ${trusts.join(", ")}`}
-        busy={busy}
-        onCancel={() => setOpen(false)}
-        onConfirm={() => {
-          setBusy(true);
-          setError(undefined);
-          projects.stageProject({ projectId, trusts }).then(
-            () => navigate(`/projects/${projectId}`),
-            (e: unknown) => {
-              setError(e);
-              setBusy(false);
-            },
-          );
-        }}
-      >
-        <p>Their governance teams decide on the project and this query. The project is read-only until you unstage it.</p>
-        <ErrorMessage error={error} prefix="Could not stage the project" />
-      </ConfirmDialog>
-    </>
+    <ConfirmedActionButton
+      label="Stage at trusts that answered"
+      tone="primary"
+      title={`Stage the project at ${trusts.join(", ")}?`}
+      confirmLabel={`Stage at ${trusts.join(", ")}`}
+      errorPrefix="Could not stage the project"
+      action={() => projects.stageProject({ projectId, trusts }).then(() => navigate(`/projects/${projectId}`))}
+    >
+      <p>Their governance teams decide on the project and this query. The project is read-only until you unstage it.</p>
+    </ConfirmedActionButton>
   );
 }

@@ -3,10 +3,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useNavigate } from "react-router";
 import { ProjectService, ProjectStatus, type Project } from "@flip/gen/flip/hub/v1/projects_pb.js";
 import { useClient } from "../../session/session-context.js";
-import { ConfirmDialog } from "../../ui/confirm.js";
+import { ConfirmedActionButton } from "../../ui/confirm.js";
 import { ProjectTextFields, type ProjectText } from "./project-fields.js";
 import { formatTime, personLabel } from "../../ui/format.js";
-import { ErrorMessage, Panel } from "../../ui/page.js";
+import { Panel } from "../../ui/page.js";
 import { ProjectStatusBadge } from "./project-words.js";
 
 /**
@@ -106,40 +106,18 @@ function changedMeanwhile(error: unknown): Error | undefined {
 export function DeleteProjectButton({ project }: { project: Project }) {
   const projects = useClient(ProjectService);
   const navigate = useNavigate();
-  const [open, setOpen] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
   return (
-    <>
-      <button type="button" className="button button-danger" onClick={() => setOpen(true)}>
-        Delete project
-      </button>
-      <ConfirmDialog
-        open={open}
-        title={`Delete “${project.name}”?`}
-        confirmLabel={busy ? "Deleting…" : "Delete project"}
-        danger
-        busy={busy}
-        onCancel={() => {
-          setOpen(false);
-          setError(undefined);
-        }}
-        onConfirm={() => {
-          setBusy(true);
-          setError(undefined);
-          projects.deleteProject({ projectId: project.id }).then(
-            () => navigate("/projects", { replace: true }),
-            (err: unknown) => {
-              setError(err);
-              setBusy(false);
-            },
-          );
-        }}
-      >
-        <p>The project, its cohort queries and models leave every list. Its live training jobs are aborted, and every trust that imported its images deletes those research copies.</p>
-        <p>The audit log keeps the project's history. This cannot be undone from the console.</p>
-        <ErrorMessage error={error} prefix="Could not delete the project" />
-      </ConfirmDialog>
-    </>
+    <ConfirmedActionButton
+      label="Delete project"
+      tone="danger"
+      title={`Delete “${project.name}”?`}
+      confirmLabel="Delete project"
+      busyLabel="Deleting…"
+      errorPrefix="Could not delete the project"
+      action={() => projects.deleteProject({ projectId: project.id }).then(() => navigate("/projects", { replace: true }))}
+    >
+      <p>The project, its cohort queries and models leave every list. Its live training jobs are aborted, and every trust that imported its images deletes those research copies.</p>
+      <p>The audit log keeps the project's history. This cannot be undone from the console.</p>
+    </ConfirmedActionButton>
   );
 }
